@@ -1,0 +1,139 @@
+"""Parameters of the simulated bench: the sample and the optics.
+
+These frozen dataclasses are the simulator's own vocabulary. They carry ``annotated_types``
+constraints and ``__pydantic_config__`` so that the application's configuration model can embed
+them and validate TOML against them (unknown keys are errors) without this package importing
+the application. Numbers and conventions: ``shared/PHYSICS.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge, Gt, Interval
+
+_FORBID = {"extra": "forbid"}
+
+Positive = Annotated[float, Gt(0)]
+NonNegative = Annotated[float, Ge(0)]
+Fraction = Annotated[float, Interval(ge=0, le=1)]
+
+
+@dataclass(frozen=True)
+class EmitterParams:
+    """One emission center (one dot; a quantum-dot molecule has two)."""
+
+    __pydantic_config__ = _FORBID
+
+    #: Zero-phonon line energy of the neutral exciton (eV).
+    zpl_ev: Annotated[float, Interval(gt=1.0, lt=4.0)] = 2.15
+    #: In-plane emission dipole angle φ (degrees, mod 180) in the waveplate's frame.
+    dipole_angle_deg: float = 30.0
+    #: Degree of linear polarization p (0 = unpolarized, 1 = fully polarized).
+    polarization_degree: Fraction = 0.7
+    #: Lorentzian FWHM of the ZPL (meV).
+    linewidth_mev: Positive = 0.4
+    #: Areas of the −27 meV (CdSe) and −37 meV (CdS) LO-phonon replicas relative to the ZPL.
+    phonon_weights: tuple[NonNegative, NonNegative] = (0.15, 0.1)
+    #: Neutral exciton decay components (ns) and their weights (normalized internally).
+    lifetimes_ns: tuple[Positive, ...] = (1.5, 100.0)
+    lifetime_weights: tuple[NonNegative, ...] = (0.3, 0.7)
+    #: Shift of the negative trion's ZPL relative to the neutral one (meV; negative = red).
+    trion_shift_mev: float = -15.0
+    #: Single-exponential decay of the negative trion (ns).
+    trion_lifetime_ns: Positive = 6.0
+    #: Trion brightness relative to the neutral exciton.
+    trion_brightness: Fraction = 0.4
+    #: Share of excitons that relax to this center (normalized over the emitters).
+    branching: NonNegative = 1.0
+    #: RMS of the spectral-diffusion jumps of the ZPL (meV).
+    spectral_diffusion_mev: NonNegative = 0.0
+    #: Mean rate of spectral-diffusion jumps (Hz).
+    spectral_diffusion_rate_hz: NonNegative = 0.1
+    #: Rates of charging (neutral → trion) and discharging (trion → neutral) (Hz); 0, 0 = never.
+    charging_rate_hz: NonNegative = 0.0
+    discharging_rate_hz: NonNegative = 0.0
+    #: Rate of falling into a dark (trapped) state (Hz); it recovers at ``dark_recovery_rate_hz``.
+    dark_rate_hz: NonNegative = 0.0
+    dark_recovery_rate_hz: Positive = 1.0
+
+    def __post_init__(self) -> None:
+        if len(self.lifetimes_ns) != len(self.lifetime_weights):
+            raise ValueError(
+                f"lifetimes_ns has {len(self.lifetimes_ns)} entries but lifetime_weights has "
+                f"{len(self.lifetime_weights)}"
+            )
+        if sum(self.lifetime_weights) <= 0:
+            raise ValueError("lifetime_weights must not all be zero")
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """The simulated particle and what surrounds it."""
+
+    __pydantic_config__ = _FORBID
+
+    #: Emission centers: one = a dot, two = a dot molecule.
+    emitters: tuple[EmitterParams, ...] = (EmitterParams(),)
+    #: Background count rate of each detector arm (APD dark counts + stray light), counts/s.
+    background_cps: NonNegative = 200.0
+    #: Detection efficiency of each arm (APD arm and spectrograph arm), 0–1.
+    detection_efficiency: Fraction = 0.03
+    #: Absorption cross-section at the laser wavelength (cm²): sets the saturation.
+    absorption_cross_section_cm2: Positive = 3e-15
+    #: Laser spot area at the sample (µm²), for the photon fluence per pulse.
+    spot_area_um2: Positive = 0.5
+    #: Quantum yield of the neutral exciton.
+    quantum_yield: Fraction = 0.9
+    #: Power-law exponent α of blinking dwell times, P(t) ∝ t^-α·exp(-t/τc); None = exponential.
+    blinking_alpha: Annotated[float, Interval(gt=1.0, lt=3.0)] | None = None
+    #: Truncation time τc of the power-law dwell-time distribution (s).
+    blinking_cutoff_s: Positive = 30.0
+    #: Shift of one center when the other center is charged (meV).
+    dimer_coupling_mev: float = 0.5
+    #: Shift of a center when a surface charge moves next to it (meV), and the rate of such moves.
+    surface_charge_shift_mev: float = 8.0
+    surface_charge_rate_hz: NonNegative = 0.0
+    #: Biexciton-to-exciton quantum-yield ratio: sets g²(0).
+    biexciton_yield: Fraction = 0.1
+
+
+@dataclass(frozen=True)
+class OpticsParams:
+    """The optical path and detectors of the simulated bench."""
+
+    __pydantic_config__ = _FORBID
+
+    #: V and H channel transmissions after the polarizing beam splitter (their ratio is g_V/g_H).
+    transmission_v: Fraction = 1.0
+    transmission_h: Fraction = 0.9
+    #: APD timing jitter (FWHM, ps), dead time (ns) and afterpulsing probability.
+    apd_jitter_fwhm_ps: NonNegative = 350.0
+    apd_dead_time_ns: NonNegative = 22.0
+    apd_afterpulsing: Annotated[float, Interval(ge=0, lt=0.5)] = 0.005
+    #: Spectral resolution of the spectrograph (Gaussian FWHM in pixels, slit image).
+    resolution_fwhm_px: Positive = 1.5
+    #: Vertical spread of each replica on the sensor (Gaussian sigma, rows).
+    spot_sigma_rows: Positive = 2.0
+    #: Rows where the V and H replicas of the spectrum fall on the sensor.
+    v_row: Annotated[int, Ge(0)] = 480
+    h_row: Annotated[int, Ge(0)] = 540
+    #: Sustained time-tagger throughput (tags/s) before the stream overflows.
+    tagger_max_rate_hz: Positive = 9e6
+    #: Seconds the EMCCD sensor takes to cool by 1/e of the remaining way to its setpoint.
+    camera_cooling_tau_s: Positive = 60.0
+
+
+@dataclass(frozen=True)
+class BenchParams:
+    """Everything the bench needs besides the instruments' own settings."""
+
+    sample: SampleParams = field(default_factory=SampleParams)
+    optics: OpticsParams = field(default_factory=OpticsParams)
+    seed: int = 0
+    #: Virtual seconds per wall second, or None for as fast as possible.
+    speed: float | None = None
+
+
+__all__ = ["BenchParams", "EmitterParams", "OpticsParams", "SampleParams"]
