@@ -97,6 +97,7 @@ class TaggerConfig(_Section):
     apd_deadtime_ps: Annotated[int, Field(ge=0)] = 6000
     serial: str = ""
     buffer_tags: Annotated[int, Field(gt=0)] = 4_000_000
+    self_test_s: Annotated[float, Field(gt=0, le=10)] = 0.2
 
 
 class LaserConfig(_Section):
@@ -107,6 +108,8 @@ class LaserConfig(_Section):
     wavelength_nm: Annotated[float, Field(gt=0)] = 475.0
     pulse_width_ps: Annotated[float, Field(gt=0)] = 50.0
     emission_off_after_run: bool = False
+    full_power_nw: Annotated[float, Field(gt=0)] = 1000.0
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
 
 
 class CryostatConfig(_Section):
@@ -115,6 +118,8 @@ class CryostatConfig(_Section):
     port: Annotated[int, Field(gt=0, lt=65536)] = 9090
     password: str = ""
     com_port: str = ""
+    dll_path: str = ""
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     target_temperature_k: Annotated[float, Field(gt=0, le=320)] = 4.0
     control_temperature: bool = True
 
@@ -125,6 +130,7 @@ class StageConfig(_Section):
     max_velocity_deg_s: Annotated[float, Field(gt=0, le=25)] = 10.0
     acceleration_deg_s2: Annotated[float, Field(gt=0, le=25)] = 10.0
     home_on_connect: bool = True
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
 
 
 class SpectrographConfig(_Section):
