@@ -76,7 +76,8 @@ class InstrumentError(Exception):
 
 
 class NotConnectedError(InstrumentError):
-    """The instrument was used before :meth:`Instrument.connect` or after :meth:`Instrument.close`."""
+    """The instrument was used before :meth:`Instrument.connect` or after
+    :meth:`Instrument.close`."""
 
 
 class SdkMissingError(InstrumentError):
