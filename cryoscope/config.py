@@ -232,7 +232,10 @@ class Config(BaseModel):
         """A copy with some keys of one section replaced, validated again."""
         data = self.model_dump(mode="json")
         data[section] = {**data[section], **values}
-        return Config.model_validate(data)
+        try:
+            return Config.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
 
 
 def _tuples(value: Any) -> Any:

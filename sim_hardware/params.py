@@ -83,7 +83,7 @@ class SampleParams:
     #: Absorption cross-section at the laser wavelength (cm²): sets the saturation.
     absorption_cross_section_cm2: Positive = 3e-15
     #: Laser spot area at the sample (µm²), for the photon fluence per pulse.
-    spot_area_um2: Positive = 0.5
+    spot_area_um2: Positive = 0.2
     #: Quantum yield of the neutral exciton.
     quantum_yield: Fraction = 0.9
     #: Power-law exponent α of blinking dwell times, P(t) ∝ t^-α·exp(-t/τc); None = exponential.
@@ -121,8 +121,23 @@ class OpticsParams:
     h_row: Annotated[int, Ge(0)] = 540
     #: Sustained time-tagger throughput (tags/s) before the stream overflows.
     tagger_max_rate_hz: Positive = 9e6
+    #: Delay of the APD signal after the laser sync (cables, optical path), ns.
+    apd_delay_ns: NonNegative = 5.0
     #: Seconds the EMCCD sensor takes to cool by 1/e of the remaining way to its setpoint.
     camera_cooling_tau_s: Positive = 60.0
+    #: Whether the simulated sensor is already at its setpoint when the rig connects.
+    camera_start_cold: bool = True
+    #: Dead time between exposures of a kinetic series (frame transfer), s.
+    camera_frame_gap_s: NonNegative = 0.002
+    #: EMCCD noise chain: quantum efficiency, clock-induced charge (e⁻/pixel/frame), dark current
+    #: at −80 °C (e⁻/pixel/s, doubling every 7 °C), read noise (e⁻ rms after gain), e⁻ per ADU,
+    #: bias offset (ADU).
+    emccd_quantum_efficiency: Fraction = 0.9
+    emccd_cic_per_pixel: NonNegative = 0.005
+    emccd_dark_e_per_s: NonNegative = 2.5e-4
+    emccd_read_noise_e: NonNegative = 45.0
+    emccd_electrons_per_adu: Positive = 12.0
+    emccd_bias_adu: NonNegative = 200.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,138 @@
+"""What a running plan tells the world, and how the world tells it to stop.
+
+Plans publish frozen events to listeners (plain callables: the CLI's progress bar, the GUI's
+thread-safe queue, a script's function). A listener must return quickly; an exception in one is
+logged and does not disturb the run. A :class:`RunControl` carries a stop request across threads;
+plans check it once per loop iteration and then leave the rig safe.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from drivers.interfaces import FrameBlock, TagBlock
+
+log = logging.getLogger(__name__)
+
+
+class RunState(enum.StrEnum):
+    """Life cycle of a run. The last three are final and name the file's ``status``."""
+
+    PREPARING = "preparing"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: RunState
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Published about once per loop iteration."""
+
+    frames_done: int
+    frames_total: int
+    elapsed_s: float
+    remaining_s: float
+    photons: int
+    count_rate_cps: float
+    waveplate_deg: float
+    stage_moving: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FramesAcquired:
+    """New camera frames, with the spectrograph calibration to put them on an axis."""
+
+    block: FrameBlock
+    wavelength_nm: npt.NDArray[np.float64]
+    track_names: tuple[str, ...]
+    #: Waveplate angle (θ, relative to the waveplate zero) during these frames' exposures.
+    waveplate_deg: float
+    stage_moving: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TagsAcquired:
+    """A block of the time-tag stream as written to the file."""
+
+    block: TagBlock
+    channels: dict[str, int]
+    laser_period_ps: int
+    conditional_filter: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentReading:
+    """A logged instrument value (cryostat temperature, laser power, ...)."""
+
+    instrument: str
+    values: dict[str, float | bool | str | None]
+
+
+RunEvent = StateChanged | Progress | FramesAcquired | TagsAcquired | InstrumentReading
+Listener = Callable[[RunEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended."""
+
+    path: Path
+    state: RunState
+    frames: int
+    photons: int
+    duration_s: float
+    error: str = ""
+
+    @property
+    def count_rate_cps(self) -> float:
+        return self.photons / self.duration_s if self.duration_s > 0 else 0.0
+
+
+class RunControl:
+    """A thread-safe stop request for a running plan."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._reason = ""
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        self._reason = reason
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+
+class Publisher:
+    """Delivers events to listeners, isolating the run from their failures."""
+
+    def __init__(self, listeners: Iterable[Listener] = ()) -> None:
+        self._listeners = list(listeners)
+
+    def __call__(self, event: RunEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a run listener failed on %s", type(event).__name__)

@@ -1,0 +1,240 @@
+"""The ``cryoscope`` command line. Only this layer prints; the library logs.
+
+Exit codes: 0 success, 1 a run or instrument failed, 2 bad input (one line, no traceback),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from cryoscope import __version__
+from cryoscope.acquisition import Progress, RunEvent, RunResult, RunState
+from cryoscope.config import ConfigError, load_config
+
+#: Modules that add their own sub-commands through ``register(subparsers)``.
+PLUGIN_COMMANDS = ("cryoscope.devices", "cryoscope.analysis.cli", "gui.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _fail(message: str) -> int:
+    print(f"cryoscope: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (a line per 10 % when not on a terminal)."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._last_decile = -1
+
+    def __call__(self, event: RunEvent) -> None:
+        if not isinstance(event, Progress) or event.frames_total == 0:
+            return
+        share = event.frames_done / event.frames_total
+        width = 30
+        bar = "#" * int(share * width) + "-" * (width - int(share * width))
+        text = (f"[{bar}] {event.frames_done}/{event.frames_total} frames  "
+                f"{event.count_rate_cps / 1e3:7.1f} kcps  waveplate {event.waveplate_deg:6.1f} deg"
+                f"  {event.remaining_s:6.1f} s left")
+        if self._tty:
+            print("\r" + text, end="", file=sys.stderr, flush=True)
+        elif int(share * 10) > self._last_decile:
+            self._last_decile = int(share * 10)
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._tty:
+            print(file=sys.stderr)
+
+
+def _summary(result: RunResult, wall_s: float) -> str:
+    lines = [
+        f"status      {result.state}" + (f" ({result.error})" if result.error else ""),
+        f"frames      {result.frames}",
+        f"photons     {result.photons}",
+        f"count rate  {result.count_rate_cps / 1e3:.1f} kcps (APD)",
+        f"duration    {result.duration_s:.1f} s measured in {wall_s:.1f} s",
+        f"file        {result.path}",
+    ]
+    return "\n".join(lines)
+
+
+def _default_out() -> Path:
+    from cryoscope.storage import now_iso
+
+    stamp = now_iso().replace(":", "").replace("-", "").replace("+0000", "")
+    return Path(f"cryoscope-{stamp}.h5")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    from cryoscope.plans.polarization_series import run_polarization_series
+    from cryoscope.rig import open_rig
+    from cryoscope.storage import check_output_path
+    from drivers.interfaces import InstrumentError
+
+    try:
+        config = load_config(args.config)
+        overrides = {key: value for key, value in (
+            ("frames", args.frames), ("exposure_s", args.exposure),
+            ("waveplate_step_deg", args.step_deg), ("waveplate_dwell_s", args.dwell),
+        ) if value is not None}
+        if overrides:
+            config = config.with_overrides("plan", **overrides)
+        if args.seed is not None:
+            config = config.with_overrides("simulation", seed=args.seed)
+        out = Path(args.out) if args.out else _default_out()
+        check_output_path(out, args.overwrite)
+    except (ConfigError, OSError) as exc:
+        return _fail(str(exc))
+
+    bar = _ProgressBar()
+    started = time.monotonic()
+    try:
+        with open_rig(config) as rig:
+            result = run_polarization_series(rig, out, config.plan, overwrite=args.overwrite,
+                                             listeners=[bar])
+    except InstrumentError as exc:
+        bar.close()
+        print(f"cryoscope: run failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        bar.close()
+        print("cryoscope: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    bar.close()
+    print(_summary(result, time.monotonic() - started))
+    if result.state is RunState.ABORTED:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.state is RunState.COMPLETE else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------------------------------
+# info and config check
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    import h5py
+
+    from cryoscope.storage import NotAMeasurementError, read_measurement_attrs
+
+    try:
+        attrs = read_measurement_attrs(args.file)
+    except (NotAMeasurementError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    plan = json.loads(attrs.get("plan", "{}"))
+    print(f"file          {args.file}")
+    print(f"format        {attrs['format']} v{attrs['format_version']} "
+          f"(written by cryoscope {attrs.get('software_version', '?')})")
+    print(f"created       {attrs.get('created', '?')}   finished {attrs.get('finished', '-')}")
+    status = attrs.get("status", "?")
+    print(f"status        {status}" + (f": {attrs['error']}" if attrs.get("error") else ""))
+    print(f"rig           {attrs.get('rig_backend', '?')}")
+    print("plan          " + ", ".join(f"{k}={v}" for k, v in plan.items()))
+    with h5py.File(args.file, "r", libver="latest", swmr=True) as f:
+        ch = dict(f["channels"].attrs)
+        channels = f["tags/channel"][:]
+        frames = f["camera/frames"]
+        apd = int(sum(int((channels == ch[k]).sum()) for k in ("apd", "apd2") if k in ch))
+        duration = attrs.get("duration_s")
+        print(f"frames        {frames.shape[0]} x {list(frames.shape[1:])} "
+              f"({', '.join(f['camera'].attrs.get('track_names', [])) or 'image'})")
+        print(f"tags          {channels.shape[0]} ({apd} APD photons)")
+        if duration:
+            print(f"duration      {duration:.1f} s   mean APD rate {apd / duration / 1e3:.1f} kcps")
+        print(f"stage moves   {f['stage/target_deg'].shape[0]}")
+        wl = f["spectrograph/wavelength_nm"][:]
+        print(f"spectrum      {wl.min():.2f}-{wl.max():.2f} nm over {wl.shape[0]} pixels")
+        print("channels      " + ", ".join(f"{k}={v}" for k, v in ch.items()))
+        if "simulation" in f:
+            print(f"simulation    seed {f['simulation'].attrs.get('seed')}")
+    return EXIT_OK
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.path)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    emitters = len(config.sample.emitters)
+    print(f"{args.path}: valid ({config.rig.backend} rig, {config.plan.frames} frames x "
+          f"{config.plan.exposure_s} s, {emitters} emitter{'s' if emitters > 1 else ''})")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cryoscope", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cryoscope {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the polarization series (the paper's measurement)")
+    run.add_argument("--config", help="configuration file (default: config/simulated.toml)")
+    run.add_argument("--out", help="output HDF5 file (default: cryoscope-<time>.h5)")
+    run.add_argument("--frames", type=int, help="number of camera frames")
+    run.add_argument("--exposure", type=float, help="exposure per frame (s)")
+    run.add_argument("--step-deg", type=float, help="waveplate step (deg)")
+    run.add_argument("--dwell", type=float, help="time between waveplate steps (s)")
+    run.add_argument("--seed", type=int, help="simulation seed")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    run.set_defaults(handler=_cmd_run)
+
+    info = sub.add_parser("info", help="describe a measurement file")
+    info.add_argument("file")
+    info.set_defaults(handler=_cmd_info)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    check = config_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("path")
+    check.set_defaults(handler=_cmd_config_check)
+
+    for module_name in PLUGIN_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                continue  # that part of cryoscope is not there (yet)
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

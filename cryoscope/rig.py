@@ -1,0 +1,246 @@
+"""Assembling a rig from a configuration: simulated or real instruments behind the interfaces.
+
+:func:`open_rig` builds the instruments (``sim_hardware`` or ``drivers``, imported lazily),
+connects them, applies the configured settings and returns a :class:`Rig`. :meth:`Rig.close`
+always leaves the instruments safe: camera series stopped, stage still, tagger stream closed,
+laser emission as configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from cryoscope.config import Backend, Config
+from drivers.interfaces import (
+    Camera,
+    Clock,
+    Cryostat,
+    Instrument,
+    InstrumentError,
+    InstrumentTimeoutError,
+    PulsedLaser,
+    ReadMode,
+    Readout,
+    RotationStage,
+    SettingRejectedError,
+    Spectrograph,
+    TimeTagger,
+    Track,
+)
+
+log = logging.getLogger(__name__)
+
+#: Longest a stage move or homing may take before the rig gives up (s).
+STAGE_TIMEOUT_S = 120.0
+
+TruthSource = Callable[[], Mapping[str, npt.NDArray[Any]]]
+
+
+@dataclass
+class Rig:
+    """The connected instruments of one microscope, and the clock the acquisition waits on."""
+
+    config: Config
+    clock: Clock
+    cryostat: Cryostat
+    laser: PulsedLaser
+    stage: RotationStage
+    spectrograph: Spectrograph
+    camera: Camera
+    tagger: TimeTagger
+    #: Simulated rig only: returns the particle's true state intervals up to now.
+    truth: TruthSource | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def instruments(self) -> dict[str, Instrument]:
+        return {"cryostat": self.cryostat, "laser": self.laser, "stage": self.stage,
+                "spectrograph": self.spectrograph, "camera": self.camera, "tagger": self.tagger}
+
+    def __iter__(self) -> Iterator[Instrument]:
+        return iter(self.instruments().values())
+
+    def make_safe(self) -> None:
+        """Stop whatever moves or streams; set the laser as configured. Never raises."""
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("camera", self.camera.stop_series),
+            ("stage", self.stage.stop),
+            ("tagger", self.tagger.stop_stream),
+        ]
+        if self.config.laser.emission_off_after_run and self.laser.remote_control:
+            steps.append(("laser", lambda: self.laser.set_emission(False)))
+        for name, step in steps:
+            instrument = self.instruments()[name]
+            if not instrument.is_connected:
+                continue
+            try:
+                step()
+            except Exception:
+                log.exception("could not make the %s safe", name)
+
+    def close(self) -> None:
+        """Leave every instrument safe and disconnect it. Idempotent, never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        self.make_safe()
+        for name, instrument in self.instruments().items():
+            try:
+                instrument.close()
+            except Exception:
+                log.exception("error while closing the %s", name)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+def _build_simulated(config: Config) -> Rig:
+    from sim_hardware.bench import Bench, Wiring
+    from sim_hardware.camera import SimCamera
+    from sim_hardware.clock import SimClock
+    from sim_hardware.cryostat import SimCryostat
+    from sim_hardware.laser import SimLaser
+    from sim_hardware.params import BenchParams
+    from sim_hardware.sample import STATE_NAMES
+    from sim_hardware.spectrograph import SimSpectrograph
+    from sim_hardware.stage import SimRotationStage
+    from sim_hardware.tagger import SimTimeTagger
+
+    ch, sim = config.channels, config.simulation
+    bench = Bench(
+        BenchParams(config.sample, config.optics, sim.seed, sim.speed_factor),
+        Wiring(ch.apd, ch.laser_sync, ch.camera_fire, ch.stage_motion, ch.apd2,
+               config.stage.waveplate_zero_deg),
+    )
+    spectrograph = SimSpectrograph(bench, config.spectrograph.gratings_lines_per_mm,
+                                   config.spectrograph.focal_length_mm,
+                                   config.spectrograph.inclusion_angle_deg)
+    cam = config.camera
+
+    def truth() -> dict[str, npt.NDArray[Any]]:
+        times, states, zpls = bench.truth()
+        return {"truth_time_s": times, "truth_state": states, "truth_zpl_ev": zpls,
+                "state_names": np.array(STATE_NAMES, dtype="S")}
+
+    return Rig(
+        config=config,
+        clock=SimClock(bench, sim.speed_factor),
+        cryostat=SimCryostat(bench, config.cryostat.target_temperature_k),
+        laser=SimLaser(bench, config.laser.repetition_rate_hz, config.laser.power_nw,
+                       config.laser.wavelength_nm),
+        stage=SimRotationStage(bench, config.stage.max_velocity_deg_s,
+                               config.stage.acceleration_deg_s2),
+        spectrograph=spectrograph,
+        camera=SimCamera(bench, spectrograph, (cam.sensor_rows, cam.sensor_columns),
+                         cam.pixel_width_um, cam.readout_rate_mhz),
+        tagger=SimTimeTagger(bench),
+        truth=truth,
+    )
+
+
+def _build_hardware(config: Config) -> Rig:
+    from cryoscope.hardware_rig import build_hardware_instruments
+
+    hw = build_hardware_instruments(config)
+    return Rig(config=config, clock=hw.clock, cryostat=hw.cryostat, laser=hw.laser,
+               stage=hw.stage, spectrograph=hw.spectrograph, camera=hw.camera, tagger=hw.tagger)
+
+
+def build_rig(config: Config) -> Rig:
+    """The rig's instruments, not yet connected."""
+    if config.rig.backend is Backend.SIMULATED:
+        return _build_simulated(config)
+    return _build_hardware(config)
+
+
+def camera_readout(config: Config) -> Readout:
+    if config.camera.readout == "image":
+        return Readout(ReadMode.IMAGE)
+    return Readout(ReadMode.TRACKS, tuple(Track(t.name, t.row_start, t.row_stop)
+                                          for t in config.camera.tracks))
+
+
+def wait_until(clock: Clock, done: Callable[[], bool], timeout_s: float, what: str,
+               instrument: str, poll_s: float = 0.05) -> None:
+    """Poll ``done`` through the clock until it is true; raise on timeout."""
+    deadline = clock.now() + timeout_s
+    while not done():
+        if clock.now() >= deadline:
+            raise InstrumentTimeoutError(instrument, f"{what} did not finish within {timeout_s} s")
+        clock.sleep(poll_s)
+
+
+def configure(rig: Rig) -> None:
+    """Apply the configuration's settings to the connected instruments."""
+    c = rig.config
+    rig.cryostat.set_setpoint_k(c.cryostat.target_temperature_k)
+    rig.cryostat.set_temperature_control(c.cryostat.control_temperature)
+
+    if rig.laser.remote_control:
+        rig.laser.set_repetition_rate_hz(c.laser.repetition_rate_hz)
+        rig.laser.set_power_nw(c.laser.power_nw)
+        rig.laser.set_emission(True)
+
+    rig.stage.set_velocity(c.stage.max_velocity_deg_s, c.stage.acceleration_deg_s2)
+    if c.stage.home_on_connect:
+        rig.stage.start_home()
+        wait_until(rig.clock, lambda: not rig.stage.is_moving(), STAGE_TIMEOUT_S, "homing",
+                   rig.stage.name)
+
+    wanted = c.spectrograph.grating_lines_per_mm
+    matches = [g.index for g in rig.spectrograph.gratings() if abs(g.lines_per_mm - wanted) < 1]
+    if not matches:
+        have = ", ".join(f"{g.lines_per_mm:g}" for g in rig.spectrograph.gratings())
+        raise SettingRejectedError(rig.spectrograph.name,
+                                   f"no {wanted:g} l/mm grating on the turret (has {have})")
+    if rig.spectrograph.grating() != matches[0]:
+        rig.spectrograph.set_grating(matches[0])
+    rig.spectrograph.set_center_wavelength_nm(c.spectrograph.center_wavelength_nm)
+
+    rig.camera.set_cooling(True, c.camera.temperature_c)
+    rig.camera.set_readout(camera_readout(c))
+    rig.camera.set_em_gain(c.camera.em_gain, advanced=c.camera.advanced_em_gain)
+
+    ch = c.channels
+    apds = [ch.apd] if ch.apd2 is None else [ch.apd, ch.apd2]
+    for channel in (*apds, ch.laser_sync, ch.camera_fire, ch.stage_motion):
+        rig.tagger.set_trigger_level_v(channel, c.tagger.trigger_level_v)
+    for channel in apds:
+        rig.tagger.set_deadtime_ps(channel, c.tagger.apd_deadtime_ps)
+    if ch.conditional_filter:
+        rig.tagger.set_conditional_filter(trigger=apds, filtered=[ch.laser_sync])
+    else:
+        rig.tagger.clear_conditional_filter()
+
+
+def open_rig(config: Config) -> Rig:
+    """Build, connect and configure the rig. On any failure, what was connected is closed."""
+    rig = build_rig(config)
+    try:
+        for name, instrument in rig.instruments().items():
+            log.info("connecting %s", name)
+            instrument.connect()
+        configure(rig)
+    except BaseException:
+        rig.close()
+        raise
+    log.info("rig '%s' (%s) ready", config.rig.name, config.rig.backend)
+    return rig
+
+
+__all__ = ["InstrumentError", "Rig", "build_rig", "camera_readout", "configure", "open_rig",
+           "wait_until"]

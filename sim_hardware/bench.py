@@ -1,0 +1,193 @@
+"""The simulated optical bench: one virtual timeline, one particle, one optical path.
+
+Every simulated instrument is a thin facade over a :class:`Bench`. Virtual time advances only when
+the acquisition waits on the :class:`~sim_hardware.clock.SimClock`; whenever an instrument is read
+or commanded, the bench first *catches up*: it generates the particle's emission up to "now" and
+sends each photon where the optics send it —
+
+* a 50:50 beam splitter: half to the APD arm (one APD, or two behind a second 50:50 splitter),
+  half to the spectrograph arm;
+* APD arm: detection delay, timing jitter, dead time, afterpulsing, dark/background counts, and
+  a click on the APD's time-tagger input;
+* spectrograph arm: the half-wave plate at the stage's angle *at the photon's time* and the
+  polarizing beam splitter pick V or H (``I_V ∝ t_V(1 + p cos(4θ − 2φ))/2``, ``I_H ∝
+  t_H(1 − p cos(4θ − 2φ))/2``), and the camera integrates the photon only if it is exposing.
+
+Past state is never rewritten (the stage's motion history is append-only, exposures in the past
+are fixed), so catching up lazily gives the same photons as a continuous simulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sim_hardware.emission import LaserState, PhotonBatch, emit
+from sim_hardware.motion import MotionHistory
+from sim_hardware.params import BenchParams
+from sim_hardware.sample import PS_PER_S, SampleModel
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """Which time-tagger input each signal is cabled to, and how the waveplate is mounted."""
+
+    apd: int = 1
+    laser_sync: int = 2
+    camera_fire: int = 3
+    stage_motion: int = 4
+    apd2: int | None = None
+    #: Stage angle at which the waveplate's fast axis is vertical (a fact of the bench).
+    waveplate_zero_deg: float = 0.0
+
+
+class SpectrographArmSink(Protocol):
+    """Whatever sits at the spectrograph's exit (the camera)."""
+
+    def deposit(self, time_ps: npt.NDArray[np.int64], is_h: npt.NDArray[np.bool_],
+                energy_ev: npt.NDArray[np.float64]) -> None: ...
+
+
+class Bench:
+    """Shared state of the simulated rig."""
+
+    def __init__(self, params: BenchParams, wiring: Wiring | None = None) -> None:
+        self.params = params
+        self.wiring = wiring or Wiring()
+        streams = np.random.SeedSequence(params.seed).spawn(5)
+        self.rng_sample, self._rng_emission, self._rng_apd, self._rng_optics, self.rng_camera = (
+            np.random.default_rng(s) for s in streams)
+        self.sample = SampleModel(params.sample, self.rng_sample)
+        self.now_ps = 0
+        self._generated_ps = 0
+        self.laser = LaserState(1e6, 300.0, 475.0, emission_on=True)
+        self.stage = MotionHistory(0.0)
+        self.spectrograph_sink: SpectrographArmSink | None = None
+        self.tagger_listening = False
+        self._pending_t: list[npt.NDArray[np.int64]] = []
+        self._pending_ch: list[npt.NDArray[np.int32]] = []
+        self._last_apd_click_ps: dict[int, int] = {}
+
+    # -- time ---------------------------------------------------------------------------------
+
+    @property
+    def now_s(self) -> float:
+        return self.now_ps / PS_PER_S
+
+    def advance(self, seconds: float) -> None:
+        """Move virtual time forward (only the clock calls this)."""
+        if seconds > 0:
+            self.now_ps += round(seconds * PS_PER_S)
+
+    # -- signals on the tagger inputs ---------------------------------------------------------
+
+    def add_edges(self, times_ps: npt.ArrayLike, channels: npt.ArrayLike) -> None:
+        """Put edges on the tagger inputs (possibly in the future: released when time passes)."""
+        t = np.atleast_1d(np.asarray(times_ps, dtype=np.int64))
+        ch = np.broadcast_to(np.asarray(channels, dtype=np.int32), t.shape).copy()
+        self._pending_t.append(t)
+        self._pending_ch.append(ch)
+
+    def cancel_edges(self, channel: int, from_ps: int) -> None:
+        """Remove not-yet-happened edges of one input (``±channel``) at or after ``from_ps``."""
+        for i, (t, ch) in enumerate(zip(self._pending_t, self._pending_ch, strict=True)):
+            keep = ~((np.abs(ch) == channel) & (t >= from_ps))
+            self._pending_t[i], self._pending_ch[i] = t[keep], ch[keep]
+
+    def release_edges(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """All edges before now, in time order (removed from the bench)."""
+        self.catch_up()
+        if not self._pending_t:
+            return np.empty(0, np.int64), np.empty(0, np.int32)
+        t = np.concatenate(self._pending_t)
+        ch = np.concatenate(self._pending_ch)
+        due = t < self.now_ps
+        self._pending_t, self._pending_ch = [t[~due]], [ch[~due]]
+        t, ch = t[due], ch[due]
+        order = np.argsort(t, kind="stable")
+        return t[order], ch[order]
+
+    # -- emission -----------------------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Generate and distribute the emission up to now."""
+        start, end = self._generated_ps, self.now_ps
+        if end <= start:
+            return
+        self._generated_ps = end
+        segments = self.sample.segments(start, end)
+        photons = emit(segments, self.laser, self.params.sample, 2, self._rng_emission)
+        to_apd = self._rng_optics.random(len(photons)) < 0.5
+        self._detect_apd(photons.time_ps[to_apd], start, end)
+        spectro = PhotonBatch(*(a[~to_apd] for a in (photons.pulse_ps, photons.time_ps,
+                                                     photons.center, photons.state,
+                                                     photons.energy_ev)))
+        self._polarize(spectro)
+
+    def _detect_apd(self, times_ps: npt.NDArray[np.int64], start: int, end: int) -> None:
+        if not self.tagger_listening:
+            return
+        w, optics, rng = self.wiring, self.params.optics, self._rng_apd
+        detectors = [w.apd] if w.apd2 is None else [w.apd, w.apd2]
+        which = rng.integers(0, len(detectors), size=times_ps.shape[0])
+        sigma_ps = optics.apd_jitter_fwhm_ps / 2.3548
+        dead_ps = round(optics.apd_dead_time_ns * 1e3)
+        for k, channel in enumerate(detectors):
+            t = times_ps[which == k]
+            t = t + round(optics.apd_delay_ns * 1e3) + np.rint(
+                rng.normal(0.0, sigma_ps, t.shape[0])).astype(np.int64)
+            n_dark = rng.poisson(self.params.sample.background_cps / len(detectors)
+                                 * (end - start) / PS_PER_S)
+            dark = rng.integers(start, end, size=n_dark)
+            t = np.sort(np.concatenate([t, dark]))
+            after = rng.random(t.shape[0]) < optics.apd_afterpulsing
+            t_after = t[after] + dead_ps + np.rint(
+                rng.exponential(50_000.0, int(after.sum()))).astype(np.int64)
+            t = np.sort(np.concatenate([t, t_after]))
+            t = self._apply_dead_time(channel, t, dead_ps)
+            self.add_edges(t, channel)
+
+    def _apply_dead_time(self, channel: int, t: npt.NDArray[np.int64],
+                         dead_ps: int) -> npt.NDArray[np.int64]:
+        """Drop clicks within the dead time after the previous accepted click."""
+        if t.shape[0] == 0:
+            return t
+        last = self._last_apd_click_ps.get(channel, -dead_ps - 1)
+        gaps = np.diff(t, prepend=last)
+        keep = gaps > dead_ps
+        if not keep.all():
+            # a rare collision: resolve it exactly, click by click
+            kept: list[int] = []
+            for ti in t.tolist():
+                if ti - last > dead_ps:
+                    kept.append(ti)
+                    last = ti
+            t = np.asarray(kept, dtype=np.int64)
+        if t.shape[0]:
+            self._last_apd_click_ps[channel] = int(t[-1])
+        return t
+
+    def _polarize(self, photons: PhotonBatch) -> None:
+        if self.spectrograph_sink is None or len(photons) == 0:
+            return
+        optics, emitters = self.params.optics, self.params.sample.emitters
+        theta = np.deg2rad(self.stage.angle_at(photons.time_ps) - self.wiring.waveplate_zero_deg)
+        phi = np.deg2rad(np.array([e.dipole_angle_deg for e in emitters]))[photons.center]
+        p = np.array([e.polarization_degree for e in emitters])[photons.center]
+        modulation = p * np.cos(4 * theta - 2 * phi)
+        p_v = optics.transmission_v * (1 + modulation) / 2
+        p_h = optics.transmission_h * (1 - modulation) / 2
+        u = self._rng_optics.random(len(photons))
+        seen = u < p_v + p_h
+        self.spectrograph_sink.deposit(photons.time_ps[seen], u[seen] >= p_v[seen],
+                                       photons.energy_ev[seen])
+
+    # -- ground truth -------------------------------------------------------------------------
+
+    def truth(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8],
+                             npt.NDArray[np.float64]]:
+        """The particle's true state intervals up to now: start times (s), states, ZPLs (eV)."""
+        return self.sample.truth(max(self.now_ps, 1))

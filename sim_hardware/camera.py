@@ -1,0 +1,288 @@
+"""Simulated iXon Ultra 888 EMCCD behind the spectrograph.
+
+The camera integrates the spectrograph arm's photons only while it exposes, maps each photon's
+wavelength to a column through the spectrograph's calibration (blurred by the resolution) and its
+polarization replica to sensor rows, and reads each finished frame out through the EMCCD noise
+chain. Its Fire output (high while exposing) drives the ``camera_fire`` tagger input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from drivers.interfaces import (
+    Camera,
+    CameraStatus,
+    CoolingStatus,
+    FrameBlock,
+    InstrumentError,
+    ReadMode,
+    Readout,
+    SettingRejectedError,
+    Track,
+)
+from sim_hardware.base import SimInstrument
+from sim_hardware.bench import Bench
+from sim_hardware.emission import HC_EV_NM
+from sim_hardware.optics import emccd_readout
+from sim_hardware.sample import PS_PER_S
+from sim_hardware.spectrograph import SimSpectrograph
+
+AMBIENT_C = 20.0
+MAX_PLAIN_EM_GAIN = 300
+DEFAULT_TRACKS = (Track("V", 470, 490), Track("H", 530, 550))
+
+
+class _Series:
+    """A running kinetic series: its schedule and the photons collected per frame."""
+
+    def __init__(self, start_ps: int, exposure_ps: int, cycle_ps: int, frames: int) -> None:
+        self.start_ps, self.exposure_ps, self.cycle_ps, self.frames = (
+            start_ps, exposure_ps, cycle_ps, frames)
+        self.stopped_ps: int | None = None
+        self.next_to_read = 0
+        self.photons: dict[int, npt.NDArray[np.int64]] = {}
+
+    def frame_end_ps(self, k: int) -> int:
+        return self.start_ps + k * self.cycle_ps + self.exposure_ps
+
+    @property
+    def end_ps(self) -> int:
+        natural = self.frame_end_ps(self.frames - 1)
+        return natural if self.stopped_ps is None else min(natural, self.stopped_ps)
+
+    def completed(self, now_ps: int) -> int:
+        """Number of frames whose exposure ended (before any stop) by ``now_ps``."""
+        horizon = now_ps if self.stopped_ps is None else min(now_ps, self.stopped_ps)
+        if horizon < self.frame_end_ps(0):
+            return 0
+        return min(self.frames, (horizon - self.frame_end_ps(0)) // self.cycle_ps + 1)
+
+
+class SimCamera(SimInstrument, Camera):
+    model = "iXon Ultra 888"
+
+    def __init__(self, bench: Bench, spectrograph: SimSpectrograph,
+                 sensor_shape: tuple[int, int] = (1024, 1024), pixel_width_um: float = 13.0,
+                 readout_rate_mhz: float = 30.0) -> None:
+        super().__init__(bench)
+        self._spectrograph = spectrograph
+        self._sensor = sensor_shape
+        self._pixel_um = pixel_width_um
+        self._rate_mhz = readout_rate_mhz
+        self._optics = bench.params.optics
+        self._cooler_on = self._optics.camera_start_cold
+        self._setpoint_c = -80.0
+        self._temp_c = self._setpoint_c if self._cooler_on else AMBIENT_C
+        self._temp_time_s = bench.now_s
+        self._em_gain = 0
+        self._exposure_s = 0.1
+        self._readout = Readout(ReadMode.TRACKS, DEFAULT_TRACKS)
+        self._series: _Series | None = None
+        self._calibration: tuple[tuple[object, ...], npt.NDArray[np.float64]] | None = None
+        bench.spectrograph_sink = self
+
+    # -- sensor temperature -------------------------------------------------------------------
+
+    def _update_temperature(self) -> None:
+        now = self._bench.now_s
+        target = self._setpoint_c if self._cooler_on else AMBIENT_C
+        decay = math.exp(-(now - self._temp_time_s) / self._optics.camera_cooling_tau_s)
+        self._temp_c = target + (self._temp_c - target) * decay
+        self._temp_time_s = now
+
+    def temperature_c(self) -> float:
+        self._require()
+        self._update_temperature()
+        return self._temp_c
+
+    def cooling_status(self) -> CoolingStatus:
+        temperature = self.temperature_c()
+        if not self._cooler_on:
+            return CoolingStatus.OFF
+        off_by = abs(temperature - self._setpoint_c)
+        if off_by > 3.0:
+            return CoolingStatus.NOT_REACHED
+        return CoolingStatus.NOT_STABILIZED if off_by > 0.3 else CoolingStatus.STABILIZED
+
+    def set_cooling(self, on: bool, setpoint_c: float | None = None) -> None:
+        self._require()
+        self._update_temperature()
+        if setpoint_c is not None:
+            if not -100.0 <= setpoint_c <= 30.0:
+                raise SettingRejectedError(self.name, f"setpoint {setpoint_c} C outside -100-30 C")
+            self._setpoint_c = setpoint_c
+        self._cooler_on = bool(on)
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def sensor_shape(self) -> tuple[int, int]:
+        return self._sensor
+
+    def pixel_width_um(self) -> float:
+        return self._pixel_um
+
+    def em_gain(self) -> int:
+        self._require()
+        return self._em_gain
+
+    def set_em_gain(self, gain: int, advanced: bool = False) -> None:
+        self._require()
+        if not 0 <= gain <= 1000:
+            raise SettingRejectedError(self.name, f"EM gain {gain} outside 0-1000")
+        if gain > MAX_PLAIN_EM_GAIN and not advanced:
+            raise SettingRejectedError(
+                self.name, f"EM gain {gain} above {MAX_PLAIN_EM_GAIN} needs advanced mode")
+        self._em_gain = int(gain)
+
+    def exposure_s(self) -> float:
+        self._require()
+        return self._exposure_s
+
+    def set_exposure_s(self, exposure_s: float) -> None:
+        self._require()
+        self._refuse_while_acquiring("exposure")
+        if not 1e-5 <= exposure_s <= 3600:
+            raise SettingRejectedError(self.name, f"exposure {exposure_s} s outside 10 us-1 h")
+        self._exposure_s = float(exposure_s)
+
+    def readout(self) -> Readout:
+        return self._readout
+
+    def set_readout(self, readout: Readout) -> None:
+        self._require()
+        self._refuse_while_acquiring("readout")
+        rows = self._sensor[0]
+        for track in readout.tracks:
+            if track.row_stop > rows:
+                raise SettingRejectedError(self.name, f"track {track.name!r} beyond row {rows}")
+        if readout.mode is ReadMode.TRACKS and not readout.tracks:
+            raise SettingRejectedError(self.name, "track readout needs at least one track")
+        self._readout = readout
+
+    def readout_settings(self) -> dict[str, float | str]:
+        return {"amplifier": "electron_multiplying", "rate_mhz": self._rate_mhz,
+                "preamp_gain": 1.0, "frame_transfer": "on",
+                "frame_gap_s": self._optics.camera_frame_gap_s}
+
+    def _refuse_while_acquiring(self, what: str) -> None:
+        if self.is_acquiring():
+            raise SettingRejectedError(self.name, f"cannot change {what} during a series")
+
+    # -- the series ---------------------------------------------------------------------------
+
+    def start_series(self, frames: int) -> None:
+        self._require()
+        if frames <= 0:
+            raise SettingRejectedError(self.name, f"series needs at least one frame, got {frames}")
+        if self.is_acquiring():
+            raise InstrumentError(self.name, "a series is already running")
+        now = self._bench.now_ps
+        exposure_ps = round(self._exposure_s * PS_PER_S)
+        cycle_ps = exposure_ps + round(self._optics.camera_frame_gap_s * PS_PER_S)
+        self._series = _Series(now, exposure_ps, cycle_ps, frames)
+        starts = now + cycle_ps * np.arange(frames, dtype=np.int64)
+        channel = self._bench.wiring.camera_fire
+        self._bench.add_edges(np.concatenate([starts, starts + exposure_ps]),
+                              np.repeat(np.int32([channel, -channel]), frames))
+
+    def is_acquiring(self) -> bool:
+        self._require()
+        series = self._series
+        return series is not None and series.stopped_ps is None \
+            and self._bench.now_ps < series.end_ps
+
+    def stop_series(self) -> None:
+        self._require()
+        series = self._series
+        if series is None or series.stopped_ps is not None:
+            return
+        now = self._bench.now_ps
+        if now >= series.end_ps:
+            return
+        series.stopped_ps = now
+        channel = self._bench.wiring.camera_fire
+        self._bench.cancel_edges(channel, now)
+        k = (now - series.start_ps) // series.cycle_ps
+        if now - series.start_ps - k * series.cycle_ps < series.exposure_ps:
+            self._bench.add_edges(now, -channel)
+
+    def read_new_frames(self) -> FrameBlock:
+        self._require()
+        series = self._series
+        shape = self._readout.frame_shape(self._sensor)
+        if series is None:
+            return FrameBlock(0, np.empty((0, *shape), np.uint16))
+        first, done = series.next_to_read, series.completed(self._bench.now_ps)
+        self._update_temperature()
+        frames = np.empty((max(done - first, 0), *shape), np.uint16)
+        binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]
+                          if self._readout.mode is ReadMode.TRACKS else [1])[:, None]
+        for i, k in enumerate(range(first, done)):
+            photons = series.photons.pop(k, np.zeros(shape, np.int64))
+            frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
+                                      self._temp_c, self._optics, self._bench.rng_camera)
+        series.next_to_read = max(done, first)
+        return FrameBlock(first, frames)
+
+    # -- photons from the spectrograph arm ----------------------------------------------------
+
+    def _wavelengths(self) -> npt.NDArray[np.float64]:
+        key = (self._spectrograph.grating(), self._spectrograph.center_wavelength_nm())
+        if self._calibration is None or self._calibration[0] != key:
+            cal = self._spectrograph.wavelength_calibration_nm(self._sensor[1], self._pixel_um)
+            self._calibration = (key, cal)
+        return self._calibration[1]
+
+    def deposit(self, time_ps: npt.NDArray[np.int64], is_h: npt.NDArray[np.bool_],
+                energy_ev: npt.NDArray[np.float64]) -> None:
+        series = self._series
+        if series is None or time_ps.shape[0] == 0 or not self._spectrograph.is_connected:
+            return
+        rel = time_ps - series.start_ps
+        k = rel // series.cycle_ps
+        keep = (rel >= 0) & (k < series.frames) & (rel - k * series.cycle_ps < series.exposure_ps)
+        if series.stopped_ps is not None:
+            keep &= time_ps < series.stopped_ps
+        if not keep.any():
+            return
+        k, is_h, energy_ev = k[keep], is_h[keep], energy_ev[keep]
+        rng, optics = self._bench.rng_camera, self._optics
+        rows, columns = self._sensor
+        wavelengths = self._wavelengths()
+        col = np.interp(HC_EV_NM / energy_ev, wavelengths, np.arange(columns),
+                        left=-10, right=columns + 10)
+        col = np.rint(col + rng.normal(0, optics.resolution_fwhm_px / 2.3548, col.shape))
+        row = np.where(is_h, optics.h_row, optics.v_row) + np.rint(
+            rng.normal(0, optics.spot_sigma_rows, col.shape))
+        on_chip = (col >= 0) & (col < columns) & (row >= 0) & (row < rows)
+        k, col, row = k[on_chip], col[on_chip].astype(np.int64), row[on_chip].astype(np.int64)
+        if self._readout.mode is ReadMode.IMAGE:
+            pixel, size = row * columns + col, rows * columns
+        else:
+            track = np.full(row.shape, -1)
+            for i, t in enumerate(self._readout.tracks):
+                track[(row >= t.row_start) & (row < t.row_stop)] = i
+            read = track >= 0
+            k, pixel = k[read], track[read] * columns + col[read]
+            size = len(self._readout.tracks) * columns
+        shape = self._readout.frame_shape(self._sensor)
+        for frame in np.unique(k):
+            counts = np.bincount(pixel[k == frame], minlength=size).reshape(shape)
+            held = series.photons.get(int(frame))
+            series.photons[int(frame)] = counts if held is None else held + counts
+
+    def close(self) -> None:
+        if self.is_connected:
+            self.stop_series()
+        super().close()
+
+    def status(self) -> CameraStatus:
+        self._require()
+        series = self._series
+        acquired = 0 if series is None else series.completed(self._bench.now_ps)
+        return CameraStatus(self.temperature_c(), self.cooling_status(), self._em_gain,
+                            self._exposure_s, self.is_acquiring(), acquired)
