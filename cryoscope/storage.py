@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 FORMAT = "cryoscope"
 FORMAT_VERSION = 1
+#: Queued data reaches the disk at least this often (wall time, s).
 FLUSH_INTERVAL_S = 0.5
+#: ... or as soon as this many tags are queued.
+TAG_BUFFER_LIMIT = 2_000_000
 
 
 class OutputExistsError(FileExistsError):
@@ -108,6 +111,9 @@ class MeasurementWriter:
         self._overflows = 0
         self._missed = 0
         self._began = False
+        self._tag_buffer: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
+        self._event_buffer: list[TagBlock] = []
+        self._buffered = 0
 
     @property
     def started(self) -> bool:
@@ -192,22 +198,39 @@ class MeasurementWriter:
         return self._file
 
     def flush(self, force: bool = False) -> None:
-        """Flush to disk if a flush is due (or ``force``)."""
+        """Write what is queued and flush to disk, if a flush is due (or ``force``)."""
         now = time.monotonic()
         if self._file is not None and (force or now - self._last_flush >= FLUSH_INTERVAL_S):
+            self._write_tags()
             self._file.flush()
             self._last_flush = now
 
     # -- appending ----------------------------------------------------------------------------
 
     def append_tags(self, block: TagBlock) -> None:
-        f = self._f()
+        """Queue a block of the tag stream; it reaches the file at the next flush."""
         normal = block.event_types == TagEventType.TIME_TAG
-        _append(f["tags/timestamp_ps"], block.timestamps_ps[normal])
-        _append(f["tags/channel"], block.channels[normal])
+        if normal.all():
+            self._tag_buffer.append((block.timestamps_ps, block.channels))
+        else:
+            self._tag_buffer.append((block.timestamps_ps[normal], block.channels[normal]))
+            self._event_buffer.append(block)
+        self._buffered += int(normal.sum())
         self._tags += int(normal.sum())
-        if not normal.all():
-            special = ~normal
+        if self._buffered >= TAG_BUFFER_LIMIT:
+            self.flush(force=True)
+        else:
+            self.flush()
+
+    def _write_tags(self) -> None:
+        f = self._f()
+        if self._tag_buffer:
+            _append(f["tags/timestamp_ps"], np.concatenate([t for t, _ in self._tag_buffer]))
+            _append(f["tags/channel"], np.concatenate([c for _, c in self._tag_buffer]))
+            self._tag_buffer.clear()
+            self._buffered = 0
+        for block in self._event_buffer:
+            special = block.event_types != TagEventType.TIME_TAG
             types = block.event_types[special]
             _append(f["tagger/event_timestamp_ps"], block.timestamps_ps[special])
             _append(f["tagger/event_type"], types)
@@ -216,7 +239,7 @@ class MeasurementWriter:
             self._overflows += int(np.sum(types == TagEventType.OVERFLOW_BEGIN))
             self._missed += int(block.missed_events[special].sum())
             log.warning("time tagger overflow: %d tags missed so far", self._missed)
-        self.flush()
+        self._event_buffer.clear()
 
     def append_frames(self, block: FrameBlock) -> None:
         if len(block) == 0:
@@ -267,7 +290,7 @@ class MeasurementWriter:
         """Close the SWMR session and record how the run ended (and the ground truth)."""
         if self._file is None:
             return
-        self._file.flush()
+        self.flush(force=True)
         self._file.close()
         self._file = None
         with h5py.File(self.path, "r+", libver="latest") as f:

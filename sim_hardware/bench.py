@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sim_hardware.emission import LaserState, PhotonBatch, emit
+from sim_hardware.emission import LaserState, emit
 from sim_hardware.motion import MotionHistory
 from sim_hardware.params import BenchParams
 from sim_hardware.sample import PS_PER_S, SampleModel
@@ -51,6 +51,44 @@ class SpectrographArmSink(Protocol):
                 energy_ev: npt.NDArray[np.float64]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _SpectroPhotons:
+    """Photons in the spectrograph arm, before the waveplate (sorted by time)."""
+
+    time_ps: npt.NDArray[np.int64]
+    center: npt.NDArray[np.int8]
+    energy_ev: npt.NDArray[np.float64]
+    #: A uniform draw per photon that picks V, H or loss at the polarizing beam splitter.
+    u: npt.NDArray[np.float64]
+
+    @classmethod
+    def empty(cls) -> _SpectroPhotons:
+        return cls(np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0), np.empty(0))
+
+    def extend(self, other: _SpectroPhotons) -> _SpectroPhotons:
+        """Both sets in time order (a photon may outlive the chunk it was excited in)."""
+        joined = [np.concatenate([a, b]) for a, b in zip(
+            (self.time_ps, self.center, self.energy_ev, self.u),
+            (other.time_ps, other.center, other.energy_ev, other.u), strict=True)]
+        if self.time_ps.size and other.time_ps.size and other.time_ps[0] < self.time_ps[-1]:
+            order = np.argsort(joined[0], kind="stable")
+            joined = [a[order] for a in joined]
+        return _SpectroPhotons(*joined)
+
+    def first(self, n: int) -> _SpectroPhotons:
+        return _SpectroPhotons(self.time_ps[:n], self.center[:n], self.energy_ev[:n], self.u[:n])
+
+    def after(self, n: int) -> _SpectroPhotons:
+        return _SpectroPhotons(self.time_ps[n:], self.center[n:], self.energy_ev[n:], self.u[n:])
+
+    def before(self, t_ps: int) -> _SpectroPhotons:
+        return self.first(int(np.searchsorted(self.time_ps, t_ps)))
+
+
+#: The bench generates emission ahead of time in chunks of this many picoseconds (0.5 s).
+CHUNK_PS = 500_000_000_000
+
+
 class Bench:
     """Shared state of the simulated rig."""
 
@@ -62,14 +100,18 @@ class Bench:
             np.random.default_rng(s) for s in streams)
         self.sample = SampleModel(params.sample, self.rng_sample)
         self.now_ps = 0
-        self._generated_ps = 0
-        self.laser = LaserState(1e6, 300.0, 475.0, emission_on=True)
+        self._laser = LaserState(1e6, 300.0, 475.0, emission_on=True)
         self.stage = MotionHistory(0.0)
         self.spectrograph_sink: SpectrographArmSink | None = None
         self.tagger_listening = False
         self._pending_t: list[npt.NDArray[np.int64]] = []
         self._pending_ch: list[npt.NDArray[np.int32]] = []
-        self._last_apd_click_ps: dict[int, int] = {}
+        # emission generated ahead of now, not yet released to the detectors
+        self._generated_ps = 0
+        self._released_ps = 0
+        self._clicks: dict[int, npt.NDArray[np.int64]] = {}
+        self._last_click_ps: dict[int, int] = {}
+        self._spectro = _SpectroPhotons.empty()
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -81,6 +123,22 @@ class Bench:
         """Move virtual time forward (only the clock calls this)."""
         if seconds > 0:
             self.now_ps += round(seconds * PS_PER_S)
+
+    # -- the laser ------------------------------------------------------------------------------
+
+    @property
+    def laser(self) -> LaserState:
+        return self._laser
+
+    @laser.setter
+    def laser(self, state: LaserState) -> None:
+        """Change the excitation from now on: emission generated ahead is drawn again."""
+        self.catch_up()
+        self.flush_spectrograph()
+        self._laser = state
+        self._clicks = {ch: t[t < self.now_ps] for ch, t in self._clicks.items()}
+        self._spectro = self._spectro.before(self.now_ps)
+        self._generated_ps = self.now_ps
 
     # -- signals on the tagger inputs ---------------------------------------------------------
 
@@ -113,23 +171,42 @@ class Bench:
     # -- emission -----------------------------------------------------------------------------
 
     def catch_up(self) -> None:
-        """Generate and distribute the emission up to now."""
-        start, end = self._generated_ps, self.now_ps
-        if end <= start:
+        """Release the APD clicks up to now onto the tagger inputs."""
+        now = self.now_ps
+        if now <= self._released_ps:
             return
-        self._generated_ps = end
-        segments = self.sample.segments(start, end)
-        photons = emit(segments, self.laser, self.params.sample, 2, self._rng_emission)
-        to_apd = self._rng_optics.random(len(photons)) < 0.5
-        self._detect_apd(photons.time_ps[to_apd], start, end)
-        spectro = PhotonBatch(*(a[~to_apd] for a in (photons.pulse_ps, photons.time_ps,
-                                                     photons.center, photons.state,
-                                                     photons.energy_ev)))
-        self._polarize(spectro)
+        self._released_ps = now
+        self._generate_until(now)
+        for channel, clicks in self._clicks.items():
+            n = int(np.searchsorted(clicks, now))
+            if n and self.tagger_listening:
+                self.add_edges(clicks[:n], channel)
+            self._clicks[channel] = clicks[n:]
+
+    def flush_spectrograph(self) -> None:
+        """Send the spectrograph arm's photons up to now through the waveplate to the camera."""
+        self.catch_up()
+        now, photons = self.now_ps, self._spectro
+        n = int(np.searchsorted(photons.time_ps, now))
+        if n:
+            self._spectro = photons.after(n)
+            self._polarize(photons.first(n))
+
+    def _generate_until(self, until_ps: int) -> None:
+        while self._generated_ps < until_ps:
+            start = self._generated_ps
+            end = start + CHUNK_PS
+            self._generated_ps = end
+            segments = self.sample.segments(start, end)
+            photons = emit(segments, self._laser, self.params.sample, 2, self._rng_emission)
+            to_apd = self._rng_optics.random(len(photons)) < 0.5
+            self._detect_apd(photons.time_ps[to_apd], start, end)
+            spectro = ~to_apd
+            self._spectro = self._spectro.extend(_SpectroPhotons(
+                photons.time_ps[spectro], photons.center[spectro], photons.energy_ev[spectro],
+                self._rng_optics.random(int(spectro.sum()))))
 
     def _detect_apd(self, times_ps: npt.NDArray[np.int64], start: int, end: int) -> None:
-        if not self.tagger_listening:
-            return
         w, optics, rng = self.wiring, self.params.optics, self._rng_apd
         detectors = [w.apd] if w.apd2 is None else [w.apd, w.apd2]
         which = rng.integers(0, len(detectors), size=times_ps.shape[0])
@@ -148,30 +225,33 @@ class Bench:
                 rng.exponential(50_000.0, int(after.sum()))).astype(np.int64)
             t = np.sort(np.concatenate([t, t_after]))
             t = self._apply_dead_time(channel, t, dead_ps)
-            self.add_edges(t, channel)
+            held = self._clicks.get(channel)
+            if held is not None and held.size:
+                t = np.concatenate([held, t])
+                if t[held.size] < held[-1]:  # a late photon of the previous chunk
+                    t.sort(kind="stable")
+            self._clicks[channel] = t
 
     def _apply_dead_time(self, channel: int, t: npt.NDArray[np.int64],
                          dead_ps: int) -> npt.NDArray[np.int64]:
-        """Drop clicks within the dead time after the previous accepted click."""
+        """Drop clicks within the dead time after the previous *accepted* click (exact)."""
         if t.shape[0] == 0:
             return t
-        last = self._last_apd_click_ps.get(channel, -dead_ps - 1)
-        gaps = np.diff(t, prepend=last)
-        keep = gaps > dead_ps
-        if not keep.all():
-            # a rare collision: resolve it exactly, click by click
-            kept: list[int] = []
-            for ti in t.tolist():
-                if ti - last > dead_ps:
-                    kept.append(ti)
-                    last = ti
-            t = np.asarray(kept, dtype=np.int64)
+        last = self._last_click_ps.get(channel, -dead_ps - 1)
+        keep = np.diff(t, prepend=last) > dead_ps
+        # A click whose predecessor was accepted is judged right; one whose predecessor was
+        # itself dropped must be compared with the last accepted click instead.
+        for i in np.flatnonzero(~keep):
+            accepted = np.flatnonzero(keep[:i])
+            previous = int(t[accepted[-1]]) if accepted.size else last
+            keep[i] = t[i] - previous > dead_ps
+        t = t[keep]
         if t.shape[0]:
-            self._last_apd_click_ps[channel] = int(t[-1])
+            self._last_click_ps[channel] = int(t[-1])
         return t
 
-    def _polarize(self, photons: PhotonBatch) -> None:
-        if self.spectrograph_sink is None or len(photons) == 0:
+    def _polarize(self, photons: _SpectroPhotons) -> None:
+        if self.spectrograph_sink is None or photons.time_ps.shape[0] == 0:
             return
         optics, emitters = self.params.optics, self.params.sample.emitters
         theta = np.deg2rad(self.stage.angle_at(photons.time_ps) - self.wiring.waveplate_zero_deg)
@@ -180,7 +260,7 @@ class Bench:
         modulation = p * np.cos(4 * theta - 2 * phi)
         p_v = optics.transmission_v * (1 + modulation) / 2
         p_h = optics.transmission_h * (1 - modulation) / 2
-        u = self._rng_optics.random(len(photons))
+        u = photons.u
         seen = u < p_v + p_h
         self.spectrograph_sink.deposit(photons.time_ps[seen], u[seen] >= p_v[seen],
                                        photons.energy_ev[seen])

@@ -203,6 +203,7 @@ class SimCamera(SimInstrument, Camera):
         now = self._bench.now_ps
         if now >= series.end_ps:
             return
+        self._bench.flush_spectrograph()
         series.stopped_ps = now
         channel = self._bench.wiring.camera_fire
         self._bench.cancel_edges(channel, now)
@@ -217,6 +218,8 @@ class SimCamera(SimInstrument, Camera):
         if series is None:
             return FrameBlock(0, np.empty((0, *shape), np.uint16))
         first, done = series.next_to_read, series.completed(self._bench.now_ps)
+        if done > first:
+            self._bench.flush_spectrograph()
         self._update_temperature()
         frames = np.empty((max(done - first, 0), *shape), np.uint16)
         binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]

@@ -91,6 +91,11 @@ class MotionHistory:
         return angles
 
     def angle_now(self, now_ps: int) -> float:
+        if not self.moves:
+            return self.initial_deg
+        last = self.moves[-1]
+        if now_ps >= last.end_ps:
+            return float(last.angle_at(np.array([last.end_ps]))[0])
         return float(self.angle_at(np.array([now_ps]))[0])
 
     def is_moving(self, now_ps: int) -> bool:

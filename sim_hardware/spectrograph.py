@@ -39,6 +39,7 @@ class SimSpectrograph(SimInstrument, Spectrograph):
         if not 1 <= index <= len(self._gratings):
             raise SettingRejectedError(self.name, f"no grating {index} (turret has "
                                                   f"{len(self._gratings)})")
+        self._bench.flush_spectrograph()
         self._grating = index
 
     def center_wavelength_nm(self) -> float:
@@ -53,6 +54,7 @@ class SimSpectrograph(SimInstrument, Spectrograph):
                                    self._inclusion_angle_deg, 1, 13.0)
         except ValueError as exc:
             raise SettingRejectedError(self.name, str(exc)) from None
+        self._bench.flush_spectrograph()
         self._center_nm = float(wavelength_nm)
 
     def wavelength_calibration_nm(self, pixels: int,

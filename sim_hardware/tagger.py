@@ -40,6 +40,7 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         self._deadtimes = dict.fromkeys(INPUTS, 6000)
         self._filter: tuple[tuple[int, ...], tuple[int, ...]] | None = None
         self._channels: frozenset[int] | None = None
+        self._wanted = np.zeros(2 * len(INPUTS) + 1, bool)
         self._read_until_ps = 0
         self._deferred_sync = np.empty(0, np.int64)
         self._backlog = 0.0
@@ -83,6 +84,8 @@ class SimTimeTagger(SimInstrument, TimeTagger):
             self._check_input(ch)
         self._bench.release_edges()  # what happened before the stream is not recorded
         self._channels = frozenset(channels)
+        self._wanted = np.zeros(2 * len(INPUTS) + 1, bool)
+        self._wanted[np.asarray(list(channels)) + len(INPUTS)] = True
         self._read_until_ps = self._bench.now_ps
         self._deferred_sync = np.empty(0, np.int64)
         self._bench.tagger_listening = True
@@ -105,11 +108,15 @@ class SimTimeTagger(SimInstrument, TimeTagger):
             return np.empty(0, np.int64)
         period = laser.period_ps
         if self._filter is not None and sync in self._filter[1]:
-            clicks = t[np.isin(ch, self._filter[0])]
-            nxt = np.unique(-(-clicks // period) * period)
-            candidates = np.union1d(self._deferred_sync, nxt)
-            self._deferred_sync = candidates[candidates >= end]
-            return candidates[candidates < end]
+            trigger = np.zeros(ch.shape, bool)
+            for channel in self._filter[0]:
+                trigger |= ch == channel
+            nxt = np.concatenate([self._deferred_sync, -(-t[trigger] // period) * period])
+            if nxt.size > 1:
+                nxt = nxt[np.concatenate([[True], nxt[1:] != nxt[:-1]])]
+            due = nxt < end
+            self._deferred_sync = nxt[~due]
+            return nxt[due]
         first = -(-start // period)
         return np.arange(first, -(-end // period), dtype=np.int64) * period
 
@@ -123,7 +130,7 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         sync = self._sync_tags(t, ch, start, end)
         t = np.concatenate([t, sync])
         ch = np.concatenate([ch, np.full(sync.shape, self._bench.wiring.laser_sync, np.int32)])
-        wanted = np.isin(ch, list(self._channels))
+        wanted = self._wanted[ch + len(INPUTS)]
         t, ch = t[wanted], ch[wanted]
         order = np.argsort(t, kind="stable")
         t, ch = t[order], ch[order]

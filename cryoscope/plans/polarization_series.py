@@ -160,7 +160,8 @@ class PolarizationSeries:
             return
         self.writer.append_tags(block)
         normal = block.event_types == TagEventType.TIME_TAG
-        self._photons += int(np.isin(block.channels[normal], list(self._apds)).sum())
+        self._photons += sum(int(np.count_nonzero(block.channels[normal] == apd))
+                             for apd in self._apds)
         cfg = self.rig.config.channels
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
 
