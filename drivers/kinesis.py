@@ -47,22 +47,23 @@ class KinesisRotationStage(RotationStage):
         self.trigger_output = trigger_output
         self._motor: Any = None
         self._thorlabs: Any = None
+        self._errors: Any = None
 
     @contextlib.contextmanager
     def _mapped(self, what: str) -> Iterator[None]:
         """Turn pylablib's Thorlabs errors into InstrumentError subclasses."""
-        thorlabs = self._thorlabs
+        errors = self._errors
         try:
             yield
-        except thorlabs.ThorlabsTimeoutError as exc:
+        except errors.ThorlabsTimeoutError as exc:
             raise InstrumentTimeoutError(self.name, f"{what}: timed out") from exc
-        except thorlabs.ThorlabsBackendError as exc:
+        except errors.ThorlabsBackendError as exc:
             raise InstrumentError(
                 self.name,
                 f"{what}: communication with the KDC101 ({self.conn}) failed: {exc}; check "
                 "its USB cable and power",
             ) from exc
-        except thorlabs.ThorlabsError as exc:
+        except errors.ThorlabsError as exc:
             raise InstrumentError(self.name, f"{what}: {exc}") from exc
 
     def _dev(self) -> Any:
@@ -76,6 +77,7 @@ class KinesisRotationStage(RotationStage):
                 self.name, "no KDC101 given: set stage.serial to its serial number or port"
             )
         self._thorlabs = import_sdk(self.name, "pylablib.devices.Thorlabs", _INSTALL)
+        self._errors = import_sdk(self.name, "pylablib.devices.Thorlabs.base", _INSTALL)
         try:
             with self._mapped(f"opening the KDC101 {self.conn}"):
                 self._motor = self._thorlabs.KinesisMotor(self.conn, scale=PRM1_Z8_SCALE)
