@@ -7,11 +7,12 @@ sends each photon where the optics send it —
 
 * a 50:50 beam splitter: half to the APD arm (one APD, or two behind a second 50:50 splitter),
   half to the spectrograph arm;
-* APD arm: detection delay, timing jitter, dead time, afterpulsing, dark/background counts, and
-  a click on the APD's time-tagger input;
+* APD arm: detection delay, timing jitter (Gaussian IRF), dark counts and stray light,
+  afterpulsing, dead time, and a click on the APD's time-tagger input;
 * spectrograph arm: the half-wave plate at the stage's angle *at the photon's time* and the
   polarizing beam splitter pick V or H (``I_V ∝ t_V(1 + p cos(4θ − 2φ))/2``, ``I_H ∝
-  t_H(1 − p cos(4θ − 2φ))/2``), and the camera integrates the photon only if it is exposing.
+  t_H(1 − p cos(4θ − 2φ))/2``), unpolarized stray light joins, and the camera integrates the
+  photon only if it is exposing.
 
 Past state is never rewritten (the stage's motion history is append-only, exposures in the past
 are fixed), so catching up lazily gives the same photons as a continuous simulation.
@@ -25,10 +26,15 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sim_hardware.emission import LaserState, emit
+from sim_hardware.emission import HC_EV_NM, LaserState, emit
 from sim_hardware.motion import MotionHistory
 from sim_hardware.params import BenchParams
 from sim_hardware.sample import PS_PER_S, SampleModel
+
+#: FWHM of a Gaussian in units of its standard deviation, 2·sqrt(2·ln 2).
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+#: Center index that marks stray-light photons in the spectrograph arm.
+STRAY_LIGHT = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,29 +207,50 @@ class Bench:
             photons = emit(segments, self._laser, self.params.sample, 2, self._rng_emission)
             to_apd = self._rng_optics.random(len(photons)) < 0.5
             self._detect_apd(photons.time_ps[to_apd], start, end)
-            spectro = ~to_apd
-            self._spectro = self._spectro.extend(_SpectroPhotons(
-                photons.time_ps[spectro], photons.center[spectro], photons.energy_ev[spectro],
-                self._rng_optics.random(int(spectro.sum()))))
+            spectro = photons.select(~to_apd)
+            self._spectro = self._spectro.extend(self._with_stray_light(
+                spectro.time_ps, spectro.center, spectro.energy_ev, start, end))
+
+    def _with_stray_light(self, time_ps: npt.NDArray[np.int64], center: npt.NDArray[np.int8],
+                          energy_ev: npt.NDArray[np.float64], start: int,
+                          end: int) -> _SpectroPhotons:
+        """The spectrograph arm's photons plus its stray light in ``[start, end)``: unpolarized
+        (center −1), uniform in time and in wavelength over ``stray_light_band_nm``."""
+        rng = self._rng_optics
+        n_stray = int(rng.poisson(self.params.sample.background_cps * (end - start) / PS_PER_S))
+        if n_stray:
+            low, high = self.params.optics.stray_light_band_nm
+            time_ps = np.concatenate([time_ps, rng.integers(start, end, size=n_stray)])
+            center = np.concatenate([center, np.full(n_stray, STRAY_LIGHT, np.int8)])
+            energy_ev = np.concatenate([energy_ev, HC_EV_NM / rng.uniform(low, high, n_stray)])
+            order = np.argsort(time_ps, kind="stable")
+            time_ps, center, energy_ev = time_ps[order], center[order], energy_ev[order]
+        return _SpectroPhotons(time_ps, center, energy_ev, rng.random(time_ps.shape[0]))
 
     def _detect_apd(self, times_ps: npt.NDArray[np.int64], start: int, end: int) -> None:
+        """APD arm of ``[start, end)``: an optional second 50:50 splitter, signal delay, timing
+        jitter (Gaussian IRF), dark counts and stray light, afterpulses, dead time."""
         w, optics, rng = self.wiring, self.params.optics, self._rng_apd
         detectors = [w.apd] if w.apd2 is None else [w.apd, w.apd2]
-        which = rng.integers(0, len(detectors), size=times_ps.shape[0])
-        sigma_ps = optics.apd_jitter_fwhm_ps / 2.3548
+        which = rng.integers(0, len(detectors), size=times_ps.shape[0]) if w.apd2 is not None \
+            else np.zeros(times_ps.shape[0], np.int64)
+        sigma_ps = optics.apd_jitter_fwhm_ps / FWHM_PER_SIGMA
         dead_ps = round(optics.apd_dead_time_ns * 1e3)
+        background_cps = self.params.sample.background_cps / len(detectors) + optics.apd_dark_cps
         for k, channel in enumerate(detectors):
-            t = times_ps[which == k]
-            t = t + round(optics.apd_delay_ns * 1e3) + np.rint(
-                rng.normal(0.0, sigma_ps, t.shape[0])).astype(np.int64)
-            n_dark = rng.poisson(self.params.sample.background_cps / len(detectors)
-                                 * (end - start) / PS_PER_S)
-            dark = rng.integers(start, end, size=n_dark)
-            t = np.sort(np.concatenate([t, dark]))
-            after = rng.random(t.shape[0]) < optics.apd_afterpulsing
-            t_after = t[after] + dead_ps + np.rint(
-                rng.exponential(50_000.0, int(after.sum()))).astype(np.int64)
-            t = np.sort(np.concatenate([t, t_after]))
+            t = times_ps[which == k] + round(optics.apd_delay_ns * 1e3)
+            if sigma_ps > 0:
+                t = t + np.rint(rng.normal(0.0, sigma_ps, t.shape[0])).astype(np.int64)
+            n_dark = int(rng.poisson(background_cps * (end - start) / PS_PER_S))
+            if n_dark:
+                t = np.concatenate([t, rng.integers(start, end, size=n_dark)])
+            t = np.sort(t)
+            if optics.apd_afterpulsing > 0:
+                after = rng.random(t.shape[0]) < optics.apd_afterpulsing
+                if after.any():
+                    t_after = t[after] + dead_ps + np.rint(rng.exponential(
+                        optics.apd_afterpulse_delay_ns * 1e3, int(after.sum()))).astype(np.int64)
+                    t = np.sort(np.concatenate([t, t_after]))
             t = self._apply_dead_time(channel, t, dead_ps)
             held = self._clicks.get(channel)
             if held is not None and held.size:
@@ -234,18 +261,20 @@ class Bench:
 
     def _apply_dead_time(self, channel: int, t: npt.NDArray[np.int64],
                          dead_ps: int) -> npt.NDArray[np.int64]:
-        """Drop clicks within the dead time after the previous *accepted* click (exact)."""
-        if t.shape[0] == 0:
-            return t
+        """Drop clicks within the dead time after the previous *accepted* click (sorted ``t``).
+
+        A click that is far enough from its predecessor stays so when earlier clicks are
+        dropped, so it is accepted; a click too close to an accepted one is certainly lost.
+        Removing those and repeating is exact and takes as many rounds as the longest run of
+        colliding clicks (two or three).
+        """
         last = self._last_click_ps.get(channel, -dead_ps - 1)
-        keep = np.diff(t, prepend=last) > dead_ps
-        # A click whose predecessor was accepted is judged right; one whose predecessor was
-        # itself dropped must be compared with the last accepted click instead.
-        for i in np.flatnonzero(~keep):
-            accepted = np.flatnonzero(keep[:i])
-            previous = int(t[accepted[-1]]) if accepted.size else last
-            keep[i] = t[i] - previous > dead_ps
-        t = t[keep]
+        while t.shape[0]:
+            bad = np.diff(t, prepend=last) <= dead_ps
+            if not bad.any():
+                break
+            lost = bad & np.concatenate(([True], ~bad[:-1]))
+            t = t[~lost]
         if t.shape[0]:
             self._last_click_ps[channel] = int(t[-1])
         return t
@@ -255,8 +284,9 @@ class Bench:
             return
         optics, emitters = self.params.optics, self.params.sample.emitters
         theta = np.deg2rad(self.stage.angle_at(photons.time_ps) - self.wiring.waveplate_zero_deg)
-        phi = np.deg2rad(np.array([e.dipole_angle_deg for e in emitters]))[photons.center]
-        p = np.array([e.polarization_degree for e in emitters])[photons.center]
+        # index −1 (stray light) picks the appended unpolarized entry
+        phi = np.deg2rad(np.array([*(e.dipole_angle_deg for e in emitters), 0.0]))[photons.center]
+        p = np.array([*(e.polarization_degree for e in emitters), 0.0])[photons.center]
         modulation = p * np.cos(4 * theta - 2 * phi)
         p_v = optics.transmission_v * (1 + modulation) / 2
         p_h = optics.transmission_h * (1 - modulation) / 2

@@ -55,11 +55,15 @@ class _Series:
         return natural if self.stopped_ps is None else min(natural, self.stopped_ps)
 
     def completed(self, now_ps: int) -> int:
-        """Number of frames whose exposure ended (before any stop) by ``now_ps``."""
-        horizon = now_ps if self.stopped_ps is None else min(now_ps, self.stopped_ps)
-        if horizon < self.frame_end_ps(0):
+        """Number of frames whose exposure ended (before any stop) strictly before ``now_ps``.
+
+        Strictly: a frame is complete once its falling Fire edge can be released to the tagger
+        (the bench releases edges at times ``< now``).
+        """
+        horizon = now_ps if self.stopped_ps is None else min(now_ps, self.stopped_ps + 1)
+        if horizon <= self.frame_end_ps(0):
             return 0
-        return min(self.frames, (horizon - self.frame_end_ps(0)) // self.cycle_ps + 1)
+        return min(self.frames, (horizon - 1 - self.frame_end_ps(0)) // self.cycle_ps + 1)
 
 
 class SimCamera(SimInstrument, Camera):
@@ -207,8 +211,9 @@ class SimCamera(SimInstrument, Camera):
         series.stopped_ps = now
         channel = self._bench.wiring.camera_fire
         self._bench.cancel_edges(channel, now)
+        # every edge from now on is cancelled; an exposure running (or ending) now ends now
         k = (now - series.start_ps) // series.cycle_ps
-        if now - series.start_ps - k * series.cycle_ps < series.exposure_ps:
+        if 0 < now - series.start_ps - k * series.cycle_ps <= series.exposure_ps:
             self._bench.add_edges(now, -channel)
 
     def read_new_frames(self) -> FrameBlock:

@@ -1,17 +1,23 @@
 """Photon emission of the simulated particle under pulsed excitation.
 
-For each interval of constant state (:class:`~sim_hardware.sample.Segment`) and each laser pulse
-in it, the particle absorbs a Poisson number of photons (mean from the pulse fluence and the
-absorption cross-section: saturation), relaxes to one of its centers (``branching``), and emits
-with that center's state-dependent quantum yield. Emitted photons are collected with the
-detection efficiency of each arm; what is returned are the photons that reach *a* detector arm,
-with their pulse, delay, center, state and energy. Arms, polarization and detectors are the
-bench's business.
+Per laser pulse the particle absorbs ``N ~ Poisson(⟨N⟩)`` photons (⟨N⟩ from the pulse fluence and
+the absorption cross-section: this is the saturation). If ``N ≥ 1`` the excitation relaxes to one
+emission center (``branching``), whose state (neutral, charged, dark) sets the exciton quantum
+yield ``QY_X``. If ``N ≥ 2`` a biexciton forms first: it decays after ``Exp(biexciton_lifetime)``
+and emits a photon with ``QY_XX = biexciton_yield · QY_X`` (otherwise it decays by Auger), leaving
+one exciton that then emits with ``QY_X`` — a cascade of at most two photons per pulse, which sets
+the depth of the antibunching dip (:func:`expected_g2_zero`).
+
+Pulses are independent Bernoulli trials "something was collected" (drawn as geometric gaps, so
+every pulse carries at most one cascade), then each collected pulse gets its outcome (X only, XX
+only, both). Photon delays come from the state's decay; energies from the line shape: a Lorentzian
+ZPL plus the −27 meV (CdSe) and −37 meV (CdS) LO-phonon replicas. What is returned are the photons
+that reach *a* detector arm; arms, polarization and detectors are the bench's business.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -21,14 +27,19 @@ from sim_hardware.sample import EmitterState, Segment
 
 PS_PER_S = 1_000_000_000_000
 HC_EV_NM = 1239.84193
+ELEMENTARY_CHARGE_C = 1.602176634e-19
 #: LO-phonon replica offsets from the ZPL (eV): CdSe and CdS.
 PHONON_SHIFTS_EV = (-0.027, -0.037)
 #: Replicas are broader than the ZPL by this factor.
 PHONON_WIDTH_FACTOR = 3.0
+#: Lorentzian tails are cut at this many half widths (keeps photons near the line).
+LORENTZ_CLIP_HWHM = 200.0
 
 
 @dataclass(frozen=True, slots=True)
 class LaserState:
+    """The excitation: repetition rate (Hz), average power at the sample (nW), wavelength (nm)."""
+
     repetition_rate_hz: float
     power_nw: float
     wavelength_nm: float
@@ -39,8 +50,8 @@ class LaserState:
         return round(PS_PER_S / self.repetition_rate_hz)
 
     def mean_absorbed(self, sample: SampleParams) -> float:
-        """Mean number of photons absorbed per pulse ⟨N⟩."""
-        photon_j = HC_EV_NM / self.wavelength_nm * 1.602176634e-19
+        """Mean number of photons absorbed per pulse ⟨N⟩ = σ · (photons per pulse / spot area)."""
+        photon_j = HC_EV_NM / self.wavelength_nm * ELEMENTARY_CHARGE_C
         photons_per_pulse = self.power_nw * 1e-9 / self.repetition_rate_hz / photon_j
         fluence_cm2 = photons_per_pulse / (sample.spot_area_um2 * 1e-8)
         return fluence_cm2 * sample.absorption_cross_section_cm2
@@ -48,28 +59,39 @@ class LaserState:
 
 @dataclass(frozen=True, slots=True)
 class PhotonBatch:
-    """Collected photons, sorted by emission time."""
+    """Collected photons: their pulse (ps), emission time (ps), center, state, energy (eV) and
+    whether they are the biexciton photon of a cascade."""
 
     pulse_ps: npt.NDArray[np.int64]
     time_ps: npt.NDArray[np.int64]
     center: npt.NDArray[np.int8]
     state: npt.NDArray[np.int8]
     energy_ev: npt.NDArray[np.float64]
+    biexciton: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return int(self.time_ps.shape[0])
 
+    def select(self, mask: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> PhotonBatch:
+        """The photons picked by a boolean mask or an index array."""
+        return PhotonBatch(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+    @classmethod
+    def empty(cls) -> PhotonBatch:
+        return cls(*(np.empty(0, dt) for dt in (np.int64, np.int64, np.int8, np.int8,
+                                                 np.float64, np.bool_)))
+
     @classmethod
     def concat(cls, batches: list[PhotonBatch]) -> PhotonBatch:
         if not batches:
-            return cls(*(np.empty(0, dt) for dt in (np.int64, np.int64, np.int8, np.int8,
-                                                     np.float64)))
-        return cls(*(np.concatenate(arrays) for arrays in zip(
-            *((b.pulse_ps, b.time_ps, b.center, b.state, b.energy_ev) for b in batches),
-            strict=True)))
+            return cls.empty()
+        if len(batches) == 1:
+            return batches[0]
+        return cls(*(np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(cls)))
 
 
-def _quantum_yield(sample: SampleParams, center: int, state: EmitterState) -> float:
+def quantum_yield(sample: SampleParams, center: int, state: EmitterState) -> float:
+    """Exciton quantum yield of one center in one state (the trion is dimmer, dark is 0)."""
     if state is EmitterState.DARK:
         return 0.0
     qy = sample.quantum_yield
@@ -78,59 +100,139 @@ def _quantum_yield(sample: SampleParams, center: int, state: EmitterState) -> fl
     return qy
 
 
-def _delays_ps(sample: SampleParams, center: int, state: EmitterState, n: int,
-               rng: np.random.Generator) -> npt.NDArray[np.float64]:
+def excitation_probabilities(mean_absorbed: float) -> tuple[float, float]:
+    """P(N = 1) and P(N ≥ 2) for ``N ~ Poisson(mean_absorbed)`` absorbed photons per pulse."""
+    p0 = float(np.exp(-mean_absorbed))
+    p1 = mean_absorbed * p0
+    return p1, max(0.0, 1.0 - p0 - p1)
+
+
+def expected_g2_zero(mean_absorbed: float, biexciton_yield: float) -> float:
+    """g²(0) (center-peak over side-peak area) of one bright center without background.
+
+    With ``n`` photons emitted per pulse, ``g²(0) = E[n(n−1)] / E[n]²``; the cascade gives
+    ``2·P(N≥2)·b / (P(N≥1) + P(N≥2)·b)²`` (``b`` = biexciton_yield; the exciton QY cancels), which
+    tends to ``b`` at low excitation and to ``2b/(1+b)²`` in saturation.
+    """
+    p1, p2 = excitation_probabilities(mean_absorbed)
+    mean_n = p1 + p2 + p2 * biexciton_yield
+    return 2.0 * p2 * biexciton_yield / mean_n**2 if mean_n > 0 else 0.0
+
+
+def _bernoulli_indices(n_trials: int, p: float,
+                       rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """Sorted indices of the successes among ``n_trials`` Bernoulli(p) trials (geometric gaps)."""
+    if p <= 0 or n_trials <= 0:
+        return np.empty(0, np.int64)
+    if p >= 1:
+        return np.arange(n_trials, dtype=np.int64)
+    expected = n_trials * p
+    chunks: list[npt.NDArray[np.int64]] = []
+    last = -1
+    while True:
+        size = int(expected + 6 * np.sqrt(expected) + 16)
+        idx = last + np.cumsum(rng.geometric(p, size=size).astype(np.int64))
+        done = idx[-1] >= n_trials
+        idx = idx[idx < n_trials]
+        chunks.append(idx)
+        if done:
+            break
+        last = int(idx[-1])
+        expected = (n_trials - last) * p
+    return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+
+
+def _draw_categories(cum: npt.NDArray[np.float64], n: int,
+                     rng: np.random.Generator) -> npt.NDArray[np.intp]:
+    """Indices of ``n`` draws from the distribution with cumulative weights ``cum``."""
+    return np.minimum(np.searchsorted(cum, rng.random(n) * cum[-1], side="right"),
+                      cum.shape[0] - 1)
+
+
+def _exciton_delays_ps(sample: SampleParams, center: int, state: EmitterState, n: int,
+                       rng: np.random.Generator) -> npt.NDArray[np.float64]:
     p = sample.emitters[center]
     if state is EmitterState.CHARGED:
-        taus = np.full(n, p.trion_lifetime_ns)
-    else:
-        weights = np.asarray(p.lifetime_weights, dtype=np.float64)
-        which = rng.choice(len(weights), size=n, p=weights / weights.sum())
-        taus = np.asarray(p.lifetimes_ns)[which]
-    return rng.exponential(taus * 1e3)
+        return rng.exponential(p.trion_lifetime_ns * 1e3, n)
+    taus = np.asarray(p.lifetimes_ns, dtype=np.float64) * 1e3
+    if taus.shape[0] == 1:
+        return rng.exponential(taus[0], n)
+    which = _draw_categories(np.cumsum(p.lifetime_weights), n, rng)
+    return rng.exponential(1.0, n) * taus[which]
 
 
-def _energies_ev(sample: SampleParams, center: int, zpl_ev: float, n: int,
-                 rng: np.random.Generator) -> npt.NDArray[np.float64]:
+def line_energies_ev(sample: SampleParams, center: int, zpl_ev: float, n: int,
+                     rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """Photon energies from a center's line shape: Lorentzian ZPL plus its LO-phonon replicas."""
     p = sample.emitters[center]
-    areas = np.array([1.0, *p.phonon_weights])
-    which = rng.choice(3, size=n, p=areas / areas.sum())
+    which = _draw_categories(np.cumsum([1.0, *p.phonon_weights]), n, rng)
     offsets = np.array([0.0, *PHONON_SHIFTS_EV])[which]
-    hwhm_ev = 0.5e-3 * p.linewidth_mev * np.where(which == 0, 1.0, PHONON_WIDTH_FACTOR)
-    return zpl_ev + offsets + hwhm_ev * rng.standard_cauchy(n).clip(-200, 200)
+    hwhm_ev = 0.5e-3 * p.linewidth_mev * np.array([1.0, PHONON_WIDTH_FACTOR,
+                                                    PHONON_WIDTH_FACTOR])[which]
+    lorentz = rng.standard_cauchy(n).clip(-LORENTZ_CLIP_HWHM, LORENTZ_CLIP_HWHM)
+    return zpl_ev + offsets + hwhm_ev * lorentz
+
+
+#: Outcomes of a collected pulse: (exciton photon collected, biexciton photon collected, N ≥ 2).
+_OUTCOMES = ((True, False, False), (True, False, True), (False, True, True), (True, True, True))
 
 
 def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms: int,
          rng: np.random.Generator) -> PhotonBatch:
-    """Photons reaching ``arms`` detector arms (each with ``detection_efficiency``)."""
-    if not laser.emission_on or laser.power_nw <= 0:
-        return PhotonBatch.concat([])
+    """Photons reaching ``arms`` detector arms (each arm with ``detection_efficiency``)."""
+    if not laser.emission_on or laser.power_nw <= 0 or not segments:
+        return PhotonBatch.empty()
     period = laser.period_ps
-    p_excited = 1.0 - np.exp(-laser.mean_absorbed(sample))
+    p1, p2 = excitation_probabilities(laser.mean_absorbed(sample))
     branching = np.array([e.branching for e in sample.emitters], dtype=np.float64)
     branching = branching / branching.sum() if branching.sum() > 0 else branching
     collect = min(1.0, arms * sample.detection_efficiency)
+    b = sample.biexciton_yield
+    tau_xx_ps = sample.biexciton_lifetime_ns * 1e3
     batches: list[PhotonBatch] = []
     for seg in segments:
         first_pulse = -(-seg.start_ps // period)
         n_pulses = -(-seg.end_ps // period) - first_pulse
         if n_pulses <= 0:
             continue
+        # probability of each (center, outcome) per pulse
+        probs = np.zeros((len(seg.states), len(_OUTCOMES)))
+        for c, state in enumerate(seg.states):
+            a = quantum_yield(sample, c, state) * collect  # exciton photon collected
+            x = b * quantum_yield(sample, c, state) * collect  # biexciton photon collected
+            probs[c] = branching[c] * np.array([p1 * a, p2 * a * (1 - x), p2 * x * (1 - a),
+                                                p2 * a * x])
+        p_any = float(probs.sum())
+        pulses = _bernoulli_indices(int(n_pulses), min(p_any, 1.0), rng)
+        n = pulses.shape[0]
+        if n == 0:
+            continue
+        pulse_ps = (first_pulse + pulses) * period
+        which = _draw_categories(np.cumsum(probs.ravel()), n, rng)
+        center_of, outcome_of = np.divmod(which, len(_OUTCOMES))
+        table = np.array(_OUTCOMES)
+        has_x, has_xx, multi = table[outcome_of].T
+        t_xx = np.where(multi, rng.exponential(tau_xx_ps, n), 0.0)
         for c, (state, zpl) in enumerate(zip(seg.states, seg.zpl_ev, strict=True)):
-            p_photon = p_excited * branching[c] * _quantum_yield(sample, c, state) * collect
-            n = int(rng.binomial(n_pulses, p_photon)) if p_photon > 0 else 0
-            if n == 0:
-                continue
-            pulse = (first_pulse + rng.integers(0, n_pulses, size=n)) * period
-            delay = _delays_ps(sample, c, state, n, rng)
-            batches.append(PhotonBatch(
-                pulse.astype(np.int64),
-                pulse.astype(np.int64) + np.rint(delay).astype(np.int64),
-                np.full(n, c, np.int8),
-                np.full(n, int(state), np.int8),
-                _energies_ev(sample, c, zpl, n, rng),
-            ))
+            mine = center_of == c
+            sel_x = mine & has_x
+            sel_xx = mine & has_xx
+            nx, nxx = int(sel_x.sum()), int(sel_xx.sum())
+            if nx:
+                delay = t_xx[sel_x] + _exciton_delays_ps(sample, c, state, nx, rng)
+                batches.append(_batch(pulse_ps[sel_x], delay, c, state,
+                                      line_energies_ev(sample, c, zpl, nx, rng), False))
+            if nxx:
+                energy = line_energies_ev(sample, c, zpl + sample.biexciton_shift_mev * 1e-3,
+                                          nxx, rng)
+                batches.append(_batch(pulse_ps[sel_xx], t_xx[sel_xx], c, state, energy, True))
     batch = PhotonBatch.concat(batches)
-    order = np.argsort(batch.time_ps, kind="stable")
-    return PhotonBatch(batch.pulse_ps[order], batch.time_ps[order], batch.center[order],
-                       batch.state[order], batch.energy_ev[order])
+    return batch.select(np.argsort(batch.time_ps, kind="stable"))
+
+
+def _batch(pulse_ps: npt.NDArray[np.int64], delay_ps: npt.NDArray[np.float64], center: int,
+           state: EmitterState, energy_ev: npt.NDArray[np.float64], biexciton: bool) -> PhotonBatch:
+    n = pulse_ps.shape[0]
+    return PhotonBatch(pulse_ps, pulse_ps + np.rint(delay_ps).astype(np.int64),
+                       np.full(n, center, np.int8), np.full(n, int(state), np.int8), energy_ev,
+                       np.full(n, biexciton, np.bool_))

@@ -76,27 +76,38 @@ class SampleParams:
 
     #: Emission centers: one = a dot, two = a dot molecule.
     emitters: tuple[EmitterParams, ...] = (EmitterParams(),)
-    #: Background count rate of each detector arm (APD dark counts + stray light), counts/s.
+    #: Stray-light background reaching each detector arm (counts/s per arm): in the APD arm it
+    #: adds to the APDs' own dark counts; in the spectrograph arm it is spread evenly over
+    #: ``OpticsParams.stray_light_band_nm`` and is unpolarized.
     background_cps: NonNegative = 200.0
     #: Detection efficiency of each arm (APD arm and spectrograph arm), 0–1.
     detection_efficiency: Fraction = 0.03
-    #: Absorption cross-section at the laser wavelength (cm²): sets the saturation.
+    #: Absorption cross-section at the laser wavelength (cm²): the saturation parameter. The mean
+    #: number absorbed per pulse is ⟨N⟩ = σ · photons per pulse / spot area, and a pulse excites
+    #: the particle with probability 1 − exp(−⟨N⟩).
     absorption_cross_section_cm2: Positive = 3e-15
     #: Laser spot area at the sample (µm²), for the photon fluence per pulse.
     spot_area_um2: Positive = 0.2
-    #: Quantum yield of the neutral exciton.
+    #: Quantum yield of the neutral exciton (the trion's is ``trion_brightness`` times it, a dark
+    #: center's is 0).
     quantum_yield: Fraction = 0.9
     #: Power-law exponent α of blinking dwell times, P(t) ∝ t^-α·exp(-t/τc); None = exponential.
     blinking_alpha: Annotated[float, Interval(gt=1.0, lt=3.0)] | None = None
     #: Truncation time τc of the power-law dwell-time distribution (s).
     blinking_cutoff_s: Positive = 30.0
-    #: Shift of one center when the other center is charged (meV).
-    dimer_coupling_mev: float = 0.5
-    #: Shift of a center when a surface charge moves next to it (meV), and the rate of such moves.
-    surface_charge_shift_mev: float = 8.0
+    #: Shift of one center's ZPL for each *other* center that is charged (meV; negative = red).
+    dimer_coupling_mev: float = -0.5
+    #: Shift of a center's ZPL while a surface charge sits next to it (meV; negative = red), and
+    #: the rate at which the surface charge hops (to the other center, or away) (Hz).
+    surface_charge_shift_mev: float = -8.0
     surface_charge_rate_hz: NonNegative = 0.0
-    #: Biexciton-to-exciton quantum-yield ratio: sets g²(0).
+    #: Biexciton-to-exciton quantum-yield ratio QY_XX/QY_X: sets g²(0) (≈ this ratio at low
+    #: excitation, 2b/(1+b)² in saturation).
     biexciton_yield: Fraction = 0.1
+    #: Biexciton decay time (Auger-limited, ns): the exciton photon of a cascade follows it.
+    biexciton_lifetime_ns: Positive = 0.2
+    #: Shift of the biexciton photon relative to the exciton ZPL (meV; negative = bound, red).
+    biexciton_shift_mev: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -108,10 +119,14 @@ class OpticsParams:
     #: V and H channel transmissions after the polarizing beam splitter (their ratio is g_V/g_H).
     transmission_v: Fraction = 1.0
     transmission_h: Fraction = 0.9
-    #: APD timing jitter (FWHM, ps), dead time (ns) and afterpulsing probability.
+    #: APD timing jitter (Gaussian IRF FWHM, ps), dead time (ns), afterpulsing probability per
+    #: click (the afterpulse follows the dead time by ``Exp(apd_afterpulse_delay_ns)``) and dark
+    #: count rate of each APD (counts/s).
     apd_jitter_fwhm_ps: NonNegative = 350.0
     apd_dead_time_ns: NonNegative = 22.0
     apd_afterpulsing: Annotated[float, Interval(ge=0, lt=0.5)] = 0.005
+    apd_afterpulse_delay_ns: Positive = 50.0
+    apd_dark_cps: NonNegative = 25.0
     #: Spectral resolution of the spectrograph (Gaussian FWHM in pixels, slit image).
     resolution_fwhm_px: Positive = 1.5
     #: Vertical spread of each replica on the sensor (Gaussian sigma, rows).
@@ -119,8 +134,18 @@ class OpticsParams:
     #: Rows where the V and H replicas of the spectrum fall on the sensor.
     v_row: Annotated[int, Ge(0)] = 480
     h_row: Annotated[int, Ge(0)] = 540
-    #: Sustained time-tagger throughput (tags/s) before the stream overflows.
+    #: Sustained time-tagger throughput (tags/s), and the tags its buffer absorbs above that rate
+    #: before the stream overflows (overflow begin, missed events per channel, overflow end).
     tagger_max_rate_hz: Positive = 9e6
+    tagger_buffer_tags: Annotated[int, Ge(0)] = 64_000_000
+    #: Wavelength band (nm) over which the spectrograph arm's stray light is spread (the
+    #: longpass filter edge to the end of the detection band).
+    stray_light_band_nm: tuple[Positive, Positive] = (542.0, 700.0)
+
+    def __post_init__(self) -> None:
+        low, high = self.stray_light_band_nm
+        if not low < high:
+            raise ValueError(f"stray_light_band_nm must be increasing, got {low}, {high}")
     #: Delay of the APD signal after the laser sync (cables, optical path), ns.
     apd_delay_ns: NonNegative = 5.0
     #: Seconds the EMCCD sensor takes to cool by 1/e of the remaining way to its setpoint.

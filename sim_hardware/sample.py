@@ -154,9 +154,9 @@ class SampleModel:
                 1 for j, other in enumerate(self._centers)
                 if j != i and other.state is EmitterState.CHARGED
             )
-            shift_mev -= self.params.dimer_coupling_mev * others_charged
+            shift_mev += self.params.dimer_coupling_mev * others_charged
             if self._surface_center == i:
-                shift_mev -= self.params.surface_charge_shift_mev
+                shift_mev += self.params.surface_charge_shift_mev
             zpls.append(p.zpl_ev + center.diffusion_ev + shift_mev * 1e-3)
         return tuple(zpls)
 

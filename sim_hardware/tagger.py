@@ -27,8 +27,6 @@ from sim_hardware.bench import Bench
 from sim_hardware.sample import PS_PER_S
 
 INPUTS = tuple(range(1, 9))
-#: Tags the on-device buffer absorbs above the sustained rate before it overflows.
-BUFFER_TAGS = 64_000_000
 
 
 class SimTimeTagger(SimInstrument, TimeTagger):
@@ -143,14 +141,15 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         self._backlog = max(0.0, self._backlog + t.shape[0] - capacity)
         types = np.zeros(t.shape, np.uint8)
         missed = np.zeros(t.shape, np.int32)
-        if self._backlog <= BUFFER_TAGS:
+        buffer_tags = self._bench.params.optics.tagger_buffer_tags
+        if self._backlog <= buffer_tags:
             if self._overflowing:
                 self._overflowing = False
                 end_event = (start, 0, TagEventType.OVERFLOW_END, 0)
                 return _with_events(t, ch, types, missed, [end_event])
             return TagBlock(t, ch, types, missed)
-        lost = int(self._backlog - BUFFER_TAGS)
-        self._backlog = float(BUFFER_TAGS)
+        lost = int(self._backlog - buffer_tags)
+        self._backlog = float(buffer_tags)
         keep = t.shape[0] - min(lost, t.shape[0])
         dropped_ch, counts = np.unique(ch[keep:], return_counts=True)
         events = [(int(t[keep]) if keep < t.shape[0] else end, 0,
