@@ -1,0 +1,169 @@
+"""Reading a cryoscope measurement file (``docs/file-format.md``): metadata and tag chunks.
+
+Everything that touches HDF5 lives here; the other analysis modules work on arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+__all__ = [
+    "DEFAULT_TAG_CHUNK",
+    "Measurement",
+    "MeasurementError",
+    "SimulationTruth",
+    "iter_tag_chunks",
+    "open_measurement",
+    "read_frames",
+]
+
+log = logging.getLogger(__name__)
+
+#: Tags read per chunk: 10 M tags = 120 MB of timestamps and channels.
+DEFAULT_TAG_CHUNK = 10_000_000
+
+
+class MeasurementError(ValueError):
+    """A file is missing, unreadable or not a cryoscope measurement. ``str()`` is one line."""
+
+
+@dataclass(frozen=True)
+class SimulationTruth:
+    """Ground truth of a simulated file (``/simulation``): per-frame state and ZPL per center."""
+
+    frame_state: np.ndarray  #: int8 [frames, centers]: 0 neutral, 1 charged, 2 dark
+    frame_zpl_ev: np.ndarray  #: float64 [frames, centers] (eV)
+    sample: dict  #: the simulated sample's parameters (``sample_json``)
+    optics: dict  #: the simulated optics (``optics_json``)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Metadata of one measurement file, everything but the bulk arrays."""
+
+    path: Path
+    status: str
+    n_tags: int
+    apd_channel: int
+    sync_channel: int
+    camera_channel: int
+    stage_channel: int
+    conditional_filter: bool
+    laser_period_ps: int
+    n_frames: int
+    track_names: tuple[str, ...]
+    exposure_s: float
+    em_gain: float
+    wavelength_nm: np.ndarray  #: float64 [pixels]
+    waveplate_zero_deg: float
+    start_angle_deg: float
+    reached_deg: np.ndarray  #: float64 [moves], stage angle after each move (deg)
+    duration_s: float
+    truth: SimulationTruth | None
+
+    @property
+    def energy_ev(self) -> np.ndarray:
+        """Photon energy of each pixel column (eV), E = 1239.84193 / λ[nm]."""
+        return 1239.84193 / self.wavelength_nm
+
+
+def _attr(group: h5py.Group | h5py.File, name: str, where: str) -> object:
+    if name not in group.attrs:
+        raise MeasurementError(f"missing attribute {where}.{name}")
+    value = group.attrs[name]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def open_measurement(path: str | Path) -> Measurement:
+    """Read a file's metadata. Raises :class:`MeasurementError` naming the problem."""
+    file = Path(path)
+    if not file.is_file():
+        raise MeasurementError(f"file not found: {file}")
+    try:
+        h5 = h5py.File(file, "r", libver="latest", swmr=True)
+    except OSError:
+        try:
+            h5 = h5py.File(file, "r")
+        except OSError as exc:
+            raise MeasurementError(f"not an HDF5 file: {file} ({exc})") from None
+    with h5:
+        if h5.attrs.get("format") not in ("cryoscope", b"cryoscope"):
+            raise MeasurementError(f"not a cryoscope measurement file: {file}")
+        for node in ("tags/timestamp_ps", "tags/channel", "channels", "camera/frames",
+                     "spectrograph/wavelength_nm", "stage"):
+            if node not in h5:
+                raise MeasurementError(f"{file}: missing /{node}")
+        ch = h5["channels"]
+        cam = h5["camera"]
+        stage = h5["stage"]
+        frames = cam["frames"]
+        if frames.ndim != 3:
+            raise MeasurementError(f"{file}: /camera/frames must be 3-D, got {frames.shape}")
+        names = cam.attrs.get("track_names", ["V", "H"])
+        track_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+        reached = np.asarray(stage["reached_deg"][:], float) if "reached_deg" in stage else (
+            np.zeros(0))
+        truth = None
+        if "simulation" in h5 and "frame_state" in h5["simulation"]:
+            sim = h5["simulation"]
+            truth = SimulationTruth(
+                frame_state=np.asarray(sim["frame_state"][:]),
+                frame_zpl_ev=np.asarray(sim["frame_zpl_ev"][:]),
+                sample=json.loads(sim.attrs.get("sample_json", "{}")),
+                optics=json.loads(sim.attrs.get("optics_json", "{}")),
+            )
+        return Measurement(
+            path=file,
+            status=str(h5.attrs.get("status", "unknown")),
+            n_tags=int(h5["tags/timestamp_ps"].shape[0]),
+            apd_channel=int(_attr(ch, "apd", "/channels")),
+            sync_channel=int(_attr(ch, "laser_sync", "/channels")),
+            camera_channel=int(_attr(ch, "camera_fire", "/channels")),
+            stage_channel=int(_attr(ch, "stage_motion", "/channels")),
+            conditional_filter=bool(_attr(ch, "conditional_filter", "/channels")),
+            laser_period_ps=int(_attr(ch, "laser_period_ps", "/channels")),
+            n_frames=int(frames.shape[0]),
+            track_names=track_names,
+            exposure_s=float(cam.attrs.get("exposure_s", np.nan)),
+            em_gain=float(cam.attrs.get("em_gain", np.nan)),
+            wavelength_nm=np.asarray(h5["spectrograph/wavelength_nm"][:], float),
+            waveplate_zero_deg=float(stage.attrs.get("waveplate_zero_deg", 0.0)),
+            start_angle_deg=float(stage.attrs.get("start_angle_deg", 0.0)),
+            reached_deg=reached,
+            duration_s=float(h5.attrs.get("duration_s", np.nan)),
+            truth=truth,
+        )
+
+
+def iter_tag_chunks(
+    path: str | Path, chunk_tags: int = DEFAULT_TAG_CHUNK
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(timestamp_ps int64, channel int32)`` blocks of at most ``chunk_tags`` tags.
+
+    The two buffers are reused from one chunk to the next: copy what you keep.
+    """
+    with h5py.File(path, "r") as h5:
+        ts = h5["tags/timestamp_ps"]
+        ch = h5["tags/channel"]
+        n = min(ts.shape[0], ch.shape[0])
+        buf_t = np.empty(min(chunk_tags, max(n, 1)), np.int64)
+        buf_c = np.empty(min(chunk_tags, max(n, 1)), np.int32)
+        for start in range(0, n, chunk_tags):
+            stop = min(start + chunk_tags, n)
+            m = stop - start
+            ts.read_direct(buf_t, np.s_[start:stop], np.s_[0:m])
+            ch.read_direct(buf_c, np.s_[start:stop], np.s_[0:m])
+            yield buf_t[:m], buf_c[:m]
+
+
+def read_frames(path: str | Path) -> np.ndarray:
+    """All camera frames, uint16 ``[frames, tracks, pixels]`` (ADU)."""
+    with h5py.File(path, "r") as h5:
+        return np.asarray(h5["camera/frames"][:])

@@ -1,0 +1,116 @@
+"""Linear polarization from V and H counts per waveplate angle.
+
+Convention (``PHYSICS.md``): I_V ∝ g_V(1 + m)/2, I_H ∝ g_H(1 − m)/2 with
+m(θ) = p·cos(4θ − 2φ), θ the waveplate angle, φ the dipole angle (mod 180°), p the degree of
+polarization and g_V/g_H the channel transmission ratio, all fitted jointly.
+
+Likelihood: V given V+H is binomial with success probability
+f(θ) = g_V(1+m) / (g_V(1+m) + g_H(1−m)); brightness changes (blinking) cancel. EMCCD counts have
+twice the Poisson variance, so the binomial covariance is scaled by the excess-noise factor
+(counts in photons) or by the dispersion measured from the residuals (counts in any unit, e.g. ADU).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from cryoscope.analysis.lifetime import numerical_hessian
+
+__all__ = ["PolarizationFit", "fit_polarization", "polarization_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PolarizationFit:
+    """Degree p, dipole angle φ (deg, in [0, 180)), g_V/g_H and their 1σ uncertainties."""
+
+    p: float
+    p_err: float
+    phi_deg: float
+    phi_err_deg: float
+    gain_ratio: float  #: g_V / g_H
+    gain_ratio_err: float
+    dispersion: float  #: variance relative to binomial used for the uncertainties
+    n_points: int
+
+
+def polarization_model(theta_deg: np.ndarray, p: float, phi_deg: float, gain_ratio: float
+                       ) -> np.ndarray:
+    """Expected V / (V + H) at waveplate angles ``theta_deg``."""
+    m = p * np.cos(np.radians(4 * np.asarray(theta_deg, float) - 2 * phi_deg))
+    v = gain_ratio * (1 + m)
+    return v / (v + (1 - m))
+
+
+def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
+                     counts_in_photons: bool = False, excess_noise: float = 2.0
+                     ) -> PolarizationFit:
+    """Fit p, φ and g_V/g_H to V and H counts measured at waveplate angles ``theta_deg`` (deg).
+
+    ``counts_in_photons``: V and H are in detected photons, so the binomial variance is scaled by
+    at least ``excess_noise`` (2 for an EMCCD in gain), or by the Pearson dispersion of the
+    residuals if that is larger. Otherwise (ADU, arbitrary units) the scale is the Pearson
+    dispersion alone.
+    """
+    v = np.asarray(v, float)
+    h = np.asarray(h, float)
+    th = np.radians(np.asarray(theta_deg, float))
+    n = v + h
+    ok = np.isfinite(v) & np.isfinite(h) & np.isfinite(th) & (n > 0)
+    v, h, th, n = v[ok], h[ok], th[ok], n[ok]
+    if v.shape[0] < 4:
+        raise ValueError(f"need at least 4 (V, H) points with signal, got {v.shape[0]}")
+    c4, s4 = np.cos(4 * th), np.sin(4 * th)
+
+    def frac(x: np.ndarray) -> np.ndarray:
+        m = x[1] * c4 + x[2] * s4
+        gv = math.exp(x[0])
+        f = gv * (1 + m) / (gv * (1 + m) + (1 - m))
+        return np.clip(f, 1e-12, 1 - 1e-12)
+
+    def nll(x: np.ndarray) -> float:
+        if x[1] ** 2 + x[2] ** 2 >= 0.9999:
+            return 1e300
+        f = frac(x)
+        return float(-np.sum(v * np.log(f) + h * np.log1p(-f)))
+
+    # Start: the V fraction's mean gives g_V/g_H, its cos 4θ / sin 4θ parts the (a, b) vector.
+    f_obs = np.clip(np.sum(v) / np.sum(n), 0.01, 0.99)
+    r0 = math.log(f_obs / (1 - f_obs))
+    dev = v / n - f_obs
+    a0 = 2 * float(np.average(dev * c4, weights=n)) / (2 * f_obs * (1 - f_obs))
+    b0 = 2 * float(np.average(dev * s4, weights=n)) / (2 * f_obs * (1 - f_obs))
+    scale = math.hypot(a0, b0)
+    if scale > 0.95:
+        a0, b0 = 0.95 * a0 / scale, 0.95 * b0 / scale
+    res = optimize.minimize(nll, np.array([r0, a0, b0]), method="Nelder-Mead",
+                            options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+    res = optimize.minimize(nll, res.x, method="BFGS", options={"gtol": 1e-8})
+    x = res.x
+    f = frac(x)
+    dof = max(v.shape[0] - 3, 1)
+    pearson = float(np.sum((v - n * f) ** 2 / (n * f * (1 - f))) / dof)
+    dispersion = max(excess_noise, pearson) if counts_in_photons else pearson
+    hess = numerical_hessian(nll, x, np.array([1e-5, 1e-5, 1e-5]))
+    try:
+        cov = np.linalg.inv(hess) * dispersion
+    except np.linalg.LinAlgError:
+        cov = np.full((3, 3), np.nan)
+    a, b = float(x[1]), float(x[2])
+    p = math.hypot(a, b)
+    phi = 0.5 * math.degrees(math.atan2(b, a)) % 180.0
+    # Jacobians of p = |(a, b)| and φ = atan2(b, a)/2.
+    jp = np.array([0.0, a / max(p, 1e-12), b / max(p, 1e-12)])
+    jphi = np.array([0.0, -b, a]) / max(p * p, 1e-24) * 0.5
+    p_err = math.sqrt(max(float(jp @ cov @ jp), 0.0))
+    phi_err = math.degrees(math.sqrt(max(float(jphi @ cov @ jphi), 0.0)))
+    g = math.exp(float(x[0]))
+    return PolarizationFit(p=p, p_err=p_err, phi_deg=phi, phi_err_deg=phi_err, gain_ratio=g,
+                           gain_ratio_err=g * math.sqrt(max(float(cov[0, 0]), 0.0)),
+                           dispersion=dispersion, n_points=int(v.shape[0]))

@@ -1,0 +1,269 @@
+"""The whole analysis of one measurement file: :func:`analyze_file` → :class:`AnalysisResult`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cryoscope.analysis.changepoint import (
+    ChangePoints,
+    IntensityLevels,
+    find_change_points,
+    group_levels,
+)
+from cryoscope.analysis.flid import Flid, flid
+from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
+from cryoscope.analysis.lines import SpectrumFit, find_zpls, fit_lines
+from cryoscope.analysis.measurement import (
+    DEFAULT_TAG_CHUNK,
+    Measurement,
+    open_measurement,
+    read_frames,
+)
+from cryoscope.analysis.photons import PhotonTable, collect_photons, rest_angles
+from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
+from cryoscope.analysis.spectra import SpectralFrames, prepare_spectra
+from cryoscope.analysis.states import SpectralStates, cluster_frames
+from cryoscope.analysis.trace import IntensityTrace, intensity_trace
+from cryoscope.analysis.tracking import PeakTracks, track_peaks
+
+__all__ = ["AnalysisResult", "LineResult", "StateResult", "analyze_file", "analyze_state_decay",
+           "line_polarization"]
+
+log = logging.getLogger(__name__)
+
+#: Fewest photons for a decay fit, and for a two-exponential one.
+MIN_DECAY_PHOTONS = 200
+MIN_TWO_EXP_PHOTONS = 2000
+#: ZPLs of different states closer than this are one line (meV).
+SAME_LINE_MEV = 1.0
+
+
+@dataclass(frozen=True)
+class StateResult:
+    """One spectral state: its frames, photons, decay and summed spectrum."""
+
+    id: int
+    n_frames: int
+    fraction: float  #: share of the frames
+    photons: int  #: APD photons during its frames
+    count_rate_cps: float  #: APD photons per second of its exposures
+    decay: DecayFit | None
+    histogram: DecayHistogram
+    spectrum: np.ndarray  #: summed V + H spectrum (ADU) on the analysis energy axis
+    fit: SpectrumFit | None
+
+    @property
+    def zpl_ev(self) -> tuple[float, ...]:
+        """Fitted ZPL energies of this state (eV)."""
+        return tuple(line.zpl_ev for line in self.fit.lines) if self.fit else ()
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """One distinct emission line with its polarization."""
+
+    zpl_ev: float
+    zpl_err_ev: float
+    fwhm_mev: float
+    replica_weights: tuple[float, float]
+    states: tuple[int, ...]  #: states whose spectrum shows it
+    polarization: PolarizationFit | None
+    window_ev: tuple[float, float]  #: energy window of the polarization analysis
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything :func:`analyze_file` found, for summaries, figures and the GUI."""
+
+    measurement: Measurement
+    photons: PhotonTable
+    spectra: SpectralFrames
+    frame_theta_deg: np.ndarray
+    frame_moving: np.ndarray
+    states: SpectralStates
+    state_results: tuple[StateResult, ...]
+    lines: tuple[LineResult, ...]
+    trace: IntensityTrace
+    change_points: ChangePoints | None
+    levels: IntensityLevels | None
+    decay_all: DecayHistogram
+    decay_all_fit: DecayFit | None
+    flid: Flid
+    tracks: PeakTracks
+    duration_s: float
+
+    @property
+    def count_rate_cps(self) -> float:
+        """Mean APD count rate over the measurement (counts/s)."""
+        return self.photons.n / self.duration_s if self.duration_s > 0 else float("nan")
+
+
+def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64.0
+                        ) -> tuple[DecayHistogram, DecayFit | None]:
+    """Decay histogram and the better (by BIC) of a one- and two-exponential fit."""
+    hist = decay_histogram(delay_ps, period_ps, bin_ps)
+    n = int(hist.counts.sum())
+    if n < MIN_DECAY_PHOTONS:
+        return hist, None
+    fits = [fit_decay(hist, 1)]
+    if n >= MIN_TWO_EXP_PHOTONS:
+        two = fit_decay(hist, 2)
+        ratio = two.taus_ns[1] / max(two.taus_ns[0], 1e-9)
+        if two.success and ratio > 1.5 and min(two.weights) > 0.005:
+            fits.append(two)
+    best = min(fits, key=lambda f: f.bic)
+    background = best.background_per_bin * hist.counts.size
+    if best.photons < 5 * math.sqrt(max(background, 1.0)) + 20:
+        log.info("decay: %d photons are background only", n)
+        return hist, None
+    return hist, best
+
+
+def line_polarization(spectra: SpectralFrames, window_ev: tuple[float, float],
+                      frames: np.ndarray, theta_deg: np.ndarray) -> PolarizationFit | None:
+    """Polarization of the light in an energy window over the given frames (indices)."""
+    sel = (spectra.energy_ev >= window_ev[0]) & (spectra.energy_ev <= window_ev[1])
+    if frames.size < 4 or not np.any(sel):
+        return None
+    scale = spectra.noise.adu_per_photon
+    v = spectra.v[frames][:, sel].sum(axis=1) / scale
+    h = spectra.h[frames][:, sel].sum(axis=1) / scale
+    try:
+        return fit_polarization(v, h, theta_deg[frames], counts_in_photons=True,
+                                excess_noise=spectra.noise.excess)
+    except ValueError as exc:
+        log.warning("polarization fit in %s eV failed: %s", window_ev, exc)
+        return None
+
+
+def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames: int
+                        ) -> SpectrumFit | None:
+    sigma = np.sqrt(spectra.noise.variance(np.maximum(spectrum, 0), n_frames))
+    zpls = find_zpls(spectra.energy_ev, spectrum, sigma)
+    if zpls.size == 0:
+        return None
+    try:
+        return fit_lines(spectra.energy_ev, spectrum, zpls, spectra.noise, n_frames)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        log.warning("line fit failed: %s", exc)
+        return None
+
+
+def _distinct_lines(states: tuple[StateResult, ...]) -> list[tuple[float, float, float,
+                                                                  tuple[float, float],
+                                                                  list[int]]]:
+    """Merge ZPLs of all states closer than SAME_LINE_MEV; the brightest instance describes it."""
+    found: list[tuple[float, float, float, tuple[float, float], list[int], float]] = []
+    for st in states:
+        if st.fit is None:
+            continue
+        for line in st.fit.lines:
+            for k, item in enumerate(found):
+                if abs(item[0] - line.zpl_ev) * 1000 < SAME_LINE_MEV:
+                    item[4].append(st.id)
+                    if line.area > item[5]:
+                        found[k] = (line.zpl_ev, line.zpl_err_ev, line.fwhm_mev,
+                                    line.replica_weights, item[4], line.area)
+                    break
+            else:
+                found.append((line.zpl_ev, line.zpl_err_ev, line.fwhm_mev, line.replica_weights,
+                              [st.id], line.area))
+    return [f[:5] for f in sorted(found, key=lambda f: f[0])]
+
+
+def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEFAULT_TAG_CHUNK,
+                 max_states: int = 5, seed: int = 0, change_points: bool = True
+                 ) -> AnalysisResult:
+    """Analyze one measurement file (see ``docs/analysis.md``).
+
+    ``bin_s``: intensity-trace and FLID bin (s). ``max_states``: most spectral states tried.
+    ``change_points``: run the Watkins–Yang change-point analysis of the APD photons.
+    """
+    meas = open_measurement(path)
+    photons = collect_photons(path, chunk_tags, meas)
+    frames = read_frames(path)
+    names = [n.upper() for n in meas.track_names]
+    v_track = names.index("V") if "V" in names else 0
+    h_track = names.index("H") if "H" in names else 1
+    n_frames = min(frames.shape[0], photons.frame_start_ps.size, photons.frame_stop_ps.size)
+    if n_frames == 0:
+        raise ValueError(f"{path}: no complete camera frame")
+    spectra = prepare_spectra(frames[:n_frames], meas.wavelength_nm, v_track=v_track,
+                              h_track=h_track)
+    rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
+    theta = photons.frame_theta_deg(rest)[:n_frames]
+    moving = photons.frame_moving()[:n_frames]
+    states = cluster_frames(spectra, k_max=max_states, seed=seed)
+    exposure_s = (photons.frame_stop_ps[:n_frames] - photons.frame_start_ps[:n_frames]) * 1e-12
+    label_of_frame = np.full(n_frames + 1, -1, int)
+    label_of_frame[:n_frames] = states.labels
+    ph_frame = np.where(photons.frame < n_frames, photons.frame, -1)
+    ph_state = label_of_frame[ph_frame]
+    state_results = []
+    for sid in range(states.n_states):
+        idx = np.flatnonzero(states.labels == sid)
+        delays = photons.delay_ps[ph_state == sid]
+        hist, decay = analyze_state_decay(delays, photons.laser_period_ps)
+        spectrum = spectra.merged[idx].sum(axis=0)
+        fit = _fit_state_spectrum(spectra, spectrum, idx.size)
+        expo = float(exposure_s[idx].sum())
+        state_results.append(StateResult(
+            id=sid, n_frames=int(idx.size), fraction=idx.size / n_frames,
+            photons=int(delays.size), count_rate_cps=delays.size / expo if expo > 0 else 0.0,
+            decay=decay, histogram=hist, spectrum=spectrum, fit=fit))
+    lines = []
+    for zpl, err, fwhm, weights, sids in _distinct_lines(tuple(state_results)):
+        half = max(1.5 * fwhm, 2.5 * spectra.pixel_mev, 0.8) / 1000.0
+        window = (zpl - half, zpl + half)
+        use = np.flatnonzero(np.isin(states.labels, sids) & ~moving)
+        lines.append(LineResult(zpl_ev=zpl, zpl_err_ev=err, fwhm_mev=fwhm,
+                                replica_weights=weights, states=tuple(sorted(set(sids))),
+                                polarization=line_polarization(spectra, window, use, theta),
+                                window_ev=window))
+    start_ps = int(photons.frame_start_ps[0])
+    stop_ps = int(photons.frame_stop_ps[n_frames - 1])
+    duration_s = (stop_ps - start_ps) * 1e-12
+    if math.isfinite(meas.duration_s) and meas.duration_s > 0:
+        duration_s = meas.duration_s
+    in_run = (photons.time_ps >= start_ps) & (photons.time_ps < stop_ps)
+    trace = intensity_trace(photons.time_ps[in_run], bin_s, start_ps, stop_ps)
+    cps, levels = None, None
+    if change_points and photons.n > 20:
+        cps = find_change_points(photons.time_ps[in_run])
+        levels = group_levels(cps)
+    hist_all, fit_all = analyze_state_decay(photons.delay_ps, photons.laser_period_ps)
+    t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
+    bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
+              if fit_all else 0.0)
+    gate_ns = 0.5 * hist_all.period_ns
+    fl = flid(photons.time_ps[in_run], photons.delay_ps[in_run], gate_start_ns=t0 + 0.5,
+              gate_ns=gate_ns, bin_s=bin_s, background_cps=bg_cps,
+              period_ps=photons.laser_period_ps)
+    regions = _tracking_regions([ln.zpl_ev for ln in lines])
+    tracks = track_peaks(spectra.energy_ev, spectra.merged, regions,
+                         math.sqrt(spectra.noise.read_var_adu2))
+    return AnalysisResult(
+        measurement=meas, photons=photons, spectra=spectra, frame_theta_deg=theta,
+        frame_moving=moving, states=states, state_results=tuple(state_results),
+        lines=tuple(lines), trace=trace, change_points=cps, levels=levels, decay_all=hist_all,
+        decay_all_fit=fit_all, flid=fl, tracks=tracks, duration_s=duration_s)
+
+
+def _tracking_regions(zpls_ev: list[float], half_mev: float = 8.0) -> np.ndarray:
+    """One region per line, ±``half_mev`` but not past the midpoint to a neighbour."""
+    z = np.sort(np.asarray(zpls_ev, float))
+    regions = []
+    for i, c in enumerate(z):
+        lo = c - half_mev / 1000
+        hi = c + half_mev / 1000
+        if i > 0:
+            lo = max(lo, 0.5 * (z[i - 1] + c))
+        if i < z.size - 1:
+            hi = min(hi, 0.5 * (z[i + 1] + c))
+        regions.append((lo, hi))
+    return np.array(regions).reshape(-1, 2)
