@@ -100,6 +100,7 @@ class AndorCamera(Camera):
         self._andor: Any = None
         self._readout = Readout(ReadMode.IMAGE)
         self._next_frame = 0
+        self._sensor_shape = (0, 0)
 
     def _mapped(self, what: str) -> contextlib.AbstractContextManager[None]:
         return _mapped(self._andor, self.name, what)
@@ -126,6 +127,8 @@ class AndorCamera(Camera):
         )
         try:
             with self._mapped("configuring the camera"):
+                columns, rows = self._cam.get_detector_size()
+                self._sensor_shape = (int(rows), int(columns))
                 self._select_em_amplifier()
                 self._cam.enable_frame_transfer_mode(self.frame_transfer)
                 self._cam.set_trigger_mode("int")
@@ -170,11 +173,9 @@ class AndorCamera(Camera):
     # -- sensor -------------------------------------------------------------------------------
 
     def sensor_shape(self) -> tuple[int, int]:
-        """``(rows, columns)`` of the sensor."""
-        cam = self._dev()
-        with self._mapped("reading the detector size"):
-            columns, rows = cam.get_detector_size()
-        return int(rows), int(columns)
+        """``(rows, columns)`` of the sensor (read once at connect)."""
+        self._dev()
+        return self._sensor_shape
 
     def pixel_width_um(self) -> float:
         """Pixel pitch (µm)."""

@@ -80,10 +80,8 @@ class SwabianTimeTagger(TimeTagger):
         tagger, self._tagger = self._tagger, None
         if tagger is None:
             return
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream = None
-        self._streaming = False
+        self.stop_stream()
+        self._stream = None
         self._tt.freeTimeTagger(tagger)
 
     @property
