@@ -1,0 +1,484 @@
+"""Live accumulation of a run's data for display: spectra, decay, intensity, polarization, FLID.
+
+A :class:`LiveAccumulator` is a run listener: it takes the plan's :class:`FramesAcquired` and
+:class:`TagsAcquired` events (on the acquisition thread) and keeps running sums, and any thread may
+read consistent copies of them at any time (the GUI does, on a timer). Heavy work (the photon
+bookkeeping of :mod:`cryoscope.analysis.photons`) happens outside the lock; readers only ever see
+whole updates. :func:`replay_measurement` fills an accumulator from a measurement file, so a
+finished measurement is browsed with the same views, plus the analysis results.
+
+Conventions as in ``PHYSICS.md``: θ is the waveplate angle relative to ``waveplate_zero_deg``;
+E[eV] = 1239.84193 / λ[nm]; spectra are background-subtracted per frame and track (median over
+pixels, as :mod:`cryoscope.analysis.spectra` does) and stay in ADU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from cryoscope.acquisition import FramesAcquired, RunEvent, TagsAcquired
+from cryoscope.analysis.flid import Flid
+from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, fit_decay
+from cryoscope.analysis.measurement import Measurement, iter_tag_chunks, open_measurement
+from cryoscope.analysis.photons import PhotonBookkeeper, PhotonTable, rest_angles
+from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
+from cryoscope.analysis.spectra import energy_axis_ev
+from cryoscope.analysis.trace import IntensityTrace
+from cryoscope.config import parse_config
+from drivers.interfaces import ReadMode, TagEventType, Track
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FrameView",
+    "LiveAccumulator",
+    "PolarizationView",
+    "Replay",
+    "SpectraView",
+    "replay_measurement",
+]
+
+#: Angles closer than this are the same waveplate position (deg).
+ANGLE_RESOLUTION_DEG = 0.01
+
+
+class _Rows:
+    """A float/int array that grows along axis 0 (amortized doubling)."""
+
+    def __init__(self, tail: tuple[int, ...], dtype: npt.DTypeLike, capacity: int = 64) -> None:
+        self._buf = np.zeros((capacity, *tail), dtype)
+        self.n = 0
+
+    def ensure(self, n: int) -> None:
+        """Make at least ``n`` rows exist (new ones are zero)."""
+        if n > self._buf.shape[0]:
+            new = np.zeros((max(n, 2 * self._buf.shape[0]), *self._buf.shape[1:]),
+                           self._buf.dtype)
+            new[: self.n] = self._buf[: self.n]
+            self._buf = new
+        self.n = max(self.n, n)
+
+    def append(self, rows: npt.ArrayLike) -> None:
+        data = np.asarray(rows, self._buf.dtype)
+        start = self.n
+        self.ensure(start + data.shape[0])
+        self._buf[start: start + data.shape[0]] = data
+
+    @property
+    def buf(self) -> npt.NDArray[np.generic]:
+        """The whole buffer (rows beyond :attr:`n` are zero); write through it."""
+        return self._buf
+
+    def copy(self) -> npt.NDArray[np.generic]:
+        return self._buf[: self.n].copy()
+
+
+@dataclass(frozen=True)
+class FrameView:
+    """The latest camera frame: ``[rows, columns]`` (image) or ``[tracks, pixels]`` (tracks)."""
+
+    image: npt.NDArray[np.uint16]
+    index: int
+    mode: ReadMode
+    track_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SpectraView:
+    """Summed V and H spectra and the per-frame merged spectra, in sensor column order."""
+
+    wavelength_nm: npt.NDArray[np.float64]
+    energy_ev: npt.NDArray[np.float64]
+    v: npt.NDArray[np.float64]  #: background-subtracted sum over frames (ADU)
+    h: npt.NDArray[np.float64]
+    trace: npt.NDArray[np.float32]  #: [frames, pixels], V + H per frame (ADU)
+    frames: int
+
+    @property
+    def total(self) -> npt.NDArray[np.float64]:
+        return self.v + self.h
+
+    def peak_ev(self) -> float:
+        """Energy of the brightest column of V + H."""
+        return float(self.energy_ev[int(np.argmax(self.total))])
+
+
+@dataclass(frozen=True)
+class PolarizationView:
+    """V and H summed over a spectral region per waveplate angle, and the fit if there is one."""
+
+    region_ev: tuple[float, float]
+    theta_deg: npt.NDArray[np.float64]
+    v: npt.NDArray[np.float64]
+    h: npt.NDArray[np.float64]
+    frames_used: int
+    fit: PolarizationFit | None
+    message: str = ""
+
+
+class LiveAccumulator:
+    """Running sums of one run (see the module docstring); feed it with :meth:`feed`.
+
+    ``image_tracks``: in image readout, the row bands binned into the V and H spectra (the
+    configuration's tracks). ``trace_bin_s``: intensity-trace bin. ``decay_bin_ps``: decay
+    histogram bin. ``flid_delay_bins``: delay resolution of the per-bin delay record behind the
+    FLID (over one laser period).
+    """
+
+    def __init__(self, *, image_tracks: Sequence[Track] = (), trace_bin_s: float = 0.01,
+                 decay_bin_ps: float = 64.0, flid_delay_bins: int = 256) -> None:
+        self.image_tracks = tuple(image_tracks)
+        self.trace_bin_s = trace_bin_s
+        self.decay_bin_ps = decay_bin_ps
+        self.flid_delay_bins = flid_delay_bins
+        self._lock = threading.Lock()
+        self.version = 0
+        # frames
+        self._frame: FrameView | None = None
+        self._wavelength = np.zeros(0)
+        self._v_sum = np.zeros(0)
+        self._h_sum = np.zeros(0)
+        self._frame_v: _Rows | None = None
+        self._frame_h: _Rows | None = None
+        self._theta = _Rows((), np.float64)
+        self._moving = _Rows((), np.bool_)
+        self._frames = 0
+        # tags
+        self._book: PhotonBookkeeper | None = None
+        self._period_ps = 0
+        self._t0_ps: int | None = None
+        self._decay = np.zeros(0, np.int64)
+        self._trace = _Rows((), np.int64)
+        self._trace_delay = _Rows((flid_delay_bins,), np.uint32)
+        self._photons = 0
+
+    # -- feeding (one producer thread) --------------------------------------------------------
+
+    def feed(self, event: RunEvent) -> None:
+        """A run listener: take frames and tags, ignore the rest."""
+        if isinstance(event, FramesAcquired):
+            self.add_frames(event.block.frames, event.block.first_index, event.wavelength_nm,
+                            event.track_names, event.waveplate_deg, event.stage_moving)
+        elif isinstance(event, TagsAcquired):
+            normal = event.block.event_types == TagEventType.TIME_TAG
+            self.add_tags(event.block.timestamps_ps[normal], event.block.channels[normal],
+                          event.channels, event.laser_period_ps, event.conditional_filter)
+
+    def _tracks_of(self, frames: npt.NDArray[np.generic], track_names: Sequence[str]
+                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """V and H spectra ``[n, pixels]`` of a block of frames, background-subtracted."""
+        data = np.asarray(frames, np.float64)
+        if track_names:
+            names = list(track_names)
+            iv = names.index("V") if "V" in names else 0
+            ih = names.index("H") if "H" in names else min(1, len(names) - 1)
+            v, h = data[:, iv, :], data[:, ih, :]
+            if ih == iv:
+                h = np.zeros_like(v)
+        else:
+            bands = [data[:, t.row_start:t.row_stop, :].sum(axis=1) for t in self.image_tracks]
+            if not bands:
+                bands = [data.sum(axis=1)]
+            v = bands[0]
+            h = bands[1] if len(bands) > 1 else np.zeros_like(v)
+        v = v - np.median(v, axis=1, keepdims=True)
+        h = h - np.median(h, axis=1, keepdims=True)
+        return v, h
+
+    def add_frames(self, frames: npt.NDArray[np.uint16], first_index: int,
+                   wavelength_nm: npt.NDArray[np.float64], track_names: Sequence[str],
+                   theta_deg: float | npt.ArrayLike, moving: bool | npt.ArrayLike) -> None:
+        """Frames ``[n, tracks, pixels]`` or ``[n, rows, columns]`` exposed at ``theta_deg``."""
+        n = frames.shape[0]
+        if n == 0:
+            return
+        v, h = self._tracks_of(frames, track_names)
+        theta = np.broadcast_to(np.asarray(theta_deg, np.float64), (n,))
+        still = np.broadcast_to(np.asarray(moving, np.bool_), (n,))
+        mode = ReadMode.TRACKS if track_names else ReadMode.IMAGE
+        latest = FrameView(np.array(frames[-1]), first_index + n - 1, mode, tuple(track_names))
+        with self._lock:
+            if self._frame_v is None or self._frame_v.buf.shape[1] != v.shape[1]:
+                pixels = v.shape[1]
+                self._frame_v = _Rows((pixels,), np.float32)
+                self._frame_h = _Rows((pixels,), np.float32)
+                self._v_sum, self._h_sum = np.zeros(pixels), np.zeros(pixels)
+            assert self._frame_h is not None
+            self._wavelength = np.asarray(wavelength_nm, np.float64)
+            self._v_sum += v.sum(axis=0)
+            self._h_sum += h.sum(axis=0)
+            self._frame_v.append(v)
+            self._frame_h.append(h)
+            self._theta.append(theta)
+            self._moving.append(still)
+            self._frame = latest
+            self._frames += n
+            self.version += 1
+
+    def add_tags(self, timestamps_ps: npt.NDArray[np.int64], channels: npt.NDArray[np.int32],
+                 channel_map: Mapping[str, int], laser_period_ps: int,
+                 conditional_filter: bool, last: bool = False) -> None:
+        """Ordinary tags (event type 0) in stream order; ``last`` flushes waiting photons."""
+        if self._book is None:
+            self._book = PhotonBookkeeper(channel_map["apd"], channel_map["laser_sync"],
+                                          channel_map["camera_fire"],
+                                          channel_map["stage_motion"], conditional_filter,
+                                          laser_period_ps)
+            self._period_ps = int(laser_period_ps)
+            self._decay = np.zeros(max(round(laser_period_ps / self.decay_bin_ps), 1),
+                                   np.int64)
+        if timestamps_ps.shape[0] == 0 and not last:
+            return
+        chunk = self._book.feed(timestamps_ps, channels, last=last)
+        if self._t0_ps is None and timestamps_ps.shape[0]:
+            self._t0_ps = int(timestamps_ps[0])
+        if chunk.time_ps.shape[0] == 0 or self._t0_ps is None:
+            return
+        bin_ps = round(self.trace_bin_s * 1e12)
+        tbin = np.maximum((chunk.time_ps - self._t0_ps) // bin_ps, 0)
+        n_bins = int(tbin.max()) + 1
+        counts = np.bincount(tbin, minlength=n_bins)
+        known = chunk.delay_ps >= 0
+        delay = chunk.delay_ps[known]
+        fine = np.bincount(delay * self._decay.shape[0] // self._period_ps,
+                           minlength=self._decay.shape[0])[: self._decay.shape[0]]
+        coarse = delay * self.flid_delay_bins // self._period_ps
+        flat = tbin[known] * self.flid_delay_bins + np.minimum(coarse, self.flid_delay_bins - 1)
+        lo = int(tbin.min())
+        cells = np.bincount(flat - lo * self.flid_delay_bins,
+                            minlength=(n_bins - lo) * self.flid_delay_bins)
+        with self._lock:
+            self._trace.ensure(n_bins)
+            self._trace.buf[:n_bins] += counts
+            self._trace_delay.ensure(n_bins)
+            self._trace_delay.buf[lo:n_bins] += cells.reshape(n_bins - lo,
+                                                              self.flid_delay_bins).astype(
+                np.uint32)
+            self._decay += fine
+            self._photons += int(chunk.time_ps.shape[0])
+            self.version += 1
+
+    def finish_tags(self) -> None:
+        """Flush photons still waiting for their sync tag (end of a file)."""
+        if self._book is not None:
+            self.add_tags(np.zeros(0, np.int64), np.zeros(0, np.int32), {}, self._period_ps,
+                          False, last=True)
+
+    # -- reading (any thread) -----------------------------------------------------------------
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+    def timing_edges_ps(self) -> tuple[npt.NDArray[np.int64], ...]:
+        """Camera exposure (rising, falling) and stage motion (start, stop) tag times (ps)."""
+        if self._book is None:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, empty
+        return (*self._book.camera_edges_ps, *self._book.stage_edges_ps)
+
+    @property
+    def photons(self) -> int:
+        return self._photons
+
+    def latest_frame(self) -> FrameView | None:
+        with self._lock:
+            return self._frame
+
+    def spectra(self) -> SpectraView | None:
+        with self._lock:
+            if self._frame_v is None or self._frame_h is None:
+                return None
+            trace = (self._frame_v.buf[: self._frame_v.n]
+                     + self._frame_h.buf[: self._frame_h.n])
+            return SpectraView(self._wavelength.copy(), energy_axis_ev(self._wavelength),
+                               self._v_sum.copy(), self._h_sum.copy(), trace, self._frames)
+
+    def decay(self) -> DecayHistogram | None:
+        with self._lock:
+            if self._period_ps == 0:
+                return None
+            counts = self._decay.copy()
+        edges = np.linspace(0.0, self._period_ps / 1000.0, counts.shape[0] + 1)
+        return DecayHistogram(counts=counts, edges_ns=edges, period_ns=self._period_ps / 1000.0)
+
+    def intensity_trace(self) -> IntensityTrace | None:
+        with self._lock:
+            if self._t0_ps is None or self._trace.n == 0:
+                return None
+            counts = self._trace.copy()
+        start = np.arange(counts.shape[0]) * self.trace_bin_s
+        return IntensityTrace(start_s=start, counts=counts.astype(np.int64),
+                              bin_s=self.trace_bin_s)
+
+    def polarization(self, lo_ev: float, hi_ev: float, min_angles: int = 4
+                     ) -> PolarizationView:
+        """V and H in ``[lo_ev, hi_ev]`` per waveplate angle (frames with the stage still)."""
+        region = (min(lo_ev, hi_ev), max(lo_ev, hi_ev))
+        empty = np.zeros(0)
+        with self._lock:
+            if self._frame_v is None or self._frame_h is None:
+                return PolarizationView(region, empty, empty, empty, 0, None, "no frames yet")
+            energy = energy_axis_ev(self._wavelength)
+            cols = (energy >= region[0]) & (energy <= region[1])
+            n = self._frame_v.n
+            v = self._frame_v.buf[:n, cols].sum(axis=1, dtype=np.float64)
+            h = self._frame_h.buf[:n, cols].sum(axis=1, dtype=np.float64)
+            theta = self._theta.copy()
+            moving = self._moving.copy()
+        if not cols.any():
+            return PolarizationView(region, empty, empty, empty, 0, None,
+                                    "the region holds no pixel")
+        use = ~moving & np.isfinite(theta)
+        key = np.round(theta[use] / ANGLE_RESOLUTION_DEG).astype(np.int64)
+        angles, inverse = np.unique(key, return_inverse=True)
+        v_sum = np.bincount(inverse, weights=v[use], minlength=angles.shape[0])
+        h_sum = np.bincount(inverse, weights=h[use], minlength=angles.shape[0])
+        theta_sum = np.bincount(inverse, weights=theta[use], minlength=angles.shape[0])
+        frames_per = np.bincount(inverse, minlength=angles.shape[0])
+        angle_deg = theta_sum / np.maximum(frames_per, 1)
+        fit, message = None, ""
+        if angles.shape[0] < min_angles:
+            message = f"{angles.shape[0]} of {min_angles} waveplate angles needed for a fit"
+        else:
+            try:
+                fit = fit_polarization(np.clip(v_sum, 0, None), np.clip(h_sum, 0, None),
+                                       angle_deg)
+            except ValueError as exc:
+                message = str(exc)
+        return PolarizationView(region, angle_deg, v_sum, h_sum, int(use.sum()), fit, message)
+
+    def flid(self, gate_after_peak_ns: float = 1.0, gate_ns: float | None = None,
+             delay_bins: int = 50, count_bins: int | None = None) -> Flid | None:
+        """FLID from the per-bin delay record: counts per trace bin against the mean delay of
+        the photons in a gate starting ``gate_after_peak_ns`` after the decay's peak.
+
+        The live FLID does not subtract a background (the file analysis,
+        :func:`cryoscope.analysis.flid.flid`, does).
+        """
+        with self._lock:
+            if self._period_ps == 0 or self._trace_delay.n == 0:
+                return None
+            cells = self._trace_delay.buf[: self._trace_delay.n].astype(np.float64)
+            counts = self._trace.copy().astype(np.float64)
+            decay = self._decay.copy()
+        period_ns = self._period_ps / 1000.0
+        if decay.sum() == 0:
+            return None
+        peak_ns = (int(np.argmax(decay)) + 0.5) * period_ns / decay.shape[0]
+        start = peak_ns + gate_after_peak_ns
+        length = gate_ns if gate_ns is not None else max(period_ns - start, 1e-3)
+        width = period_ns / self.flid_delay_bins
+        centers = (np.arange(self.flid_delay_bins) + 0.5) * width
+        gated = (centers >= start) & (centers < start + length)
+        photons = cells[:, gated].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (cells[:, gated] @ (centers[gated] - start)) / photons
+        mean[photons < 2] = np.nan
+        ok = np.isfinite(mean)
+        top = max(float(counts.max()) if counts.size else 1.0, 1.0)
+        bins = count_bins if count_bins is not None else int(min(top, 100))
+        count_edges = np.linspace(0, top + 1, bins + 1)
+        delay_edges = np.linspace(0, length, delay_bins + 1)
+        hist, _, _ = np.histogram2d(counts[ok], mean[ok], bins=(count_edges, delay_edges))
+        return Flid(histogram=hist, count_edges=count_edges, delay_edges_ns=delay_edges,
+                    counts=counts, mean_delay_ns=mean, bin_s=self.trace_bin_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay of a measurement file
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A measurement file in an accumulator, with the file analysis' results."""
+
+    measurement: Measurement
+    live: LiveAccumulator
+    status: str
+    error: str
+    decay_fit: DecayFit | None
+    decay_fit_message: str = ""
+
+
+def _image_tracks(h5: h5py.File) -> tuple[Track, ...]:
+    text = h5.attrs.get("config_toml", "")
+    if not text:
+        return ()
+    config = parse_config(text.decode() if isinstance(text, bytes) else str(text), "the file")
+    return tuple(Track(t.name, t.row_start, t.row_stop) for t in config.camera.tracks)
+
+
+def _frame_angles(live: LiveAccumulator, meas: Measurement, n_frames: int
+                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """θ at mid-exposure and the moving flag of each frame, from the tag edges."""
+    theta = np.full(n_frames, np.nan)
+    moving = np.ones(n_frames, np.bool_)
+    rise, fall, move_start, move_stop = live.timing_edges_ps()
+    m = min(rise.shape[0], fall.shape[0], n_frames)
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+    table = PhotonTable(time_ps=empty_i, delay_ps=empty_i, frame=np.zeros(0, np.int32),
+                        theta_deg=empty_f, moving=np.zeros(0, np.bool_),
+                        frame_start_ps=rise[:m], frame_stop_ps=fall[:m],
+                        move_start_ps=move_start, move_stop_ps=move_stop,
+                        laser_period_ps=meas.laser_period_ps, tags=0)
+    rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
+    theta[:m] = table.frame_theta_deg(rest)
+    moving[:m] = table.frame_moving()
+    return theta, moving
+
+
+def replay_measurement(path: str | Path, *, chunk_tags: int = 2_000_000, frame_block: int = 64,
+                       progress: Callable[[float], None] | None = None) -> Replay:
+    """Read a measurement file into a :class:`LiveAccumulator` and fit its decay.
+
+    Raises :class:`cryoscope.analysis.measurement.MeasurementError` for a file that is not a
+    measurement. ``progress(fraction)`` is called as the file is read.
+    """
+    meas = open_measurement(path)
+    with h5py.File(path, "r", libver="latest", swmr=True) as h5:
+        readout = h5["camera"].attrs.get("readout", "tracks")
+        image = (readout.decode() if isinstance(readout, bytes) else str(readout)) == "image"
+        tracks = _image_tracks(h5) if image else ()
+        status = str(h5.attrs.get("status", "unknown"))
+        error = str(h5.attrs.get("error", ""))
+    live = LiveAccumulator(image_tracks=tracks)
+    channel_map = {"apd": meas.apd_channel, "laser_sync": meas.sync_channel,
+                   "camera_fire": meas.camera_channel, "stage_motion": meas.stage_channel}
+    done = 0
+    for timestamps, channels in iter_tag_chunks(path, chunk_tags):
+        live.add_tags(timestamps.copy(), channels.copy(), channel_map, meas.laser_period_ps,
+                      meas.conditional_filter)
+        done += timestamps.shape[0]
+        if progress is not None:
+            progress(0.5 * done / max(meas.n_tags, 1))
+    live.finish_tags()
+    theta, moving = _frame_angles(live, meas, meas.n_frames)
+    names = () if image else meas.track_names
+    with h5py.File(path, "r", libver="latest", swmr=True) as h5:
+        frames = h5["camera/frames"]
+        for start in range(0, meas.n_frames, frame_block):
+            stop = min(start + frame_block, meas.n_frames)
+            live.add_frames(frames[start:stop], start, meas.wavelength_nm, names,
+                            theta[start:stop], moving[start:stop])
+            if progress is not None:
+                progress(0.5 + 0.5 * stop / max(meas.n_frames, 1))
+    fit, message = None, ""
+    hist = live.decay()
+    if hist is not None and hist.counts.sum() >= 100:
+        try:
+            fit = fit_decay(hist, 2)
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+            message = f"decay fit failed: {exc}"
+    else:
+        message = "too few photons for a decay fit"
+    return Replay(meas, live, status, error, fit, message)
+
