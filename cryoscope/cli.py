@@ -139,9 +139,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    import h5py
-
-    from cryoscope.storage import NotAMeasurementError, read_measurement_attrs
+    from cryoscope.storage import NotAMeasurementError, open_measurement, read_measurement_attrs
 
     try:
         attrs = read_measurement_attrs(args.file)
@@ -156,7 +154,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"status        {status}" + (f": {attrs['error']}" if attrs.get("error") else ""))
     print(f"rig           {attrs.get('rig_backend', '?')}")
     print("plan          " + ", ".join(f"{k}={v}" for k, v in plan.items()))
-    with h5py.File(args.file, "r", libver="latest", swmr=True) as f:
+    with open_measurement(args.file) as f:
         ch = dict(f["channels"].attrs)
         channels = f["tags/channel"][:]
         frames = f["camera/frames"]

@@ -305,13 +305,19 @@ class MeasurementWriter:
         log.info("%s: %s, %d frames, %d tags", self.path, status, self._frames, self._tags)
 
 
+def open_measurement(path: str | Path) -> h5py.File:
+    """Open a measurement file for reading: finished, still being written, or left behind by a
+    writer that crashed (SWMR read mode reads all three)."""
+    return h5py.File(path, "r", libver="latest", swmr=True)
+
+
 def read_measurement_attrs(path: str | Path) -> dict[str, Any]:
     """Root attributes of a measurement file; raises :class:`NotAMeasurementError` otherwise."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no such file: {p}")
     try:
-        with h5py.File(p, "r", libver="latest", swmr=True) as f:
+        with open_measurement(p) as f:
             if f.attrs.get("format") != FORMAT:
                 raise NotAMeasurementError(f"not a cryoscope measurement file: {p}")
             return dict(f.attrs)

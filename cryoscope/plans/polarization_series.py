@@ -71,10 +71,12 @@ class PolarizationSeries:
         self._t_start: float | None = None
         self._moving: _Step | None = None
         self._steps_done = 0
+        self._late_warned = False
         self._next_log_s = 0.0
         self._wavelength_nm = np.empty(0)
         self._track_names: tuple[str, ...] = ()
         self._period_ps = round(1e12 / rig.laser.repetition_rate_hz())
+        self._exposure_edges: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -121,8 +123,13 @@ class PolarizationSeries:
             self._poll_frames()
             self._poll_stage(now)
             if now >= next_step_s and self._frames < plan.frames:
-                self._start_step(now)
-                next_step_s += plan.waveplate_dwell_s
+                if self._moving is None:
+                    self._start_step(now)
+                    next_step_s += plan.waveplate_dwell_s
+                elif not self._late_warned:
+                    log.warning("waveplate moves take longer than the %g s dwell: steps are "
+                                "delayed until the previous move ends", plan.waveplate_dwell_s)
+                    self._late_warned = True
             if now >= self._next_log_s:
                 self._log_instruments(now)
                 self._next_log_s += plan.cryostat_log_interval_s
@@ -152,6 +159,17 @@ class PolarizationSeries:
             clock.sleep(self.plan.poll_interval_s)
             self._poll_stage(clock.now())
 
+    def wind_down(self) -> None:
+        """Stop camera and stage, then drain what the tagger and camera still hold."""
+        rig = self.rig
+        rig.camera.stop_series()
+        rig.stage.stop()
+        if self.writer.started and rig.tagger.status().streaming:
+            rig.clock.sleep(self.plan.poll_interval_s)
+            self._poll_tags()
+            self._poll_frames()
+            self._poll_stage(rig.clock.now())
+
     # -- polling ------------------------------------------------------------------------------
 
     def _poll_tags(self) -> None:
@@ -163,6 +181,9 @@ class PolarizationSeries:
         self._photons += sum(int(np.count_nonzero(block.channels[normal] == apd))
                              for apd in self._apds)
         cfg = self.rig.config.channels
+        fire = block.channels[normal]
+        self._exposure_edges[0].append(block.timestamps_ps[normal][fire == cfg.camera_fire])
+        self._exposure_edges[1].append(block.timestamps_ps[normal][fire == -cfg.camera_fire])
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
 
     def _poll_frames(self) -> None:
@@ -183,10 +204,6 @@ class PolarizationSeries:
             self._moving = None
 
     def _start_step(self, now: float) -> None:
-        if self._moving is not None:
-            log.warning("waveplate step %d skipped: the previous move is still running",
-                        self._steps_done + 1)
-            return
         self._steps_done += 1
         target = self._zero + self.plan.waveplate_start_deg \
             + self._steps_done * self.plan.waveplate_step_deg
@@ -278,25 +295,20 @@ class PolarizationSeries:
         return RunResult(self.writer.path, state, self._frames, self._photons, duration, error)
 
     def frame_truth(self) -> dict[str, np.ndarray]:
-        """Ground truth per frame, from the exposure edges already in the file."""
+        """Ground truth of the simulated rig: state intervals, and per frame from the exposure
+        edges the tagger saw."""
         if self.rig.truth is None or not self.writer.started:
             return {}
         truth = dict(self.rig.truth())
-        return {**truth, **_per_frame_truth(self.writer.path, truth,
-                                            self.rig.config.channels.camera_fire)}
+        n = self._frames
+        starts = np.concatenate([np.empty(0, np.int64), *self._exposure_edges[0]])[:n] / 1e12
+        ends = np.concatenate([np.empty(0, np.int64), *self._exposure_edges[1]])[:n] / 1e12
+        return {**truth, **_per_frame_truth(starts, ends, truth)}
 
 
-def _per_frame_truth(path: Path, truth: dict[str, np.ndarray],
-                     fire_channel: int) -> dict[str, np.ndarray]:
+def _per_frame_truth(starts: np.ndarray, ends: np.ndarray,
+                     truth: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The state that held longest, and the time-weighted ZPL, during each exposure."""
-    import h5py
-
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
-        t = f["tags/timestamp_ps"][:]
-        ch = f["tags/channel"][:]
-        n_frames = f["camera/frames"].shape[0]
-    starts = t[ch == fire_channel][:n_frames] / 1e12
-    ends = t[ch == -fire_channel][:n_frames] / 1e12
     seg_t = truth["truth_time_s"]
     states, zpls = truth["truth_state"], truth["truth_zpl_ev"]
     n, centers = starts.shape[0], states.shape[1]
@@ -305,7 +317,7 @@ def _per_frame_truth(path: Path, truth: dict[str, np.ndarray],
     bounds = np.append(seg_t, np.inf)
     for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
         lo = max(int(np.searchsorted(seg_t, a, side="right")) - 1, 0)
-        hi = int(np.searchsorted(seg_t, b, side="left"))
+        hi = max(int(np.searchsorted(seg_t, b, side="left")), lo + 1)
         overlap = np.clip(np.minimum(bounds[lo + 1:hi + 1], b) - np.maximum(seg_t[lo:hi], a),
                           0, None)
         weights = overlap / overlap.sum() if overlap.sum() > 0 else np.ones_like(overlap)
@@ -343,6 +355,10 @@ def run_polarization_series(rig: Rig, out: str | Path, plan: PlanConfig | None =
         raise
     finally:
         publish(StateChanged(RunState.STOPPING))
+        try:
+            run.wind_down()
+        except Exception:
+            log.exception("could not drain the instruments")
         rig.make_safe()
         if state is not RunState.COMPLETE:
             log.warning("run %s: %s", state, error)
