@@ -161,7 +161,11 @@ class AttoDryNetworkCryostat(Cryostat):
                 self.name, f"no reply to {method} within {self.timeout_s:g} s"
             ) from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InstrumentError(self.name, f"unreadable reply to {method}: {exc}") from exc
+            raise InstrumentError(
+                self.name,
+                f"unreadable reply to {method} from {self.host}:{self.port} ({exc}): is this "
+                "the attoDRY800's address?",
+            ) from exc
         except OSError as exc:
             self._drop()
             raise InstrumentError(

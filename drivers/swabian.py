@@ -69,7 +69,8 @@ class SwabianTimeTagger(TimeTagger):
             which = f"serial {self.serial}" if self.serial else "any serial"
             raise InstrumentError(
                 self.name,
-                f"no Time Tagger found ({which}): {exc}; check its USB cable and power, and "
+                f"no Time Tagger found ({which}): {str(exc).rstrip('.')}; check its USB cable "
+                "and power, and "
                 "that no other program holds it",
             ) from exc
         self._tt, self._tagger = tt, tagger
