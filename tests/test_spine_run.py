@@ -57,7 +57,8 @@ def test_one_exposure_edge_pair_per_frame(run_file: tuple[Path, api.RunResult]) 
     path, _ = run_file
     cam = edges(path, "camera_fire")
     assert cam.rising.shape[0] == FRAMES and cam.falling.shape[0] == FRAMES
-    np.testing.assert_array_equal(cam.falling - cam.rising, np.full(FRAMES, round(EXPOSURE_S * 1e12)))
+    exposure_ps = round(EXPOSURE_S * 1e12)
+    np.testing.assert_array_equal(cam.falling - cam.rising, np.full(FRAMES, exposure_ps))
     assert np.all(cam.rising[1:] > cam.falling[:-1])
 
 

@@ -360,8 +360,8 @@ def run_polarization_series(rig: Rig, out: str | Path, plan: PlanConfig | None =
         except Exception:
             log.exception("could not drain the instruments")
         rig.make_safe()
-        if state is not RunState.COMPLETE:
-            log.warning("run %s: %s", state, error)
+        if state is RunState.ABORTED:
+            log.info("run aborted: %s", error)
         try:
             truth = run.frame_truth() or None
         except Exception:
