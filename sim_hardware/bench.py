@@ -207,15 +207,17 @@ class Bench:
             photons = emit(segments, self._laser, self.params.sample, 2, self._rng_emission)
             to_apd = self._rng_optics.random(len(photons)) < 0.5
             self._detect_apd(photons.time_ps[to_apd], start, end)
-            spectro = photons.select(~to_apd)
+            spectro = ~to_apd
             self._spectro = self._spectro.extend(self._with_stray_light(
-                spectro.time_ps, spectro.center, spectro.energy_ev, start, end))
+                photons.time_ps[spectro], photons.center[spectro], photons.energy_ev[spectro],
+                start, end))
 
     def _with_stray_light(self, time_ps: npt.NDArray[np.int64], center: npt.NDArray[np.int8],
                           energy_ev: npt.NDArray[np.float64], start: int,
                           end: int) -> _SpectroPhotons:
-        """The spectrograph arm's photons plus its stray light in ``[start, end)``: unpolarized
-        (center −1), uniform in time and in wavelength over ``stray_light_band_nm``."""
+        """The spectrograph arm's photons plus its stray light in ``[start, end)``, sorted by
+        time. Stray light is unpolarized (center −1), uniform in time and in wavelength over
+        ``stray_light_band_nm``."""
         rng = self._rng_optics
         n_stray = int(rng.poisson(self.params.sample.background_cps * (end - start) / PS_PER_S))
         if n_stray:
@@ -223,9 +225,9 @@ class Bench:
             time_ps = np.concatenate([time_ps, rng.integers(start, end, size=n_stray)])
             center = np.concatenate([center, np.full(n_stray, STRAY_LIGHT, np.int8)])
             energy_ev = np.concatenate([energy_ev, HC_EV_NM / rng.uniform(low, high, n_stray)])
-            order = np.argsort(time_ps, kind="stable")
-            time_ps, center, energy_ev = time_ps[order], center[order], energy_ev[order]
-        return _SpectroPhotons(time_ps, center, energy_ev, rng.random(time_ps.shape[0]))
+        order = np.argsort(time_ps, kind="stable")
+        return _SpectroPhotons(time_ps[order], center[order], energy_ev[order],
+                               rng.random(time_ps.shape[0]))
 
     def _detect_apd(self, times_ps: npt.NDArray[np.int64], start: int, end: int) -> None:
         """APD arm of ``[start, end)``: an optional second 50:50 splitter, signal delay, timing

@@ -25,7 +25,7 @@ from drivers.interfaces import (
     Track,
 )
 from sim_hardware.base import SimInstrument
-from sim_hardware.bench import Bench
+from sim_hardware.bench import FWHM_PER_SIGMA, Bench
 from sim_hardware.emission import HC_EV_NM
 from sim_hardware.optics import emccd_readout
 from sim_hardware.sample import PS_PER_S
@@ -34,6 +34,27 @@ from sim_hardware.spectrograph import SimSpectrograph
 AMBIENT_C = 20.0
 MAX_PLAIN_EM_GAIN = 300
 DEFAULT_TRACKS = (Track("V", 470, 490), Track("H", 530, 550))
+
+
+class _ColumnMap:
+    """Wavelength (nm) → fractional sensor column, the inverse of a smooth monotonic calibration.
+
+    A polynomial fitted to the calibration (sub-millipixel accurate for a grating's smooth
+    dispersion, and much faster than interpolation); wavelengths beyond the sensor map to −10.
+    """
+
+    DEGREE = 5
+
+    def __init__(self, calibration_nm: npt.NDArray[np.float64]) -> None:
+        columns = np.arange(calibration_nm.shape[0], dtype=np.float64)
+        self.low, self.high = float(calibration_nm.min()), float(calibration_nm.max())
+        self.poly = np.polynomial.Polynomial.fit(calibration_nm, columns,
+                                                 min(self.DEGREE, columns.shape[0] - 1))
+
+    def __call__(self, wavelength_nm: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        col = self.poly(wavelength_nm)
+        col[(wavelength_nm < self.low - 1.0) | (wavelength_nm > self.high + 1.0)] = -10.0
+        return col
 
 
 class _Series:
@@ -86,7 +107,7 @@ class SimCamera(SimInstrument, Camera):
         self._exposure_s = 0.1
         self._readout = Readout(ReadMode.TRACKS, DEFAULT_TRACKS)
         self._series: _Series | None = None
-        self._calibration: tuple[tuple[object, ...], npt.NDArray[np.float64]] | None = None
+        self._calibration: tuple[tuple[object, ...], _ColumnMap] | None = None
         bench.spectrograph_sink = self
 
     # -- sensor temperature -------------------------------------------------------------------
@@ -238,11 +259,12 @@ class SimCamera(SimInstrument, Camera):
 
     # -- photons from the spectrograph arm ----------------------------------------------------
 
-    def _wavelengths(self) -> npt.NDArray[np.float64]:
+    def _column_map(self) -> _ColumnMap:
+        """The inverse of the spectrograph's calibration for the current grating and center."""
         key = (self._spectrograph.grating(), self._spectrograph.center_wavelength_nm())
         if self._calibration is None or self._calibration[0] != key:
             cal = self._spectrograph.wavelength_calibration_nm(self._sensor[1], self._pixel_um)
-            self._calibration = (key, cal)
+            self._calibration = (key, _ColumnMap(cal))
         return self._calibration[1]
 
     def deposit(self, time_ps: npt.NDArray[np.int64], is_h: npt.NDArray[np.bool_],
@@ -260,10 +282,8 @@ class SimCamera(SimInstrument, Camera):
         k, is_h, energy_ev = k[keep], is_h[keep], energy_ev[keep]
         rng, optics = self._bench.rng_camera, self._optics
         rows, columns = self._sensor
-        wavelengths = self._wavelengths()
-        col = np.interp(HC_EV_NM / energy_ev, wavelengths, np.arange(columns),
-                        left=-10, right=columns + 10)
-        col = np.rint(col + rng.normal(0, optics.resolution_fwhm_px / 2.3548, col.shape))
+        col = self._column_map()(HC_EV_NM / energy_ev)
+        col = np.rint(col + rng.normal(0, optics.resolution_fwhm_px / FWHM_PER_SIGMA, col.shape))
         row = np.where(is_h, optics.h_row, optics.v_row) + np.rint(
             rng.normal(0, optics.spot_sigma_rows, col.shape))
         on_chip = (col >= 0) & (col < columns) & (row >= 0) & (row < rows)
@@ -278,10 +298,12 @@ class SimCamera(SimInstrument, Camera):
             k, pixel = k[read], track[read] * columns + col[read]
             size = len(self._readout.tracks) * columns
         shape = self._readout.frame_shape(self._sensor)
-        for frame in np.unique(k):
+        if k.shape[0] == 0:
+            return
+        for frame in range(int(k.min()), int(k.max()) + 1):
             counts = np.bincount(pixel[k == frame], minlength=size).reshape(shape)
-            held = series.photons.get(int(frame))
-            series.photons[int(frame)] = counts if held is None else held + counts
+            held = series.photons.get(frame)
+            series.photons[frame] = counts if held is None else held + counts
 
     def close(self) -> None:
         if self.is_connected:

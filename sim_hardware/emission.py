@@ -60,7 +60,7 @@ class LaserState:
 @dataclass(frozen=True, slots=True)
 class PhotonBatch:
     """Collected photons: their pulse (ps), emission time (ps), center, state, energy (eV) and
-    whether they are the biexciton photon of a cascade."""
+    whether they are the biexciton photon of a cascade (in no particular order)."""
 
     pulse_ps: npt.NDArray[np.int64]
     time_ps: npt.NDArray[np.int64]
@@ -144,9 +144,12 @@ def _bernoulli_indices(n_trials: int, p: float,
 
 def _draw_categories(cum: npt.NDArray[np.float64], n: int,
                      rng: np.random.Generator) -> npt.NDArray[np.intp]:
-    """Indices of ``n`` draws from the distribution with cumulative weights ``cum``."""
-    return np.minimum(np.searchsorted(cum, rng.random(n) * cum[-1], side="right"),
-                      cum.shape[0] - 1)
+    """Indices of ``n`` draws from the distribution with cumulative weights ``cum`` (few)."""
+    u = rng.random(n) * cum[-1]
+    index = np.zeros(n, np.intp)
+    for edge in cum[:-1]:
+        index += u >= edge
+    return index
 
 
 def _exciton_delays_ps(sample: SampleParams, center: int, state: EmitterState, n: int,
@@ -169,17 +172,21 @@ def line_energies_ev(sample: SampleParams, center: int, zpl_ev: float, n: int,
     offsets = np.array([0.0, *PHONON_SHIFTS_EV])[which]
     hwhm_ev = 0.5e-3 * p.linewidth_mev * np.array([1.0, PHONON_WIDTH_FACTOR,
                                                     PHONON_WIDTH_FACTOR])[which]
-    lorentz = rng.standard_cauchy(n).clip(-LORENTZ_CLIP_HWHM, LORENTZ_CLIP_HWHM)
+    lorentz = np.tan(np.pi * (rng.random(n) - 0.5)).clip(-LORENTZ_CLIP_HWHM, LORENTZ_CLIP_HWHM)
     return zpl_ev + offsets + hwhm_ev * lorentz
 
 
-#: Outcomes of a collected pulse: (exciton photon collected, biexciton photon collected, N ≥ 2).
-_OUTCOMES = ((True, False, False), (True, False, True), (False, True, True), (True, True, True))
+#: Outcomes of a collected pulse, in this order: exciton photon only after a single excitation;
+#: exciton photon only after a biexciton; biexciton photon only; both photons of the cascade.
+N_OUTCOMES = 4
 
 
 def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms: int,
          rng: np.random.Generator) -> PhotonBatch:
-    """Photons reaching ``arms`` detector arms (each arm with ``detection_efficiency``)."""
+    """Photons reaching ``arms`` detector arms (each arm with ``detection_efficiency``).
+
+    The photons come grouped by segment, center and kind, not sorted by time.
+    """
     if not laser.emission_on or laser.power_nw <= 0 or not segments:
         return PhotonBatch.empty()
     period = laser.period_ps
@@ -196,7 +203,7 @@ def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms:
         if n_pulses <= 0:
             continue
         # probability of each (center, outcome) per pulse
-        probs = np.zeros((len(seg.states), len(_OUTCOMES)))
+        probs = np.zeros((len(seg.states), N_OUTCOMES))
         for c, state in enumerate(seg.states):
             a = quantum_yield(sample, c, state) * collect  # exciton photon collected
             x = b * quantum_yield(sample, c, state) * collect  # biexciton photon collected
@@ -208,26 +215,31 @@ def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms:
         if n == 0:
             continue
         pulse_ps = (first_pulse + pulses) * period
+        # group the collected pulses by (center, outcome): contiguous runs of ``order``
         which = _draw_categories(np.cumsum(probs.ravel()), n, rng)
-        center_of, outcome_of = np.divmod(which, len(_OUTCOMES))
-        table = np.array(_OUTCOMES)
-        has_x, has_xx, multi = table[outcome_of].T
-        t_xx = np.where(multi, rng.exponential(tau_xx_ps, n), 0.0)
+        order = np.argsort(which, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(which, minlength=probs.size))))
         for c, (state, zpl) in enumerate(zip(seg.states, seg.zpl_ev, strict=True)):
-            mine = center_of == c
-            sel_x = mine & has_x
-            sel_xx = mine & has_xx
-            nx, nxx = int(sel_x.sum()), int(sel_xx.sum())
-            if nx:
-                delay = t_xx[sel_x] + _exciton_delays_ps(sample, c, state, nx, rng)
-                batches.append(_batch(pulse_ps[sel_x], delay, c, state,
+            single, x_only, xx_only, both = (
+                order[bounds[N_OUTCOMES * c + j]:bounds[N_OUTCOMES * c + j + 1]]
+                for j in range(N_OUTCOMES))
+            t_x_only = rng.exponential(tau_xx_ps, x_only.shape[0])
+            t_xx_only = rng.exponential(tau_xx_ps, xx_only.shape[0])
+            t_both = rng.exponential(tau_xx_ps, both.shape[0])
+            x_pulses = np.concatenate([single, x_only, both])
+            if x_pulses.shape[0]:
+                nx = x_pulses.shape[0]
+                delay = np.concatenate([np.zeros(single.shape[0]), t_x_only, t_both]) \
+                    + _exciton_delays_ps(sample, c, state, nx, rng)
+                batches.append(_batch(pulse_ps[x_pulses], delay, c, state,
                                       line_energies_ev(sample, c, zpl, nx, rng), False))
-            if nxx:
+            xx_pulses = np.concatenate([xx_only, both])
+            if xx_pulses.shape[0]:
                 energy = line_energies_ev(sample, c, zpl + sample.biexciton_shift_mev * 1e-3,
-                                          nxx, rng)
-                batches.append(_batch(pulse_ps[sel_xx], t_xx[sel_xx], c, state, energy, True))
-    batch = PhotonBatch.concat(batches)
-    return batch.select(np.argsort(batch.time_ps, kind="stable"))
+                                          xx_pulses.shape[0], rng)
+                batches.append(_batch(pulse_ps[xx_pulses], np.concatenate([t_xx_only, t_both]),
+                                      c, state, energy, True))
+    return PhotonBatch.concat(batches)
 
 
 def _batch(pulse_ps: npt.NDArray[np.int64], delay_ps: npt.NDArray[np.float64], center: int,
