@@ -8,8 +8,8 @@ from unittest import mock
 import numpy as np
 import pytest
 from pylablib.devices import Andor
-from pylablib.devices.Andor import AndorSDK2, Shamrock
-from pylablib.devices.Andor.atmcd32d_lib import TAmpModeFull
+from pylablib.devices.Andor import AndorSDK2
+from vendor_fakes import COLUMNS, ROWS
 
 from drivers.andor import AndorCamera, AndorSpectrograph
 from drivers.interfaces import (
@@ -23,40 +23,11 @@ from drivers.interfaces import (
     Track,
 )
 
-COLUMNS, ROWS = 1024, 1000
 TWO_TRACKS = Readout(ReadMode.TRACKS, (Track("V", 470, 490), Track("H", 530, 550)))
-EM_30 = TAmpModeFull(0, 16, 0, "Electron Multiplying", 0, 30.0, 1, 2.0)
 
 
 def _frames(first: int, count: int, tracks: int = 2) -> list[np.ndarray]:
     return [np.full((tracks, COLUMNS), first + k, dtype=np.uint16) for k in range(count)]
-
-
-@pytest.fixture
-def camera_class(monkeypatch: pytest.MonkeyPatch) -> Any:
-    cls = mock.create_autospec(Andor.AndorSDK2Camera)
-    cam = cls.return_value
-    cam.get_all_amp_modes.return_value = [
-        TAmpModeFull(0, 16, 0, "Electron Multiplying", 1, 20.0, 0, 1.0),
-        EM_30,
-        TAmpModeFull(0, 16, 0, "Electron Multiplying", 0, 30.0, 2, 3.0),
-        TAmpModeFull(0, 16, 1, "Conventional", 0, 1.0, 0, 1.0),
-    ]
-    cam.get_detector_size.return_value = (COLUMNS, ROWS)
-    cam.get_pixel_size.return_value = (13e-6, 13e-6)
-    cam.get_temperature_status.return_value = "stabilized"
-    cam.get_temperature.return_value = -80.0
-    cam.get_EMCCD_gain.return_value = (100, False)
-    cam.get_exposure.return_value = 0.5
-    cam.acquisition_in_progress.return_value = False
-    cam.get_acquisition_progress.return_value = AndorSDK2.TAcqProgress(0, 0)
-    cam.get_amp_mode.return_value = EM_30
-    cam.get_vsspeed_period.return_value = 0.6
-    cam.is_frame_transfer_enabled.return_value = True
-    cam.get_device_info.return_value = AndorSDK2.TDeviceInfo("CCI-24", "DU888_BV", 12345)
-    cam.read_multiple_images.return_value = ([], (0, 0))
-    monkeypatch.setattr(Andor, "AndorSDK2Camera", cls)
-    return cls
 
 
 @pytest.fixture
@@ -211,22 +182,6 @@ def test_on_linux_pylablib_fails_cleanly():
 
 
 # -- spectrograph -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def spectrograph_class(monkeypatch: pytest.MonkeyPatch) -> Any:
-    cls = mock.create_autospec(Andor.ShamrockSpectrograph)
-    spec = cls.return_value
-    spec.get_gratings_number.return_value = 3
-    spec.get_grating.return_value = 2
-    lines = {1: 150, 2: 600, 3: 1200}
-    spec.get_grating_info.side_effect = lambda g=None: Shamrock.TGratingInfo(
-        lines[g or 2], "500nm", 0, 0)
-    spec.get_wavelength.return_value = 580e-9
-    spec.get_device_info.return_value = Shamrock.TDeviceInfo("KY-328i-0042")
-    spec.get_calibration.return_value = np.linspace(550e-9, 610e-9, COLUMNS)
-    monkeypatch.setattr(Andor, "ShamrockSpectrograph", cls)
-    return cls
 
 
 def test_spectrograph_gratings_wavelength_and_calibration(spectrograph_class: Any):

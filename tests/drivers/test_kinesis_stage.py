@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 import serial
 from pylablib.devices import Thorlabs
-from pylablib.devices.Thorlabs import base, kinesis
+from pylablib.devices.Thorlabs import base
 
 from drivers.interfaces import (
     InstrumentError,
@@ -24,21 +24,6 @@ STEPS_PER_DEG = 1919.6418578623391
 
 
 # -- autospec of the real pylablib class ------------------------------------------------------
-
-
-@pytest.fixture
-def motor_class(monkeypatch: pytest.MonkeyPatch) -> Any:
-    cls = mock.create_autospec(Thorlabs.KinesisMotor)
-    motor = cls.return_value
-    motor.get_scale_units.return_value = "deg"
-    motor.get_status.return_value = ["connected", "homed", "enabled"]
-    motor.get_position.return_value = 12.5
-    motor.get_device_info.return_value = kinesis.TDeviceInfo(
-        27000123, "KDC101", "3.0.10", 16, 1, 0, 1, "Brushed DC motor"
-    )
-    motor.get_velocity_parameters.return_value = kinesis.TVelocityParams(0.0, 10.0, 10.0)
-    monkeypatch.setattr(Thorlabs, "KinesisMotor", cls)
-    return cls
 
 
 def test_connect_opens_prm1_z8_and_sets_the_motion_trigger(motor_class: Any):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
 from unittest import mock
 
 import numpy as np
 import pytest
 import Swabian.TimeTagger as tt
+from vendor_fakes import SwabianSdk, stream_buffer
 
 from drivers.interfaces import (
     InstrumentError,
@@ -18,52 +18,7 @@ from drivers.interfaces import (
 from drivers.swabian import SwabianTimeTagger
 
 
-def _buffer(timestamps: list[int], channels: list[int], types: list[int] | None = None,
-            missed: list[int] | None = None) -> Any:
-    buffer = mock.create_autospec(tt.TimeTagStreamBuffer, instance=True)
-    n = len(timestamps)
-    buffer.getTimestamps.return_value = np.array(timestamps, dtype=np.int64)
-    buffer.getChannels.return_value = np.array(channels, dtype=np.int32)
-    buffer.getEventTypes.return_value = np.array(types or [0] * n, dtype=np.uint8)
-    buffer.getMissedEvents.return_value = np.array(missed or [0] * n, dtype=np.uint16)
-    buffer.size = n
-    return buffer
-
-
-class Sdk:
-    """The SDK entry points patched on the real ``Swabian.TimeTagger`` module."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.tagger = mock.create_autospec(tt.TimeTagger, instance=True)
-        self.tagger.getChannelList.return_value = list(range(1, 9))
-        self.tagger.getModel.return_value = "Time Tagger 20"
-        self.tagger.getSerial.return_value = "1740000ABC"
-        self.tagger.getFirmwareVersion.return_value = "FW 4"
-        self.tagger.getOverflows.return_value = 0
-        self.tagger.setDeadtime.side_effect = lambda channel, deadtime: deadtime
-        self.create = mock.create_autospec(tt.createTimeTagger, return_value=self.tagger)
-        self.usage = mock.create_autospec(tt.setUsageStatisticsStatus)
-        self.free = mock.create_autospec(tt.freeTimeTagger)
-        self.stream_class = mock.create_autospec(tt.TimeTagStream)
-        self.stream = self.stream_class.return_value
-        self.countrate_class = mock.create_autospec(tt.Countrate)
-        self.manager = mock.Mock()
-        for name, value in [("createTimeTagger", self.create),
-                            ("setUsageStatisticsStatus", self.usage),
-                            ("freeTimeTagger", self.free), ("TimeTagStream", self.stream_class),
-                            ("Countrate", self.countrate_class)]:
-            monkeypatch.setattr(tt, name, value)
-            self.manager.attach_mock(value, name)
-        self.manager.attach_mock(self.tagger, "tagger")
-        self.manager.attach_mock(self.stream, "stream")
-
-
-@pytest.fixture
-def sdk(monkeypatch: pytest.MonkeyPatch) -> Sdk:
-    return Sdk(monkeypatch)
-
-
-def test_connect_disables_usage_statistics_first(sdk: Sdk):
+def test_connect_disables_usage_statistics_first(sdk: SwabianSdk):
     with SwabianTimeTagger(serial="1740000ABC") as tagger:
         identity = tagger.identity()
     assert sdk.manager.mock_calls[:2] == [
@@ -75,7 +30,7 @@ def test_connect_disables_usage_statistics_first(sdk: Sdk):
     sdk.free.assert_called_once_with(sdk.tagger)
 
 
-def test_inputs_levels_deadtime(sdk: Sdk):
+def test_inputs_levels_deadtime(sdk: SwabianSdk):
     with SwabianTimeTagger() as tagger:
         assert list(tagger.input_channels()) == list(range(1, 9))
         sdk.tagger.getChannelList.assert_called_with(tt.ChannelEdge.Rising)
@@ -88,13 +43,13 @@ def test_inputs_levels_deadtime(sdk: Sdk):
     sdk.tagger.setDeadtime.assert_called_once_with(1, 6000)
 
 
-def test_polarization_series_stream_sequence(sdk: Sdk):
+def test_polarization_series_stream_sequence(sdk: SwabianSdk):
     sdk.stream.getData.side_effect = [
-        _buffer([100, 1_000_100, 1_000_150], [1, 2, 3]),
-        _buffer([], []),
-        _buffer([2_000_000, 2_000_500, 2_001_000], [1, 0, 0], types=[0, 2, 3]),
-        _buffer([3_000_000, 3_000_010], [4, 2], types=[4, 0], missed=[17, 0]),
-        _buffer([4_000_000], [-3]),
+        stream_buffer([100, 1_000_100, 1_000_150], [1, 2, 3]),
+        stream_buffer([], []),
+        stream_buffer([2_000_000, 2_000_500, 2_001_000], [1, 0, 0], types=[0, 2, 3]),
+        stream_buffer([3_000_000, 3_000_010], [4, 2], types=[4, 0], missed=[17, 0]),
+        stream_buffer([4_000_000], [-3]),
     ]
     with SwabianTimeTagger(buffer_tags=1000) as tagger:
         tagger.set_conditional_filter(trigger=[1], filtered=[2])
@@ -126,8 +81,8 @@ def test_polarization_series_stream_sequence(sdk: Sdk):
     sdk.tagger.setConditionalFilter.assert_called_once_with(trigger=[1], filtered=[2])
 
 
-def test_full_buffer_is_counted(sdk: Sdk):
-    sdk.stream.getData.return_value = _buffer(list(range(10)), [1] * 10)
+def test_full_buffer_is_counted(sdk: SwabianSdk):
+    sdk.stream.getData.return_value = stream_buffer(list(range(10)), [1] * 10)
     with SwabianTimeTagger(buffer_tags=10) as tagger:
         tagger.start_stream([1])
         tagger.read_block()
@@ -136,7 +91,7 @@ def test_full_buffer_is_counted(sdk: Sdk):
         assert tagger.status().overflows == 3
 
 
-def test_self_test_measures_rates_and_switches_the_test_signal_off(sdk: Sdk):
+def test_self_test_measures_rates_and_switches_the_test_signal_off(sdk: SwabianSdk):
     counter = sdk.countrate_class.return_value
     counter.waitUntilFinished.return_value = True
     counter.getData.return_value = np.array([800_000.0, 799_950.0])
@@ -149,14 +104,14 @@ def test_self_test_measures_rates_and_switches_the_test_signal_off(sdk: Sdk):
         mock.call([1, 2], True), mock.call([1, 2], False)]
 
 
-def test_self_test_refused_while_streaming(sdk: Sdk):
+def test_self_test_refused_while_streaming(sdk: SwabianSdk):
     with SwabianTimeTagger() as tagger:
         tagger.start_stream([1])
         with pytest.raises(SettingRejectedError, match="while streaming"):
             tagger.self_test()
 
 
-def test_no_device_is_one_line(sdk: Sdk):
+def test_no_device_is_one_line(sdk: SwabianSdk):
     sdk.create.side_effect = RuntimeError("No Time Tagger found.")
     with pytest.raises(InstrumentError) as err:
         SwabianTimeTagger().connect()
