@@ -21,6 +21,7 @@ from cryoscope.config import Backend, Config
 from drivers.interfaces import (
     Camera,
     Clock,
+    CoolingStatus,
     Cryostat,
     Instrument,
     InstrumentError,
@@ -184,6 +185,18 @@ def wait_until(clock: Clock, done: Callable[[], bool], timeout_s: float, what: s
         clock.sleep(poll_s)
 
 
+def camera_is_cold(camera: Camera) -> bool:
+    """Whether the sensor is near its setpoint, so EM gain may be applied."""
+    return camera.cooling_status() in (CoolingStatus.NOT_STABILIZED, CoolingStatus.STABILIZED)
+
+
+def apply_em_gain(rig: Rig) -> None:
+    """Set the configured EM gain (refused by the camera while its sensor is warm)."""
+    cam = rig.config.camera
+    if rig.camera.em_gain() != cam.em_gain:
+        rig.camera.set_em_gain(cam.em_gain, advanced=cam.advanced_em_gain)
+
+
 def configure(rig: Rig) -> None:
     """Apply the configuration's settings to the connected instruments."""
     c = rig.config
@@ -213,7 +226,11 @@ def configure(rig: Rig) -> None:
 
     rig.camera.set_cooling(True, c.camera.temperature_c)
     rig.camera.set_readout(camera_readout(c))
-    rig.camera.set_em_gain(c.camera.em_gain, advanced=c.camera.advanced_em_gain)
+    if camera_is_cold(rig.camera):
+        apply_em_gain(rig)
+    else:
+        log.info("camera sensor not cold yet: EM gain %d is set when a run starts",
+                 c.camera.em_gain)
 
     ch = c.channels
     apds = [ch.apd] if ch.apd2 is None else [ch.apd, ch.apd2]

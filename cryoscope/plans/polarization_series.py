@@ -31,7 +31,7 @@ from cryoscope.acquisition import (
     TagsAcquired,
 )
 from cryoscope.config import Backend, PlanConfig
-from cryoscope.rig import STAGE_TIMEOUT_S, Rig, wait_until
+from cryoscope.rig import STAGE_TIMEOUT_S, Rig, apply_em_gain, wait_until
 from cryoscope.storage import MeasurementWriter, RunMetadata
 from drivers.interfaces import (
     CoolingStatus,
@@ -88,6 +88,7 @@ class PolarizationSeries:
             log.info("waiting for the camera to reach %.0f C", rig.config.camera.temperature_c)
             wait_until(rig.clock, self._cold_or_stopped, COOLING_TIMEOUT_S, "cooling",
                        rig.camera.name, poll_s=1.0)
+        apply_em_gain(rig)
         rig.stage.start_move_to(self._zero + plan.waveplate_start_deg)
         wait_until(rig.clock, lambda: self.control.stop_requested or not rig.stage.is_moving(),
                    STAGE_TIMEOUT_S, "move to the start angle", rig.stage.name)
