@@ -229,3 +229,20 @@ def test_frames_integrate_only_while_exposing(tmp_path: Path) -> None:
         signal[exposure] = (counts.sum(axis=1).mean(), result.count_rate_cps)
     assert signal[0.4][0] / signal[0.2][0] == pytest.approx(2.0, rel=0.05)
     assert signal[0.4][1] == pytest.approx(signal[0.2][1], rel=0.03)
+
+
+def test_every_node_and_attribute_is_documented(run_file: tuple[Path, api.RunResult]) -> None:
+    """docs/file-format.md names every dataset, group and attribute the writer produces."""
+    path, _ = run_file
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "file-format.md").read_text()
+    names: set[str] = set()
+
+    def visit(name: str, node: h5py.HLObject) -> None:
+        names.add(name.rsplit("/", 1)[-1])
+        names.update(node.attrs.keys())
+
+    with h5py.File(path, "r") as f:
+        names.update(f.attrs.keys())
+        f.visititems(visit)
+    missing = sorted(n for n in names if f"`{n}`" not in doc and f"/{n}`" not in doc)
+    assert not missing, f"not in docs/file-format.md: {missing}"
