@@ -189,7 +189,8 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cryoscope", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="cryoscope", description="Control and analysis of a cryogenic "
+                     "single-particle fluorescence microscope.")
     parser.add_argument("--version", action="version", version=f"cryoscope {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -216,13 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_config_check)
 
     for module_name in PLUGIN_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue  # that part of cryoscope is not there (yet)
-            raise
-        module.register(sub)
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
