@@ -375,7 +375,8 @@ class LiveAccumulator:
             return None
         peak_ns = (int(np.argmax(decay)) + 0.5) * period_ns / decay.shape[0]
         start = peak_ns + gate_after_peak_ns
-        length = gate_ns if gate_ns is not None else max(period_ns - start, 1e-3)
+        rest = max(period_ns - start, 1e-3)
+        length = rest if gate_ns is None else min(gate_ns, rest)
         width = period_ns / self.flid_delay_bins
         centers = (np.arange(self.flid_delay_bins) + 0.5) * width
         gated = (centers >= start) & (centers < start + length)

@@ -1,0 +1,37 @@
+"""Starting the application: QApplication, the main window, and a last-resort error hook."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from types import TracebackType
+
+from PyQt6.QtWidgets import QApplication
+
+from cryoscope.config import Config
+from gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+def run_app(config: Config, *, connect: bool = True, open_file: str | None = None) -> int:
+    """Show the main window on ``config`` and run the event loop; returns the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("cryoscope")
+    app.setOrganizationName("cryoscope")
+    window = MainWindow(config)
+
+    def excepthook(kind: type[BaseException], exc: BaseException,
+                   tb: TracebackType | None) -> None:
+        # PyQt aborts on an exception escaping a slot: log it and tell the user instead.
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, exc, tb)))
+        window.show_error(f"Unexpected error: {kind.__name__}: {exc} (details in the log)")
+
+    sys.excepthook = excepthook
+    window.show()
+    if connect:
+        window.connect_rig()
+    if open_file:
+        window.open_measurement(open_file)
+    return int(app.exec())

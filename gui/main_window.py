@@ -1,0 +1,452 @@
+"""The main window: instrument panels, run control, live views as docks, replay of files.
+
+The window holds no measurement logic. It owns a :class:`cryoscope.session.RigSession` (the rig
+on its worker thread) and, per run, a :class:`cryoscope.live.LiveAccumulator` fed on that thread;
+a display timer (25 Hz by default) redraws the visible views from the accumulator, so a fast run
+never floods the event loop. Errors become a banner, a status-bar message and a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QByteArray, QSettings, Qt, QTimer, pyqtSignal, pyqtSlot
+from PyQt6.QtGui import QAction, QCloseEvent
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QToolBar,
+    QWidget,
+)
+
+from cryoscope.acquisition import Progress, RunState, StateChanged
+from cryoscope.config import Backend, Config
+from cryoscope.live import LiveAccumulator, Replay, replay_measurement
+from cryoscope.session import (
+    CommandFailed,
+    InstrumentStatuses,
+    RigSession,
+    RunFinished,
+    SessionState,
+    SessionStateChanged,
+)
+from drivers.interfaces import GratingInfo, Track
+from gui.bridge import LogBridge, SessionBridge
+from gui.panels import InstrumentsWidget
+from gui.run_panel import RunPanel
+from gui.views import (
+    CameraView,
+    DecayView,
+    FlidView,
+    IntensityView,
+    PolarizationPlot,
+    SpectralTraceView,
+    SpectrumView,
+    View,
+)
+
+log = logging.getLogger(__name__)
+
+SPEEDS = ("1", "2", "5", "20", "max")
+
+
+def speed_text(config: Config) -> str:
+    speed = config.simulation.speed
+    return "max" if speed == "max" else f"{float(speed):g}"
+
+
+class MainWindow(QMainWindow):
+    """The desktop application at the microscope."""
+
+    replayReady = pyqtSignal(object)  # Replay
+    replayFailed = pyqtSignal(str)
+    gratingsReady = pyqtSignal(object)  # list[GratingInfo]
+
+    def __init__(self, config: Config, *, settings: QSettings | None = None,
+                 display_hz: float = 25.0) -> None:
+        super().__init__()
+        self.config = config
+        self.settings = settings if settings is not None else QSettings("cryoscope", "gui")
+        self.bridge = SessionBridge(self)
+        self.session = RigSession(config, on_event=self.bridge)
+        self.live: LiveAccumulator | None = None
+        self.source: LiveAccumulator | None = None
+        self.replay: Replay | None = None
+        self.last_run: RunFinished | None = None
+        self.statuses: InstrumentStatuses | None = None
+        self.errors: list[str] = []
+        self.display_updates = 0
+        self._closing = False
+        self._need_gratings = True
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="replay")
+        self.setWindowTitle(self._title())
+        self.setDockNestingEnabled(True)
+        self.resize(1600, 1000)
+
+        self._build_toolbar()
+        self.instruments = InstrumentsWidget(self.session)
+        scroll = QScrollArea()
+        scroll.setWidget(self.instruments)
+        scroll.setWidgetResizable(True)
+        self.run_panel = RunPanel(self.session)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(2000)
+
+        self.camera_view = CameraView()
+        self.spectrum_view = SpectrumView()
+        self.trace_view = SpectralTraceView()
+        self.intensity_view = IntensityView()
+        self.decay_view = DecayView()
+        self.polarization_view = PolarizationPlot()
+        self.flid_view = FlidView()
+        self.views: list[View] = [self.camera_view, self.spectrum_view, self.trace_view,
+                                  self.intensity_view, self.decay_view,
+                                  self.polarization_view, self.flid_view]
+        self.docks: dict[str, QDockWidget] = {}
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        self._dock("instruments", "Instruments", scroll, left)
+        self._dock("run", "Run", self.run_panel, left)
+        self._dock("spectrum", SpectrumView.title, self.spectrum_view, right)
+        self._dock("polarization", PolarizationPlot.title, self.polarization_view, right)
+        self._dock("trace", SpectralTraceView.title, self.trace_view, right)
+        self._dock("camera", CameraView.title, self.camera_view, right)
+        self._dock("intensity", IntensityView.title, self.intensity_view, bottom)
+        self._dock("decay", DecayView.title, self.decay_view, bottom)
+        self._dock("flid", FlidView.title, self.flid_view, bottom)
+        self._dock("log", "Log", self.log_view, bottom)
+        self._default_layout()
+        self._restore_layout()
+
+        self.bridge.sessionState.connect(self._on_session_state)
+        self.bridge.statuses.connect(self._on_statuses)
+        self.bridge.progress.connect(self._on_progress)
+        self.bridge.runState.connect(self._on_run_state)
+        self.bridge.commandFailed.connect(self._on_command_failed)
+        self.bridge.runFinished.connect(self._on_run_finished)
+        self.replayReady.connect(self._on_replay_ready)
+        self.replayFailed.connect(self.show_error)
+        self.gratingsReady.connect(self._on_gratings)
+        self.run_panel.startRequested.connect(self.start_run)
+        self.run_panel.stopRequested.connect(self.stop_run)
+        self.spectrum_view.regionChanged.connect(self.polarization_view.set_region)
+        self.spectrum_view.axis.currentIndexChanged.connect(
+            lambda _i: self.trace_view.set_energy_axis(self.spectrum_view.energy_axis))
+
+        self.log_bridge = LogBridge(self)
+        self.log_bridge.record.connect(self._append_log)
+        logging.getLogger().addHandler(self.log_bridge.handler)
+        if logging.getLogger().level > logging.INFO:
+            logging.getLogger().setLevel(logging.INFO)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(max(1, round(1000 / display_hz)))
+        self.timer.timeout.connect(self.refresh_views)
+        self.timer.start()
+        self.statusBar().showMessage("not connected")
+        self._update_controls()
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def _dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea
+              ) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{key}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.docks[key] = dock
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def _default_layout(self) -> None:
+        d = self.docks
+        self.tabifyDockWidget(d["instruments"], d["run"])
+        d["run"].raise_()
+        self.splitDockWidget(d["spectrum"], d["polarization"], Qt.Orientation.Horizontal)
+        self.splitDockWidget(d["spectrum"], d["trace"], Qt.Orientation.Vertical)
+        self.splitDockWidget(d["polarization"], d["camera"], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(d["flid"], d["log"])
+        d["flid"].raise_()
+        self.resizeDocks([d["run"]], [380], Qt.Orientation.Horizontal)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Session", self)
+        bar.setObjectName("toolbar_session")
+        self.addToolBar(bar)
+        self.connect_action = QAction("Connect", self)
+        self.connect_action.triggered.connect(self.connect_rig)
+        self.disconnect_action = QAction("Disconnect", self)
+        self.disconnect_action.triggered.connect(lambda: self.session.disconnect())
+        self.open_action = QAction("Open measurement…", self)
+        self.open_action.triggered.connect(self._ask_open)
+        self.live_action = QAction("Back to live", self)
+        self.live_action.triggered.connect(self.show_live)
+        bar.addAction(self.connect_action)
+        bar.addAction(self.disconnect_action)
+        self.speed = QComboBox()
+        self.speed.addItems(SPEEDS)
+        self.speed.setCurrentText(speed_text(self.config))
+        self.speed.setToolTip("simulated rig: virtual seconds per wall second (applies on "
+                              "connect)")
+        self.speed_label = QLabel("  simulation speed ")
+        if self.config.rig.backend is Backend.SIMULATED:
+            bar.addWidget(self.speed_label)
+            bar.addWidget(self.speed)
+        bar.addSeparator()
+        bar.addAction(self.open_action)
+        bar.addAction(self.live_action)
+        self.source_label = QLabel("")
+        bar.addSeparator()
+        bar.addWidget(self.source_label)
+
+        self.addToolBarBreak()
+        self.banner_bar = QToolBar("Messages", self)
+        self.banner_bar.setObjectName("toolbar_messages")
+        self.banner = QLabel("")
+        self.banner.setStyleSheet("color: white; background: #b00020; padding: 4px;")
+        self.banner.setWordWrap(True)
+        dismiss = QPushButton("Dismiss")
+        dismiss.clicked.connect(self.clear_error)
+        self.banner_bar.addWidget(self.banner)
+        self.banner_bar.addWidget(dismiss)
+        self.addToolBar(self.banner_bar)
+        self.banner_bar.hide()
+        self.view_menu = self.menuBar().addMenu("&View")
+
+    def _title(self) -> str:
+        rig = self.config.rig
+        extra = f" (simulated, speed {speed_text(self.config)})" \
+            if rig.backend is Backend.SIMULATED else ""
+        return f"cryoscope — {rig.name}{extra}"
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def show_error(self, message: str) -> None:
+        """Show an error without interrupting anything: banner, status bar, log."""
+        self.errors.append(message)
+        log.error("%s", message)
+        self.banner.setText(message)
+        self.banner_bar.show()
+        self.statusBar().showMessage(message, 15000)
+
+    def clear_error(self) -> None:
+        self.banner_bar.hide()
+
+    @pyqtSlot(str, int)
+    def _append_log(self, text: str, level: int) -> None:
+        self.log_view.appendPlainText(text)
+
+    # -- session ------------------------------------------------------------------------------
+
+    def connect_rig(self) -> Future[None]:
+        """(Re)connect, with the chosen simulation speed."""
+        config = self.config
+        if config.rig.backend is Backend.SIMULATED:
+            text = self.speed.currentText()
+            config = config.with_overrides("simulation",
+                                           speed="max" if text == "max" else float(text))
+        self.config = config
+        self.setWindowTitle(self._title())
+        self._need_gratings = True
+        return self.session.connect(config)
+
+    @pyqtSlot(object)
+    def _on_session_state(self, event: SessionStateChanged) -> None:
+        text = f"rig {event.state}" + (f": {event.message}" if event.message else "")
+        self.statusBar().showMessage(text)
+        if event.state is SessionState.IDLE and self._need_gratings:
+            self._need_gratings = False
+            future = self.session.command("read the gratings",
+                                          lambda rig: list(rig.spectrograph.gratings()))
+            future.add_done_callback(self._gratings_done)
+        if event.state in (SessionState.DISCONNECTED, SessionState.CLOSED):
+            self.statuses = None
+            self.instruments.show_statuses(None)
+        self._update_controls()
+
+    def _gratings_done(self, future: Future[list[GratingInfo]]) -> None:
+        if future.exception() is None and not self._closing:
+            self.gratingsReady.emit(future.result())
+
+    @pyqtSlot(object)
+    def _on_gratings(self, gratings: list[GratingInfo]) -> None:
+        self.instruments.panels["spectrograph"].set_gratings(gratings)  # type: ignore[attr-defined]
+
+    def _update_controls(self) -> None:
+        connected, running = self.session.connected, self.session.running
+        busy = self.session.state is SessionState.CONNECTING
+        self.instruments.set_controls_enabled(connected and not running)
+        self.run_panel.set_state(connected=connected, running=running)
+        self.connect_action.setEnabled(not running and not busy)
+        self.disconnect_action.setEnabled(connected and not running)
+        self.speed.setEnabled(not running and not busy)
+
+    @pyqtSlot(object)
+    def _on_statuses(self, statuses: InstrumentStatuses) -> None:
+        self.statuses = statuses
+        self.instruments.show_statuses(statuses)
+
+    @pyqtSlot(object)
+    def _on_progress(self, progress: Progress) -> None:
+        self.run_panel.show_progress(progress)
+
+    @pyqtSlot(object)
+    def _on_run_state(self, event: StateChanged) -> None:
+        self.run_panel.status.setText(f"{event.state}" + (f": {event.message}"
+                                                          if event.message else ""))
+        self._update_controls()
+
+    @pyqtSlot(object)
+    def _on_command_failed(self, event: CommandFailed) -> None:
+        self.show_error(f"Could not {event.command}: {event.message}")
+        self._update_controls()
+
+    @pyqtSlot(object)
+    def _on_run_finished(self, event: RunFinished) -> None:
+        self.last_run = event
+        result = event.result
+        if result is None:
+            text = f"run failed: {event.error}"
+        else:
+            text = (f"run {result.state}: {result.frames} frames, {result.photons} photons, "
+                    f"{result.duration_s:.1f} s → {result.path}")
+            if result.state is RunState.FAILED:
+                self.show_error(f"The run failed: {result.error}")
+        self.run_panel.status.setText(text)
+        self.statusBar().showMessage(text)
+        self.run_panel.new_output()
+        self.refresh_views(force=True)
+        self._update_controls()
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def image_tracks(self) -> tuple[Track, ...]:
+        return tuple(Track(t.name, t.row_start, t.row_stop) for t in self.config.camera.tracks)
+
+    @pyqtSlot(str, str, bool, dict)
+    def start_run(self, plan: str, out: str, overwrite: bool, params: dict[str, Any]
+                  ) -> Future[Any] | None:
+        """Start ``plan`` into ``out``; the views follow the new run."""
+        if not out:
+            self.show_error("Choose an output file first.")
+            return None
+        live = LiveAccumulator(image_tracks=self.image_tracks())
+        try:
+            future = self.session.start_run(plan, out, overwrite=overwrite,
+                                            listeners=[live.feed], **params)
+        except ValueError as exc:
+            self.show_error(f"Invalid plan parameter {exc}")
+            return None
+        self.clear_error()
+        self.live = live
+        self._set_source(live, None)
+        self._update_controls()
+        return future
+
+    def stop_run(self) -> None:
+        self.session.stop_run("stopped by the user")
+        self.run_panel.status.setText("stopping…")
+
+    # -- replay -------------------------------------------------------------------------------
+
+    def _ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a measurement", str(Path.cwd()),
+                                              "HDF5 measurement (*.h5 *.hdf5)")
+        if path:
+            self.open_measurement(path)
+
+    def open_measurement(self, path: str | Path) -> Future[Replay]:
+        """Read a file in the background and show it in the views."""
+        self.statusBar().showMessage(f"reading {path} …")
+        future = self._executor.submit(replay_measurement, path)
+        future.add_done_callback(self._replay_done)
+        return future
+
+    def _replay_done(self, future: Future[Replay]) -> None:
+        if self._closing:
+            return
+        exc = future.exception()
+        if exc is None:
+            self.replayReady.emit(future.result())
+        else:
+            self.replayFailed.emit(f"Could not open the measurement: {exc}")
+
+    @pyqtSlot(object)
+    def _on_replay_ready(self, replay: Replay) -> None:
+        self.replay = replay
+        meas = replay.measurement
+        self._set_source(replay.live, replay)
+        text = f"replay: {meas.path.name} ({replay.status}, {meas.n_frames} frames)"
+        if replay.error:
+            text += f" — {replay.error}"
+        self.statusBar().showMessage(text)
+        if replay.decay_fit_message:
+            log.warning("%s: %s", meas.path.name, replay.decay_fit_message)
+
+    def show_live(self) -> None:
+        self._set_source(self.live, None)
+
+    def _set_source(self, source: LiveAccumulator | None, replay: Replay | None) -> None:
+        self.source = source
+        self.decay_view.set_fit(None if replay is None else replay.decay_fit)
+        if replay is not None:
+            self.source_label.setText(f"  showing {replay.measurement.path.name}")
+        else:
+            self.source_label.setText("  showing the live run" if source is not None else "")
+        self.refresh_views(force=True)
+
+    # -- display ------------------------------------------------------------------------------
+
+    def refresh_views(self, force: bool = False) -> int:
+        """Redraw the visible views whose data changed; returns how many redrew."""
+        if self.source is None:
+            return 0
+        drawn = 0
+        for view in self.views:
+            if view.isVisible() or force:
+                try:
+                    drawn += view.refresh(self.source, force=force)
+                except Exception:
+                    log.exception("the %s view failed to draw", view.title)
+        if drawn:
+            self.display_updates += 1
+        return drawn
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:
+        """Stop a run safely, close the rig, keep the layout."""
+        self._closing = True
+        self.timer.stop()
+        self.save_layout()
+        if self.session.running:
+            log.info("the window closes during a run: stopping it")
+        self.session.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.log_bridge.detach(logging.getLogger())
+        if event is not None:
+            event.accept()
