@@ -70,12 +70,23 @@ def line_model(energy_ev: np.ndarray, zpl_ev: np.ndarray, areas: np.ndarray, gam
 
 
 def find_zpls(energy_ev: np.ndarray, spectrum: np.ndarray, noise_sigma: np.ndarray | float,
-              max_lines: int = 4, min_snr: float = 8.0) -> np.ndarray:
-    """Candidate ZPL energies (eV, strongest first): peaks that are not phonon replicas."""
+              max_lines: int = 4, min_snr: float = 8.0, min_width_px: float = 1.5
+              ) -> np.ndarray:
+    """Candidate ZPL energies (eV, strongest first): peaks that are not phonon replicas.
+
+    A peak needs a prominence of ``min_snr`` local noise σ and a FWHM of ``min_width_px`` pixels.
+    """
     y = np.asarray(spectrum, float)
     sig = np.broadcast_to(np.asarray(noise_sigma, float), y.shape)
     smooth = np.convolve(y, np.array([0.25, 0.5, 0.25]), mode="same")
-    peaks, _props = signal.find_peaks(smooth, prominence=min_snr * np.median(sig) / 1.5)
+    peaks, props = signal.find_peaks(smooth, prominence=0.0)
+    # Significant against the local noise (a bright line's shot noise makes wiggles on its flanks).
+    strong = props["prominences"] >= min_snr * sig[peaks]
+    # Light is at least as wide as the spectrograph's resolution; single-pixel spikes are not.
+    near = np.clip(peaks, 1, y.size - 2)
+    raw_peaks = near - 1 + np.argmax(np.stack([y[near - 1], y[near], y[near + 1]]), axis=0)
+    widths = signal.peak_widths(y, raw_peaks, rel_height=0.5)[0]
+    peaks = peaks[strong & (widths >= min_width_px)]
     if peaks.size == 0:
         return np.zeros(0)
     heights = smooth[peaks]

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: Fewest photons for a decay fit, and for a two-exponential one.
 MIN_DECAY_PHOTONS = 200
 MIN_TWO_EXP_PHOTONS = 2000
+#: Lines weaker than this fraction of a state's strongest line are not reported.
+MIN_LINE_FRACTION = 0.01
 #: ZPLs of different states closer than this are one line (meV).
 SAME_LINE_MEV = 1.0
 
@@ -118,7 +120,8 @@ def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64
             fits.append(two)
     best = min(fits, key=lambda f: f.bic)
     background = best.background_per_bin * hist.counts.size
-    if best.photons < 5 * math.sqrt(max(background, 1.0)) + 20:
+    flat = max(best.taus_ns) > 2 * hist.period_ns
+    if flat or best.photons < 5 * math.sqrt(max(background, 1.0)) + 20:
         log.info("decay: %d photons are background only", n)
         return hist, None
     return hist, best
@@ -143,15 +146,23 @@ def line_polarization(spectra: SpectralFrames, window_ev: tuple[float, float],
 
 def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames: int
                         ) -> SpectrumFit | None:
+    """Fit the lines of a state's summed spectrum; lines with less than MIN_LINE_FRACTION of the
+    strongest one's area are dropped and the rest refitted."""
     sigma = np.sqrt(spectra.noise.variance(np.maximum(spectrum, 0), n_frames))
     zpls = find_zpls(spectra.energy_ev, spectrum, sigma)
-    if zpls.size == 0:
-        return None
-    try:
-        return fit_lines(spectra.energy_ev, spectrum, zpls, spectra.noise, n_frames)
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        log.warning("line fit failed: %s", exc)
-        return None
+    fit = None
+    while zpls.size:
+        try:
+            fit = fit_lines(spectra.energy_ev, spectrum, zpls, spectra.noise, n_frames)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            log.warning("line fit failed: %s", exc)
+            return None
+        areas = np.array([ln.area for ln in fit.lines])
+        strong = areas >= MIN_LINE_FRACTION * areas.max()
+        if strong.all():
+            return fit
+        zpls = np.array([ln.zpl_ev for ln in fit.lines])[strong]
+    return fit
 
 
 def _distinct_lines(states: tuple[StateResult, ...]) -> list[tuple[float, float, float,

@@ -73,38 +73,46 @@ def _remove_background(track: np.ndarray) -> np.ndarray:
     return track - np.median(track, axis=1, keepdims=True)
 
 
+def _slope(mean: np.ndarray, half_d2: np.ndarray, read_var: float, robust: bool) -> float:
+    """Slope of Var(d)/2 − σ_r² against the pair mean, from ten quantile bins of the mean."""
+    if mean.size < 50:
+        return 0.0
+    edges = np.unique(np.quantile(mean, np.linspace(0, 1, 11)))
+    which = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, edges.size - 2)
+    bins = [b for b in range(edges.size - 1) if np.any(which == b)]
+    xb = np.array([np.mean(mean[which == b]) for b in bins])
+    if robust:  # median of χ²₁ is 0.4549
+        yb = np.array([np.median(half_d2[which == b]) / 0.4549 for b in bins]) - read_var
+    else:
+        yb = np.array([np.mean(half_d2[which == b]) for b in bins]) - read_var
+    return float(np.sum(xb * yb) / np.sum(xb * xb)) if xb.size else 0.0
+
+
 def estimate_noise(v: np.ndarray, h: np.ndarray, excess: float = 2.0) -> NoiseModel:
     """ADU per photon and read variance from differences of consecutive frames, pixel by pixel.
 
     For a pair of frames with mean signal x̄ (ADU), Var(x_{k+1} − x_k)/2 = excess·k·x̄ + σ_r²
-    (k = ADU per photon). Medians of the squared differences in bins of x̄ make it robust to
-    blinking; the slope of a line through the bins gives k.
+    (k = ADU per photon). A robust first slope (medians) flags the pairs across a blinking or
+    spectral change (their differences are far above it); the final slope uses the means of the
+    other pairs.
     """
-    mean = 0.5 * (np.concatenate([v[1:], h[1:]]) + np.concatenate([v[:-1], h[:-1]])).ravel()
-    half_d2 = 0.5 * (np.concatenate([v[1:], h[1:]]) - np.concatenate([v[:-1], h[:-1]])).ravel() ** 2
-    # Median of χ²₁ is 0.4549: median(d²)/0.4549 estimates Var(d) for Gaussian d.
+    both = np.concatenate([v, h], axis=1)
+    mean = 0.5 * (both[1:] + both[:-1])
+    half_d2 = 0.5 * (both[1:] - both[:-1]) ** 2
     quiet = np.abs(mean) < np.percentile(np.abs(mean), 50)
     read_var = float(np.median(half_d2[quiet]) / 0.4549) if np.any(quiet) else 1.0
     bright = mean > 5 * np.sqrt(max(read_var, 1e-12))
-    slope = 0.0
-    keep = bright
-    for _ in range(3):
-        if np.count_nonzero(keep) < 50:
-            break
-        x, y = mean[keep], half_d2[keep]
-        edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)))
-        which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
-        bins = [b for b in range(edges.size - 1) if np.any(which == b)]
-        xb = np.array([np.mean(x[which == b]) for b in bins])
-        # First pass: medians (robust); then means of the clipped pairs (unbiased for skewed
-        # EMCCD differences).
-        if keep is bright:
-            yb = np.array([np.median(y[which == b]) / 0.4549 - read_var for b in bins])
-        else:
-            yb = np.array([np.mean(y[which == b]) - read_var for b in bins])
-        slope = float(np.sum(xb * yb) / np.sum(xb * xb)) if xb.size else 0.0
-        # Drop pairs across a brightness change (25 σ², far beyond shot noise).
-        keep = bright & (half_d2 < 25.0 * (max(slope, 0.0) * np.maximum(mean, 0) + read_var))
+    slope = _slope(mean[bright], half_d2[bright], read_var, robust=True)
+    if slope > 0 and mean.shape[0] > 2:
+        model = slope * np.maximum(mean, 0) + read_var
+        ratio = np.where(bright, half_d2 / model, np.nan)
+        counted = np.count_nonzero(bright, axis=1)
+        per_pair = np.where(counted > 0, np.nansum(ratio, axis=1) / np.maximum(counted, 1),
+                            np.inf)
+        same = per_pair < 2.0 * np.nanmedian(per_pair)
+        keep = bright & same[:, None] & (half_d2 < 25.0 * model)
+        refined = _slope(mean[keep], half_d2[keep], read_var, robust=False)
+        slope = refined if refined > 0 else slope
     if slope <= 0:
         log.warning("could not estimate ADU per photon from the frames; assuming 1")
         slope = excess
@@ -123,7 +131,9 @@ def _remove_cosmics(a: np.ndarray, b: np.ndarray, noise: NoiseModel, threshold: 
     med_b = ndimage.median_filter(b, size=(5, 1), mode="mirror")
     sig_a = np.sqrt(noise.variance(med_a))
     sig_b = np.sqrt(noise.variance(med_b))
-    hot = (a - med_a) > threshold * sig_a
+    # A single photon's EM-gain output is exponential (mean adu_per_photon): at low flux its tail
+    # beats any Gaussian threshold, so a cosmic must also exceed 30 photons' worth.
+    hot = (a - med_a) > np.maximum(threshold * sig_a, 30.0 * noise.adu_per_photon)
     shared = ndimage.maximum_filter((b - med_b) / sig_b, size=(1, 3)) > 3.0
     bad = hot & ~shared
     out = np.where(bad, med_a, a)

@@ -99,8 +99,8 @@ class SpectralStates:
     bic: tuple[float, ...]  #: BIC for 1 … k_max components
 
 
-def line_windows(spectra: SpectralFrames, max_lines: int = 6, half_width_mev: float = 2.5
-                 ) -> np.ndarray:
+def line_windows(spectra: SpectralFrames, max_lines: int = 6, half_width_mev: float = 2.5,
+                 min_fraction: float = 0.01) -> np.ndarray:
     """Energy windows ``[lines, 2]`` (eV) around the peaks of the summed spectrum.
 
     The peaks are searched in the sum of per-frame normalized spectra, so a rare bright state and a
@@ -111,17 +111,47 @@ def line_windows(spectra: SpectralFrames, max_lines: int = 6, half_width_mev: fl
     snr = merged / noise
     # Frames weighted equally: sum of per-frame S/N spectra, clipped to ignore single hot pixels.
     score = np.clip(snr, -5, 50).sum(axis=0)
-    windows = []
-    centers = find_zpls(spectra.energy_ev, score, np.sqrt(merged.shape[0]), max_lines=max_lines,
-                        min_snr=6.0)
-    for c in np.sort(centers):
-        windows.append((c - half_width_mev / 1000, c + half_width_mev / 1000))
-    return np.array(windows).reshape(-1, 2)
+    centers = np.sort(find_zpls(spectra.energy_ev, score, np.sqrt(merged.shape[0]),
+                                max_lines=max_lines, min_snr=6.0))
+    windows = np.array([(c - half_width_mev / 1000, c + half_width_mev / 1000)
+                        for c in centers]).reshape(-1, 2)
+    # Drop windows holding less than min_fraction of the strongest window's light.
+    light = np.array([merged[:, (spectra.energy_ev >= lo) & (spectra.energy_ev <= hi)].sum()
+                      for lo, hi in windows])
+    if light.size:
+        windows = windows[light >= min_fraction * light.max()]
+    return windows
+
+
+def _merge_similar(feats: np.ndarray, labels: np.ndarray, fraction: float) -> np.ndarray:
+    """Merge clusters whose mean photons differ by less than ``fraction`` in every window.
+
+    Mixture components can split one physical state along slow drifts that are not state
+    changes (e.g. the V + H sum follows the waveplate when g_V ≠ g_H); states that matter differ
+    by a line switching on or off, or by a blinking step of tens of percent.
+    """
+    labels = labels.copy()
+    while True:
+        used = np.unique(labels)
+        # Features are √(2x + r): photons ∝ feature² up to the read-noise offset.
+        means = np.array([np.mean(feats[labels == j] ** 2, axis=0) for j in used])
+        best, pair = np.inf, None
+        for a in range(used.size):
+            for b in range(a + 1, used.size):
+                rel = np.max(np.abs(means[a] - means[b]) / np.maximum(
+                    np.maximum(means[a], means[b]), 1e-12))
+                if rel < fraction and rel < best:
+                    best, pair = rel, (used[a], used[b])
+        if pair is None:
+            return labels
+        labels[labels == pair[1]] = pair[0]
 
 
 def cluster_frames(spectra: SpectralFrames, k_max: int = 5, seed: int = 0,
-                   windows_ev: np.ndarray | None = None) -> SpectralStates:
-    """Cluster frames into spectral states; the number of states is chosen by BIC."""
+                   windows_ev: np.ndarray | None = None, merge_fraction: float = 0.2
+                   ) -> SpectralStates:
+    """Cluster frames into spectral states; the number of states is chosen by BIC, then states
+    whose mean photons per line window differ by less than ``merge_fraction`` are merged."""
     windows = line_windows(spectra) if windows_ev is None else np.asarray(windows_ev, float)
     merged = spectra.merged / spectra.noise.adu_per_photon
     n_frames = merged.shape[0]
@@ -139,12 +169,13 @@ def cluster_frames(spectra: SpectralFrames, k_max: int = 5, seed: int = 0,
             for k in range(1, min(k_max, max(n_frames // 10, 1)) + 1)]
     bics = tuple(f.bic for f in fits)
     best = fits[int(np.argmin(bics))]
-    # Drop empty components and order states by brightness (total √photons).
-    used = np.unique(best.labels)
-    brightness = np.array([feats[best.labels == j].sum(axis=1).mean() for j in used])
+    merged = _merge_similar(feats, best.labels, merge_fraction)
+    # Order states by brightness (sum of features).
+    used = np.unique(merged)
+    brightness = np.array([feats[merged == j].sum(axis=1).mean() for j in used])
     order = used[np.argsort(-brightness)]
     remap = {int(j): i for i, j in enumerate(order)}
-    labels = np.array([remap[int(j)] for j in best.labels])
+    labels = np.array([remap[int(j)] for j in merged])
     log.info("spectral states: %d (BIC over k=1..%d)", order.size, len(fits))
     return SpectralStates(labels=labels, n_states=int(order.size), windows_ev=windows,
                           features=feats, bic=bics)

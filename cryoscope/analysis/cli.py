@@ -1,0 +1,74 @@
+"""``cryoscope analyze FILE [--out DIR]``: summary.json, PNG figures and a short table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cryoscope.analysis.measurement import MeasurementError
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``analyze`` sub-command to the main CLI's sub-parsers."""
+    parser = subparsers.add_parser(
+        "analyze", help="analyze a measurement file: summary.json and figures",
+        description="Analyze a cryoscope measurement file: spectral states, lifetimes, lines, "
+                    "polarization; writes DIR/summary.json and PNG figures.")
+    parser.add_argument("file", help="measurement file (.h5)")
+    parser.add_argument("--out", help="output directory (default: FILE without suffix + _analysis)")
+    parser.add_argument("--bin-ms", type=float, default=10.0,
+                        help="intensity-trace and FLID bin (ms, default 10)")
+    parser.add_argument("--max-states", type=int, default=5,
+                        help="most spectral states tried (default 5)")
+    parser.add_argument("--no-figures", action="store_true", help="write summary.json only")
+    parser.set_defaults(handler=_run)
+
+
+def _error(message: str) -> int:
+    print(f"cryoscope analyze: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cryoscope.analysis.report import analyze_file
+    from cryoscope.analysis.summary import write_summary
+
+    path = Path(args.file)
+    if not path.is_file():
+        return _error(f"file not found: {path}")
+    if args.bin_ms <= 0:
+        return _error(f"--bin-ms must be positive, got {args.bin_ms}")
+    out = Path(args.out) if args.out else path.with_name(path.stem + "_analysis")
+    try:
+        result = analyze_file(path, bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
+    except MeasurementError as exc:
+        return _error(str(exc))
+    except (ValueError, KeyError, OSError) as exc:
+        return _error(f"cannot analyze {path}: {exc}")
+    summary = write_summary(result, out)
+    written = [summary]
+    if not args.no_figures:
+        from cryoscope.analysis.figures import write_figures
+
+        written += write_figures(result, out)
+    print(f"{path}: {result.duration_s:.1f} s, {result.spectra.v.shape[0]} frames, "
+          f"{result.photons.n} photons, {result.count_rate_cps / 1e3:.1f} kcps")
+    print(f"{'line (eV)':>10} {'FWHM (meV)':>10} {'p':>6} {'phi (deg)':>14}")
+    for ln in result.lines:
+        pol = ln.polarization
+        p = f"{pol.p:6.2f}" if pol else "     -"
+        phi = f"{pol.phi_deg:6.1f} ± {pol.phi_err_deg:4.1f}" if pol else "             -"
+        print(f"{ln.zpl_ev:10.4f} {ln.fwhm_mev:10.2f} {p} {phi:>14}")
+    print(f"{'state':>5} {'share':>6} {'kcps':>6}  lifetimes (ns)")
+    for st in result.state_results:
+        taus = ", ".join(f"{t:.3g}" for t in st.decay.taus_ns) if st.decay else "-"
+        print(f"{st.id:>5} {st.fraction:6.0%} {st.count_rate_cps / 1e3:6.1f}  {taus}")
+    for p in written:
+        print(f"wrote {p}")
+    return 0

@@ -1,0 +1,159 @@
+"""PNG figures laid out like the paper's Fig. 2 (overview) and Fig. 4d (peak tracking).
+
+Figures are plain :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas: no pyplot
+state, no GUI backend, safe in headless runs and next to a Qt application.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from cryoscope.analysis.lifetime import model_counts
+from cryoscope.analysis.polarization import polarization_model
+from cryoscope.analysis.report import AnalysisResult
+
+__all__ = ["overview_figure", "tracking_figure", "write_figures"]
+
+log = logging.getLogger(__name__)
+
+
+def _color(i: int) -> tuple[float, float, float, float]:
+    return matplotlib.colormaps["tab10"](i % 10)
+
+
+def overview_figure(result: AnalysisResult) -> Figure:
+    """Spectral time trace, intensity trace, decays per state, FLID, state spectra, polarization."""
+    fig = Figure(figsize=(14, 10), layout="constrained")
+    grid = fig.add_gridspec(3, 3)
+    sp = result.spectra
+    labels = result.states.labels
+    n_frames = labels.size
+
+    ax = fig.add_subplot(grid[0, :2])
+    extent = (0, n_frames, sp.energy_ev[0], sp.energy_ev[-1])
+    merged = sp.merged.T
+    vmax = np.percentile(merged, 99.9) if merged.size else 1.0
+    ax.imshow(merged, aspect="auto", origin="lower", extent=extent, cmap="magma", vmin=0,
+              vmax=vmax, interpolation="nearest")
+    for k in range(n_frames):
+        ax.axvspan(k, k + 1, ymin=0.97, ymax=1.0, color=_color(int(labels[k])), lw=0)
+    if result.lines:
+        lo = min(ln.zpl_ev for ln in result.lines) - 0.045
+        hi = max(ln.zpl_ev for ln in result.lines) + 0.01
+        ax.set_ylim(max(lo, sp.energy_ev[0]), min(hi, sp.energy_ev[-1]))
+    ax.set(xlabel="frame", ylabel="energy (eV)", title="(b) spectral time trace (V + H)")
+
+    ax = fig.add_subplot(grid[1, :2])
+    tr = result.trace
+    ax.plot(tr.start_s - tr.start_s[0], tr.rate_cps / 1e3, lw=0.4, color="0.3")
+    starts = (result.photons.frame_start_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
+    stops = (result.photons.frame_stop_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
+    for k in range(n_frames):
+        ax.axvspan(starts[k], stops[k], ymin=0.95, ymax=1.0, color=_color(int(labels[k])), lw=0)
+    ax.set(xlabel="time (s)", ylabel=f"kcps ({tr.bin_s * 1e3:g} ms bins)",
+           title="(c) APD intensity")
+
+    ax = fig.add_subplot(grid[0, 2])
+    for st in result.state_results:
+        h = st.histogram
+        if h.counts.sum() == 0:
+            continue
+        t0 = st.decay.t0_ns if st.decay else 0.0
+        x = np.mod(h.centers_ns - t0, h.period_ns)
+        order = np.argsort(x)
+        rebin = 8
+        n = (order.size // rebin) * rebin
+        xs = x[order][:n].reshape(-1, rebin).mean(axis=1)
+        ys = h.counts[order][:n].reshape(-1, rebin).sum(axis=1)
+        ax.semilogy(xs, np.maximum(ys, 0.5), ".", ms=2, color=_color(st.id),
+                    label=f"state {st.id}: " + (", ".join(f"{t:.3g}" for t in st.decay.taus_ns)
+                                                 + " ns" if st.decay else "no fit"))
+        if st.decay:
+            d = st.decay
+            amps = np.array(d.weights) * d.photons
+            mu = model_counts(h.edges_ns, amps, np.array(d.taus_ns),
+                              d.background_per_bin / np.diff(h.edges_ns).mean(), d.t0_ns,
+                              d.sigma_ns)
+            ax.semilogy(xs, mu[order][:n].reshape(-1, rebin).sum(axis=1), color=_color(st.id),
+                        lw=1)
+    ax.set(xlabel="delay after pulse (ns)", ylabel="counts", xlim=(-2, 400),
+           title="(d, e) decays per state")
+    ax.legend(fontsize=7)
+
+    ax = fig.add_subplot(grid[1, 2])
+    fl = result.flid
+    if fl.histogram.size and fl.histogram.sum() > 0:
+        ax.imshow(fl.histogram, aspect="auto", origin="lower", cmap="viridis",
+                  extent=(fl.delay_edges_ns[0], fl.delay_edges_ns[-1], fl.count_edges[0],
+                          fl.count_edges[-1]), interpolation="nearest")
+    ax.set(xlabel="mean delay in gate (ns)", ylabel=f"counts per {fl.bin_s * 1e3:g} ms",
+           title="(f) FLID")
+
+    ax = fig.add_subplot(grid[2, :2])
+    for st in result.state_results:
+        norm = max(st.n_frames, 1)
+        ax.plot(sp.energy_ev, st.spectrum / norm, lw=0.8, color=_color(st.id),
+                label=f"state {st.id} ({st.fraction:.0%})")
+        if st.fit:
+            ax.plot(st.fit.energy_ev, st.fit.model / norm, "--", lw=0.8, color="k")
+    if result.lines:
+        ax.set_xlim(min(ln.zpl_ev for ln in result.lines) - 0.045,
+                    max(ln.zpl_ev for ln in result.lines) + 0.01)
+    ax.set(xlabel="energy (eV)", ylabel="ADU per frame", title="(g, h) state spectra and fits")
+    ax.legend(fontsize=7)
+
+    ax = fig.add_subplot(grid[2, 2])
+    theta = result.frame_theta_deg
+    fine = np.linspace(np.nanmin(theta), np.nanmax(theta) + 1e-9, 200)
+    for i, ln in enumerate(result.lines):
+        sel = (sp.energy_ev >= ln.window_ev[0]) & (sp.energy_ev <= ln.window_ev[1])
+        use = np.isin(labels, ln.states) & ~result.frame_moving
+        v = sp.v[use][:, sel].sum(axis=1)
+        h = sp.h[use][:, sel].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ax.plot(theta[use], v / (v + h), ".", ms=3, color=_color(i))
+        pol = ln.polarization
+        if pol:
+            ax.plot(fine, polarization_model(fine, pol.p, pol.phi_deg, pol.gain_ratio),
+                    color=_color(i), lw=1,
+                    label=f"{ln.zpl_ev:.4f} eV: p={pol.p:.2f}, φ={pol.phi_deg:.1f}°")
+    ax.set(xlabel="waveplate angle θ (deg)", ylabel="V / (V + H)", ylim=(0, 1),
+           title="(a) polarization per line")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def tracking_figure(result: AnalysisResult) -> Figure:
+    """Peak energy per region and frame, simultaneous jumps marked (paper Fig. 4d)."""
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.add_subplot()
+    tracks = result.tracks
+    frames = np.arange(tracks.peak_ev.shape[0])
+    for r in range(tracks.peak_ev.shape[1]):
+        ax.plot(frames, tracks.peak_ev[:, r] * 1000, ".-", ms=3, lw=0.6, color=_color(r),
+                label=f"region {r}")
+    for f in tracks.simultaneous:
+        ax.axvline(f, color="k", ls=":", lw=0.8)
+    ax.set(xlabel="frame", ylabel="peak energy (meV)", title="peak tracking per region")
+    if tracks.peak_ev.shape[1]:
+        ax.legend(fontsize=7)
+    return fig
+
+
+def write_figures(result: AnalysisResult, directory: str | Path) -> list[Path]:
+    """Write ``overview.png`` and ``tracking.png`` into ``directory``; returns their paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, make in (("overview.png", overview_figure), ("tracking.png", tracking_figure)):
+        fig = make(result)
+        path = out / name
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    log.info("figures written to %s", out)
+    return paths

@@ -1,0 +1,82 @@
+"""``summary.json``: the analysis result as JSON (contract in ``docs/summary-format.md``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from cryoscope.analysis.report import AnalysisResult
+
+__all__ = ["SUMMARY_FORMAT", "SUMMARY_VERSION", "summary_dict", "write_summary"]
+
+SUMMARY_FORMAT = "cryoscope.summary"
+SUMMARY_VERSION = 1
+
+
+def _num(value: float) -> float | None:
+    """JSON has no NaN: non-finite numbers become null."""
+    return float(value) if math.isfinite(value) else None
+
+
+def summary_dict(result: AnalysisResult) -> dict[str, Any]:
+    """The summary as plain JSON-ready data."""
+    lines = []
+    for ln in result.lines:
+        pol = ln.polarization
+        lines.append({
+            "zpl_ev": _num(ln.zpl_ev),
+            "zpl_err_ev": _num(ln.zpl_err_ev),
+            "fwhm_mev": _num(ln.fwhm_mev),
+            "replica_weights": [_num(w) for w in ln.replica_weights],
+            "states": list(ln.states),
+            "polarization_degree": _num(pol.p) if pol else None,
+            "polarization_degree_err": _num(pol.p_err) if pol else None,
+            "dipole_angle_deg": _num(pol.phi_deg) if pol else None,
+            "dipole_angle_err_deg": _num(pol.phi_err_deg) if pol else None,
+            "gain_ratio_vh": _num(pol.gain_ratio) if pol else None,
+            "window_ev": [_num(w) for w in ln.window_ev],
+        })
+    states = []
+    for st in result.state_results:
+        decay = st.decay
+        states.append({
+            "id": st.id,
+            "frames": st.n_frames,
+            "fraction": _num(st.fraction),
+            "photons": st.photons,
+            "count_rate_cps": _num(st.count_rate_cps),
+            "lifetimes_ns": [_num(t) for t in decay.taus_ns] if decay else [],
+            "lifetimes_err_ns": [_num(t) for t in decay.taus_err_ns] if decay else [],
+            "lifetime_weights": [_num(w) for w in decay.weights] if decay else [],
+            "zpl_ev": [_num(z) for z in st.zpl_ev],
+        })
+    meas = result.measurement
+    return {
+        "format": SUMMARY_FORMAT,
+        "version": SUMMARY_VERSION,
+        "file": str(meas.path),
+        "status": meas.status,
+        "duration_s": _num(result.duration_s),
+        "frames": int(result.spectra.v.shape[0]),
+        "photons": result.photons.n,
+        "count_rate_cps": _num(result.count_rate_cps),
+        "adu_per_photon": _num(result.spectra.noise.adu_per_photon),
+        "cosmic_rays_removed": result.spectra.cosmic_rays,
+        "intensity_levels_cps": ([_num(r) for r in result.levels.rate_cps]
+                                 if result.levels is not None else []),
+        "simultaneous_jump_frames": list(result.tracks.simultaneous),
+        "lines": lines,
+        "states": states,
+        "frame_state": [int(s) for s in result.states.labels],
+    }
+
+
+def write_summary(result: AnalysisResult, directory: str | Path) -> Path:
+    """Write ``directory/summary.json`` (directory created if needed); returns its path."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary_dict(result), indent=2) + "\n", encoding="utf-8")
+    return path
