@@ -53,13 +53,22 @@ def _builders(config: Config) -> dict[str, Builder]:
     return {name: (lambda inst=inst: inst) for name, inst in rig.instruments().items()}
 
 
-def _check(name: str, build: Builder) -> DeviceReport:
+def _check(name: str, build: Builder, self_test: bool) -> DeviceReport:
     instrument: Instrument | None = None
     try:
         instrument = build()
         instrument.connect()
         identity = instrument.identity()
         status = instrument.status().as_dict()
+        test = getattr(instrument, "self_test", None)
+        if self_test and callable(test):
+            rates: dict[int, float] = test()
+            status.update({f"test_rate_hz_{channel}": rate for channel, rate in rates.items()})
+            dead = [channel for channel, rate in rates.items() if rate <= 0]
+            if dead:
+                return DeviceReport(name, False, identity, status, error=(
+                    f"{name}: self-test: no test-signal counts on input(s) "
+                    f"{', '.join(map(str, dead))}"))
         return DeviceReport(name, True, identity, status)
     except InstrumentError as exc:
         return DeviceReport(name, False, error=str(exc))
@@ -76,9 +85,10 @@ def _check(name: str, build: Builder) -> DeviceReport:
                 log.warning("%s: close failed: %s", name, exc)
 
 
-def _check_with_deadline(name: str, build: Builder, timeout_s: float) -> DeviceReport:
+def _check_with_deadline(name: str, build: Builder, timeout_s: float,
+                         self_test: bool) -> DeviceReport:
     reports: list[DeviceReport] = []
-    worker = threading.Thread(target=lambda: reports.append(_check(name, build)),
+    worker = threading.Thread(target=lambda: reports.append(_check(name, build, self_test)),
                               name=f"check-{name}", daemon=True)
     worker.start()
     worker.join(timeout_s)
@@ -91,11 +101,14 @@ def _check_with_deadline(name: str, build: Builder, timeout_s: float) -> DeviceR
     )
 
 
-def check_devices(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[DeviceReport]:
+def check_devices(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S,
+                  self_test: bool = False) -> list[DeviceReport]:
     """Connect to each instrument of ``config`` in turn, read identity and status, close it.
 
     Never raises for an instrument's failure: each becomes a report with ``ok = False`` and the
-    reason in one line. ``timeout_s`` bounds each instrument (s).
+    reason in one line. ``timeout_s`` bounds each instrument (s). With ``self_test``, an
+    instrument that has a ``self_test()`` (the time tagger: its inputs on the internal test
+    signal) runs it; the measured rates join the status as ``test_rate_hz_<input>``.
     """
     try:
         builders = _builders(config)
@@ -104,7 +117,7 @@ def check_devices(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[
     reports = []
     for name, build in builders.items():
         log.info("checking %s", name)
-        report = _check_with_deadline(name, build, timeout_s)
+        report = _check_with_deadline(name, build, timeout_s, self_test)
         if not report.ok:
             log.info("%s", report.error)
         reports.append(report)
@@ -136,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cryoscope: error: {exc}", file=sys.stderr)
         return 2
     print(f"checking the instruments of {path} (backend {config.rig.backend.value})")
-    reports = check_devices(config, timeout_s=args.timeout)
+    reports = check_devices(config, timeout_s=args.timeout, self_test=args.self_test)
     for report in reports:
         if report.ok and report.identity is not None:
             who = report.identity
@@ -146,6 +159,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{'':<13}       {state}")
         else:
             print(f"{report.instrument:<13} FAIL  {report.error}")
+            if report.status:
+                state = "  ".join(f"{k}={_shown(v)}" for k, v in report.status.items())
+                print(f"{'':<13}       {state}")
     failed = [r.instrument for r in reports if not r.ok]
     print(f"{len(reports) - len(failed)} of {len(reports)} instruments OK"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -153,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``cryoscope devices [--config PATH] [--timeout S]`` to the CLI's sub-commands."""
+    """Add ``cryoscope devices [--config PATH] [--timeout S] [--self-test]`` to the CLI."""
     parser = subparsers.add_parser(
         "devices", help="connect to each instrument and show its identity and status",
         description="Connect to each instrument in turn; print its identity and status, or why "
@@ -162,4 +178,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", help="configuration file (default: config/lab.toml)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds per instrument (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--self-test", action="store_true",
+                        help="also run the time tagger's test-signal self-test")
     parser.set_defaults(handler=_run)

@@ -229,8 +229,7 @@ class AttoDryNetworkCryostat(Cryostat):
 
 
 def _load_dll(path: str) -> Any:
-    loader = getattr(ctypes, "WinDLL", ctypes.CDLL)
-    return loader(path)
+    return ctypes.CDLL(path)
 
 
 class AttoDryLibCryostat(Cryostat):
@@ -239,7 +238,7 @@ class AttoDryLibCryostat(Cryostat):
     Parameters: ``com_port`` (e.g. ``"COM3"``), ``dll_path`` (path to ``attoDRYLib.dll``; empty =
     let Windows search its DLL path), ``init_timeout_s`` (seconds to wait for the device to
     initialise after ``Connect``), ``clock`` (waits while polling; real time by default),
-    ``loader`` (opens the DLL from a path; ``ctypes.WinDLL`` by default).
+    ``loader`` (opens the DLL from a path; ``ctypes.CDLL`` by default).
     """
 
     _DLL_NAME = "attoDRYLib.dll"

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pytest
 import Swabian.TimeTagger as tt
 from attodry_fake import FakeAttoDry
+from vendor_fakes import SwabianSdk
 
 from cryoscope import devices, hardware_rig
 from cryoscope.cli import main
@@ -153,3 +155,32 @@ def test_cli_bad_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err.strip()
     assert err.startswith("cryoscope: error:") and "laser.modle" in err
     assert "\n" not in err
+
+
+def _only_tagger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware_rig, "BUILDERS", {"tagger": hardware_rig.build_tagger})
+
+
+def test_tagger_self_test_rates_join_the_status(lab: Config, sdk: SwabianSdk,
+                                                monkeypatch: pytest.MonkeyPatch):
+    _only_tagger(monkeypatch)
+    counter = sdk.countrate_class.return_value
+    counter.waitUntilFinished.return_value = True
+    counter.getData.return_value = np.full(8, 800_000.0)
+    (report,) = devices.check_devices(lab, timeout_s=30.0, self_test=True)
+    assert report.ok
+    assert report.status["test_rate_hz_1"] == 800_000.0
+    assert len([k for k in report.status if k.startswith("test_rate_hz_")]) == 8
+    (plain,) = devices.check_devices(lab, timeout_s=30.0)
+    assert "test_rate_hz_1" not in plain.status
+
+
+def test_tagger_self_test_names_dead_inputs(lab: Config, sdk: SwabianSdk,
+                                            monkeypatch: pytest.MonkeyPatch):
+    _only_tagger(monkeypatch)
+    counter = sdk.countrate_class.return_value
+    counter.waitUntilFinished.return_value = True
+    counter.getData.return_value = np.array([800_000.0, 0.0, 800_000.0, 0.0, *[8e5] * 4])
+    (report,) = devices.check_devices(lab, timeout_s=30.0, self_test=True)
+    assert not report.ok
+    assert report.error == "tagger: self-test: no test-signal counts on input(s) 2, 4"

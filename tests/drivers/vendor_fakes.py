@@ -19,6 +19,10 @@ from pylablib.devices.Andor.atmcd32d_lib import TAmpModeFull
 from pylablib.devices.Thorlabs import kinesis
 
 COLUMNS, ROWS = 1024, 1000
+#: The real SDK entry points, captured before any test patches them.
+_SWABIAN = {name: getattr(tt, name) for name in (
+    "createTimeTagger", "setUsageStatisticsStatus", "freeTimeTagger", "TimeTagStream",
+    "Countrate")}
 EM_30 = TAmpModeFull(0, 16, 0, "Electron Multiplying", 0, 30.0, 1, 2.0)
 
 
@@ -105,13 +109,14 @@ class SwabianSdk:
         self.tagger.getFirmwareVersion.return_value = "FW 4"
         self.tagger.getOverflows.return_value = 0
         self.tagger.setDeadtime.side_effect = lambda channel, deadtime: deadtime
-        self.create = mock.create_autospec(tt.createTimeTagger, return_value=self.tagger)
-        self.usage = mock.create_autospec(tt.setUsageStatisticsStatus)
-        self.free = mock.create_autospec(tt.freeTimeTagger)
-        self.stream_class = mock.create_autospec(tt.TimeTagStream)
+        self.create = mock.create_autospec(_SWABIAN["createTimeTagger"],
+                                           return_value=self.tagger)
+        self.usage = mock.create_autospec(_SWABIAN["setUsageStatisticsStatus"])
+        self.free = mock.create_autospec(_SWABIAN["freeTimeTagger"])
+        self.stream_class = mock.create_autospec(_SWABIAN["TimeTagStream"])
         self.stream = self.stream_class.return_value
         self.stream.getData.return_value = stream_buffer([], [])
-        self.countrate_class = mock.create_autospec(tt.Countrate)
+        self.countrate_class = mock.create_autospec(_SWABIAN["Countrate"])
         self.manager = mock.Mock()
         for name, value in [("createTimeTagger", self.create),
                             ("setUsageStatisticsStatus", self.usage),
