@@ -69,7 +69,11 @@ def _open(andor: Any, instrument: str, what: str, dll: str, factory: Any) -> Any
     try:
         with _mapped(andor, instrument, f"opening the {what}"):
             return factory()
-    except (OSError, AttributeError) as exc:
+    except OSError as exc:
+        raise SdkMissingError(instrument, _sdk_hint(what, dll)) from exc
+    except AttributeError as exc:
+        if "windll" not in str(exc):  # ctypes.windll: pylablib's loader outside Windows
+            raise
         raise SdkMissingError(instrument, _sdk_hint(what, dll)) from exc
 
 

@@ -98,7 +98,8 @@ class AttoDryNetworkCryostat(Cryostat):
         except InstrumentError:
             self._drop()
             raise
-        log.info("cryostat: connected to attoDRY800 %s at %s:%d", serial, self.host, self.port)
+        log.info("cryostat: connected to attoDRY800 %s at %s:%d", serial[0] if serial else "?",
+                 self.host, self.port)
 
     def close(self) -> None:
         self._drop()

@@ -70,11 +70,10 @@ class SwabianTimeTagger(TimeTagger):
             raise InstrumentError(
                 self.name,
                 f"no Time Tagger found ({which}): {str(exc).rstrip('.')}; check its USB cable "
-                "and power, and "
-                "that no other program holds it",
+                "and power, and that no other program holds it",
             ) from exc
         self._tt, self._tagger = tt, tagger
-        self._conditional_filter = False
+        self._conditional_filter = bool(list(tagger.getConditionalFilterTrigger()))
         log.info("tagger: %s %s connected", tagger.getModel(), tagger.getSerial())
 
     def close(self) -> None:

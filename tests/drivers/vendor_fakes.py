@@ -108,6 +108,7 @@ class SwabianSdk:
         self.tagger.getSerial.return_value = "1740000ABC"
         self.tagger.getFirmwareVersion.return_value = "FW 4"
         self.tagger.getOverflows.return_value = 0
+        self.tagger.getConditionalFilterTrigger.return_value = []
         self.tagger.setDeadtime.side_effect = lambda channel, deadtime: deadtime
         self.create = mock.create_autospec(_SWABIAN["createTimeTagger"],
                                            return_value=self.tagger)
