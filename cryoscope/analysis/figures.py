@@ -35,11 +35,13 @@ def overview_figure(result: AnalysisResult) -> Figure:
     n_frames = labels.size
 
     ax = fig.add_subplot(grid[0, :2])
-    extent = (0, n_frames, sp.energy_ev[0], sp.energy_ev[-1])
     merged = sp.merged.T
     vmax = np.percentile(merged, 99.9) if merged.size else 1.0
-    ax.imshow(merged, aspect="auto", origin="lower", extent=extent, cmap="magma", vmin=0,
-              vmax=vmax, interpolation="nearest")
+    e = sp.energy_ev
+    e_edges = np.concatenate([[e[0] - (e[1] - e[0]) / 2], (e[1:] + e[:-1]) / 2,
+                              [e[-1] + (e[-1] - e[-2]) / 2]])
+    ax.pcolormesh(np.arange(n_frames + 1), e_edges, merged, cmap="magma", vmin=0, vmax=vmax,
+                  rasterized=True)
     for k in range(n_frames):
         ax.axvspan(k, k + 1, ymin=0.97, ymax=1.0, color=_color(int(labels[k])), lw=0)
     if result.lines:

@@ -160,11 +160,10 @@ def _initial_guess(hist: DecayHistogram, n_exp: int) -> tuple[np.ndarray, float,
     w = float(np.diff(hist.edges_ns).mean())
     smooth = np.convolve(c, np.ones(5) / 5, mode="same")
     t0 = float(t[int(np.argmax(smooth))])
-    # Background: counts just before the rise (the end of the previous period).
-    before = (t > t0 - 8.0) & (t < t0 - 2.0)
-    if not np.any(before):
-        before = t > t0 + 0.8 * hist.period_ns
-    bg = max(float(c[before].mean()) if np.any(before) else 0.0, 1e-3)
+    # Background: half the lowest level of the smoothed decay (at high repetition rates the
+    # lowest level still holds the previous pulses' tails).
+    wide = np.convolve(c, np.ones(64) / 64, mode="valid") if c.size > 64 else c
+    bg = max(0.5 * float(wide.min()), 1e-3)
     signal = max(c.sum() - bg * c.shape[0], 1.0)
     after = np.mod(t - t0, hist.period_ns)
     ok = after > 0.5
@@ -258,9 +257,13 @@ def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = 
     amps, taus, bg, t0, sig = unpack(x)
     with np.errstate(over="ignore", invalid="ignore"):
         hess = numerical_hessian(nll, x, 1e-4)
+    # A background fitted to zero sits on the boundary of log(B): leave it out of the inversion.
+    free = np.ones(x.shape[0], bool)
+    free[2 * n_exp] = bg * counts.shape[0] >= 1.0
+    cov = np.zeros_like(hess)
     try:
-        cov = np.linalg.inv(hess)
-        ok = bool(np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0))
+        cov[np.ix_(free, free)] = np.linalg.inv(hess[np.ix_(free, free)])
+        ok = bool(np.all(np.isfinite(cov)) and np.all(np.diag(cov)[free] > 0))
     except np.linalg.LinAlgError:
         cov = np.full_like(hess, np.nan)
         ok = False

@@ -1,0 +1,63 @@
+"""Joint fit of p, φ and g_V/g_H to V/H counts with EMCCD noise and blinking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cryoscope.analysis.polarization import fit_polarization, polarization_model
+
+
+def _counts(rng: np.random.Generator, p: float, phi: float, gv: float, gh: float,
+            photons: float = 400.0, gain: float = 20.0, read: float = 10.0):
+    theta = np.repeat(np.arange(0.0, 180.0, 5.0), 5)
+    m = p * np.cos(np.radians(4 * theta - 2 * phi))
+    # Blinking: every frame's brightness is on or off, shared by V and H.
+    bright = photons * rng.choice([0.1, 1.0], theta.size)
+    nv = rng.poisson(bright * gv * (1 + m) / 2)
+    nh = rng.poisson(bright * gh * (1 - m) / 2)
+
+    def emccd(n: np.ndarray) -> np.ndarray:
+        return (rng.gamma(np.maximum(n, 1e-12), gain) * (n > 0)
+                + rng.normal(0, read, n.size)) / gain
+
+    return emccd(nv), emccd(nh), theta
+
+
+@pytest.mark.parametrize(("p", "phi", "gv", "gh"), [
+    (0.7, 30.0, 1.0, 0.9), (0.5, 110.0, 1.0, 0.5), (0.9, 170.0, 0.6, 1.0)])
+def test_recovers_degree_angle_and_channel_ratio(p: float, phi: float, gv: float, gh: float
+                                                  ) -> None:
+    rng = np.random.default_rng(int(phi))
+    v, h, theta = _counts(rng, p, phi, gv, gh)
+    fit = fit_polarization(v, h, theta, counts_in_photons=True)
+    dphi = (fit.phi_deg - phi + 90.0) % 180.0 - 90.0
+    assert abs(dphi) < 4 * fit.phi_err_deg and abs(dphi) < 2.0
+    assert abs(fit.p - p) < 4 * fit.p_err and abs(fit.p - p) < 0.03
+    assert abs(fit.gain_ratio - gv / gh) < 4 * fit.gain_ratio_err
+    if p <= 0.7:  # σ_φ ≈ σ_p / (2p) (PHYSICS.md), a small-p approximation
+        assert fit.phi_err_deg == pytest.approx(np.degrees(fit.p_err / (2 * fit.p)), rel=0.3)
+
+
+def test_uncertainties_include_the_emccd_excess_noise() -> None:
+    pulls_phi, pulls_p = [], []
+    for seed in range(30):
+        rng = np.random.default_rng(1000 + seed)
+        v, h, theta = _counts(rng, 0.6, 45.0, 1.0, 0.8, photons=100.0)
+        fit = fit_polarization(v, h, theta, counts_in_photons=True)
+        pulls_phi.append(((fit.phi_deg - 45.0 + 90) % 180 - 90) / fit.phi_err_deg)
+        pulls_p.append((fit.p - 0.6) / fit.p_err)
+    # With the binomial variance alone (no factor 2) the pulls would spread by √2.
+    assert 0.7 < np.std(pulls_phi) < 1.3
+    assert 0.7 < np.std(pulls_p) < 1.3
+
+
+def test_model_convention() -> None:
+    # θ = φ/2: V maximal; p(θ) = (V − H)/(V + H) = p at g_V = g_H.
+    assert polarization_model(np.array([15.0]), 0.8, 30.0, 1.0)[0] == pytest.approx(0.9)
+    assert polarization_model(np.array([60.0]), 0.8, 30.0, 1.0)[0] == pytest.approx(0.1)
+
+
+def test_too_few_points_is_an_error() -> None:
+    with pytest.raises(ValueError, match="at least 4"):
+        fit_polarization(np.ones(3), np.ones(3), np.zeros(3))
