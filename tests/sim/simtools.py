@@ -190,3 +190,19 @@ def fit_decay_ns(delays_ps: npt.NDArray[np.int64], taus_guess_ns: tuple[float, .
     amps, taus, *_ = unpack(res.x)
     order = np.argsort(taus)
     return taus[order], amps[order] / amps.sum()
+
+
+def stream_tags(rig: Any, channels: list[int], seconds: float,
+                step_s: float = 0.1) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Stream the tagger for ``seconds`` of rig time; all ordinary tags (times, channels)."""
+    rig.tagger.start_stream(channels)
+    times, chans = [], []
+    t_end = rig.clock.now() + seconds
+    while rig.clock.now() < t_end:
+        rig.clock.sleep(step_s)
+        block = rig.tagger.read_block()
+        normal = block.event_types == 0
+        times.append(block.timestamps_ps[normal])
+        chans.append(block.channels[normal])
+    rig.tagger.stop_stream()
+    return np.concatenate(times), np.concatenate(chans)

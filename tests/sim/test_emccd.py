@@ -1,0 +1,116 @@
+"""The EMCCD: noise chain statistics against gain, cooling with temperature-dependent dark
+current, the EM-gain guard and 16-bit clipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from simtools import make_config
+
+from cryoscope.rig import open_rig
+from drivers.interfaces import CoolingStatus, ReadMode, Readout, SettingRejectedError
+from sim_hardware.optics import dark_current_e_per_s, emccd_readout
+from sim_hardware.params import OpticsParams
+
+OPTICS = OpticsParams()
+
+
+def _expected(mean_e: float, gain: float, optics: OpticsParams) -> tuple[float, float]:
+    """Mean and variance (ADU) of a pixel with Poisson input of ``mean_e`` electrons: the EM
+    register's Gamma output doubles the variance (excess noise factor √2); read noise adds;
+    rounding to ADU adds 1/12."""
+    e = optics.emccd_electrons_per_adu
+    mean = optics.emccd_bias_adu + mean_e * gain / e
+    var = (2 * mean_e * gain**2 + optics.emccd_read_noise_e**2) / e**2 + 1 / 12
+    return mean, var
+
+
+@pytest.mark.parametrize("gain", [50, 150, 300])
+def test_pixel_statistics_match_the_noise_chain(gain: int) -> None:
+    rng = np.random.default_rng(5)
+    photons = rng.poisson(20.0, size=(200, 2, 1024))
+    binned = np.array([[20], [20]])
+    adu = emccd_readout(photons, binned, 0.5, gain, -80.0, OPTICS, rng).astype(np.float64)
+    mean_e = (20.0 * OPTICS.emccd_quantum_efficiency
+              + 20 * (OPTICS.emccd_cic_per_pixel + OPTICS.emccd_dark_e_per_s * 0.5))
+    mean, var = _expected(mean_e, gain, OPTICS)
+    assert adu.mean() == pytest.approx(mean, rel=0.01)
+    assert adu.var() == pytest.approx(var, rel=0.03)
+
+
+def test_no_gain_reads_electrons_with_read_noise_only() -> None:
+    rng = np.random.default_rng(6)
+    photons = np.full((100, 1, 1024), 1000)
+    adu = emccd_readout(photons, np.array([[1]]), 0.1, 0, -80.0, OPTICS, rng).astype(float)
+    e = OPTICS.emccd_electrons_per_adu
+    assert adu.mean() == pytest.approx(OPTICS.emccd_bias_adu + 900 / e, rel=0.01)
+    # binomial QE + read noise, no excess noise
+    assert adu.var() == pytest.approx((1000 * 0.9 * 0.1 + 45**2) / e**2 + 1 / 12, rel=0.05)
+
+
+def test_bright_pixels_clip_at_16_bits() -> None:
+    rng = np.random.default_rng(7)
+    adu = emccd_readout(np.full((1, 1, 8), 50_000), np.array([[1]]), 0.1, 300, -80.0, OPTICS,
+                        rng)
+    assert adu.dtype == np.uint16
+    assert np.all(adu == 65535)
+
+
+@pytest.mark.parametrize("gain", [100, 300])
+def test_dark_frames_through_the_camera_match_the_model(measure, gain: int) -> None:
+    """No light at all: the frames hold bias, clock-induced charge and dark current only."""
+    cfg = make_config(laser={"power_nw": 0.0}, sample={"background_cps": 0.0},
+                      camera={"em_gain": gain}, simulation={"seed": 50 + gain})
+    m = measure(cfg, frames=10, exposure_s=0.5)
+    rows = 20  # track height in config/simulated.toml
+    mean_e = rows * (OPTICS.emccd_cic_per_pixel + dark_current_e_per_s(OPTICS, -80.0) * 0.5)
+    mean, var = _expected(mean_e, gain, OPTICS)
+    adu = m.frames.astype(np.float64)
+    assert adu.mean() == pytest.approx(mean, abs=0.05 * (mean - OPTICS.emccd_bias_adu))
+    assert adu.var() == pytest.approx(var, rel=0.1)
+
+
+def test_cooling_takes_time_and_warm_sensors_are_noisier() -> None:
+    cfg = make_config(optics={"camera_start_cold": False, "camera_cooling_tau_s": 60.0},
+                      laser={"power_nw": 0.0}, sample={"background_cps": 0.0},
+                      camera={"em_gain": 10}, simulation={"seed": 60})
+    with open_rig(cfg) as rig:
+        cam, clock = rig.camera, rig.clock
+        assert cam.temperature_c() > 15.0
+        assert cam.cooling_status() is CoolingStatus.NOT_REACHED
+        cam.set_readout(Readout(ReadMode.TRACKS, cam.readout().tracks))
+        cam.set_exposure_s(1.0)
+        cam.set_em_gain(10)
+
+        def dark_signal_adu() -> tuple[float, float]:
+            cam.start_series(3)
+            clock.sleep(3.1)
+            frames = cam.read_new_frames().frames.astype(float)
+            return frames.mean() - OPTICS.emccd_bias_adu, cam.temperature_c()
+
+        warm_adu, warm_c = dark_signal_adu()
+        clock.sleep(60.0)
+        t_60 = cam.temperature_c()
+        # exponential approach to −80 °C with τ = 60 s, from about +20 °C
+        assert t_60 == pytest.approx(-80.0 + (warm_c + 80.0) * np.exp(-1.0), abs=2.0)
+        assert cam.cooling_status() is CoolingStatus.NOT_REACHED
+        clock.sleep(600.0)
+        assert cam.cooling_status() is CoolingStatus.STABILIZED
+        cold_adu, cold_c = dark_signal_adu()
+    rows = 20
+    for signal, temp in ((warm_adu, warm_c), (cold_adu, cold_c)):
+        expected_e = rows * (OPTICS.emccd_cic_per_pixel + dark_current_e_per_s(OPTICS, temp))
+        assert signal == pytest.approx(expected_e * 10 / OPTICS.emccd_electrons_per_adu,
+                                       rel=0.15, abs=0.02)
+    assert warm_adu > 50 * cold_adu
+
+
+def test_em_gain_above_300_needs_advanced_mode() -> None:
+    with open_rig(make_config()) as rig:
+        with pytest.raises(SettingRejectedError, match="advanced"):
+            rig.camera.set_em_gain(500)
+        assert rig.camera.em_gain() == 100
+        rig.camera.set_em_gain(500, advanced=True)
+        assert rig.camera.em_gain() == 500
+        with pytest.raises(SettingRejectedError):
+            rig.camera.set_em_gain(1200, advanced=True)
