@@ -1,0 +1,75 @@
+"""Speed of the simulated rig: the paper's 200 s measurement with ``speed = "max"``.
+
+Runs the standard polarization series (400 frames x 0.5 s) through the public API for the default
+monomer (config/simulated.toml) and a blinking quantum-dot molecule (config/dimer.toml), each in
+a fresh process so peak memory is per configuration, and prints per configuration: virtual
+seconds per wall second, CPU time, tags written per wall second, and peak RSS.
+
+    /work/venv/bin/python benchmarks/bench_simulation.py [--frames 400] [--repeat 1]
+
+The requirement is at least 50x real time (<= 4 s wall for 200 s). This is a benchmark, not a
+test: it prints figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = {"monomer": ROOT / "config" / "simulated.toml", "dimer": ROOT / "config" / "dimer.toml"}
+
+log = logging.getLogger("bench_simulation")
+
+
+def run_one(config: Path, frames: int) -> dict[str, float]:
+    """One measurement in this process; its figures."""
+    import h5py
+
+    from cryoscope import api
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.h5"
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        result = api.measure(out, config, frames=frames)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        with h5py.File(out, "r") as f:
+            tags = int(f["tags/timestamp_ps"].shape[0])
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"virtual_s": result.duration_s, "wall_s": wall, "cpu_s": cpu,
+            "speed": result.duration_s / wall, "tags": tags, "tags_per_s": tags / wall,
+            "apd_photons": result.photons, "peak_rss_mb": peak_rss_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=400)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_one(Path(args.child), args.frames)))
+        return
+    logging.basicConfig(level=logging.WARNING)
+    print(f"{'config':8} {'virtual s':>9} {'wall s':>7} {'cpu s':>6} {'x real':>7} "
+          f"{'tags':>9} {'tags/s':>10} {'APD ph':>9} {'RSS MB':>7}")
+    for name, path in CONFIGS.items():
+        for _ in range(args.repeat):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", str(path), "--frames", str(args.frames)],
+                capture_output=True, text=True, check=True, cwd=ROOT)
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"{name:8} {r['virtual_s']:9.1f} {r['wall_s']:7.2f} {r['cpu_s']:6.2f} "
+                  f"{r['speed']:7.1f} {r['tags']:9d} {r['tags_per_s']:10.3g} "
+                  f"{r['apd_photons']:9d} {r['peak_rss_mb']:7.0f}")
+
+
+if __name__ == "__main__":
+    main()
