@@ -448,8 +448,6 @@ class RigSession:
             self._emit(CommandFailed(cmd.description, message))
             cmd.future.set_exception(RuntimeError(message))
             return
-        if cmd.needs_rig:
-            self._stop_probe()
         try:
             value = cmd.action(rig)  # type: ignore[arg-type]
         except Exception as exc:
@@ -469,6 +467,7 @@ class RigSession:
 
     def _run(self, rig: Rig, spec: PlanSpec, out: Path, params: BaseModel, overwrite: bool,
              listeners: list[Listener]) -> RunResult:
+        self._stop_probe()
         control = RunControl()
         self._control = control
         self._rates.reset()

@@ -1,0 +1,250 @@
+"""The Qt-free parts behind the GUI: the rig session and the live accumulation (headless)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gui_helpers import (
+    DIPOLE_DEG,
+    HC_EV_NM,
+    ZPL_EV,
+    apd_photons,
+    fast_config,
+    file_status,
+    summed_spectrum,
+)
+
+from cryoscope.acquisition import RunState
+from cryoscope.analysis.photons import collect_photons
+from cryoscope.live import LiveAccumulator, replay_measurement
+from cryoscope.session import (
+    CommandFailed,
+    InstrumentStatuses,
+    RigSession,
+    RunFinished,
+    SessionEvent,
+    SessionState,
+)
+from drivers.interfaces import InstrumentError
+from sim_hardware.camera import SimCamera
+from sim_hardware.stage import SimRotationStage
+
+
+class Recorder:
+    """Collects session events (called on the worker thread)."""
+
+    def __init__(self) -> None:
+        self.events: list[SessionEvent] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: SessionEvent) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        with self.lock:
+            return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LiveAccumulator]:
+    """One short series at full speed, accumulated live."""
+    path = tmp_path_factory.mktemp("live") / "run.h5"
+    session = RigSession(fast_config("max"))
+    try:
+        session.connect().result(30)
+        live = LiveAccumulator()
+        result = session.start_run("polarization_series", path, listeners=[live.feed]).result(60)
+    finally:
+        session.close()
+    assert result.state is RunState.COMPLETE
+    return path, live
+
+
+def test_live_spectrum_peaks_at_the_simulated_zpl(measured: tuple[Path, LiveAccumulator]
+                                                   ) -> None:
+    path, live = measured
+    spectra = live.spectra()
+    assert spectra is not None and spectra.frames == 80
+    energy, total = summed_spectrum(path)
+    np.testing.assert_allclose(spectra.energy_ev, energy)
+    np.testing.assert_allclose(spectra.total, total, rtol=1e-9, atol=1e-6)
+    pixel_ev = float(np.abs(np.diff(energy)).max())
+    assert abs(spectra.peak_ev() - ZPL_EV) < 2 * pixel_ev
+    assert HC_EV_NM / spectra.wavelength_nm[np.argmax(spectra.total)] == spectra.peak_ev()
+
+
+def test_live_decay_and_intensity_match_the_file(measured: tuple[Path, LiveAccumulator]
+                                                 ) -> None:
+    path, live = measured
+    table = collect_photons(path)
+    decay = live.decay()
+    assert decay is not None
+    # Only the last photons, still waiting for their sync tag when the run ended, may be missing.
+    known = int(np.count_nonzero(table.delay_ps >= 0))
+    assert known - 5 <= decay.counts.sum() <= known
+    period_bins = decay.counts.shape[0]
+    expected = np.bincount(table.delay_ps[table.delay_ps >= 0] * period_bins
+                           // table.laser_period_ps, minlength=period_bins)
+    assert np.abs(decay.counts - expected).sum() <= 5
+    assert decay.centers_ns[np.argmax(decay.counts)] == pytest.approx(5.0, abs=0.5)  # APD delay
+    trace = live.intensity_trace()
+    assert trace is not None
+    photons = apd_photons(path)
+    assert photons - 5 <= trace.counts.sum() <= photons
+    assert trace.counts.shape[0] * trace.bin_s == pytest.approx(40.0, rel=0.05)
+    assert 10e3 < float(np.median(trace.rate_cps)) < 50e3
+
+
+def test_live_polarization_finds_the_dipole(measured: tuple[Path, LiveAccumulator]) -> None:
+    _, live = measured
+    spectra = live.spectra()
+    assert spectra is not None
+    peak = spectra.peak_ev()
+    pol = live.polarization(peak - 0.0015, peak + 0.0015)
+    assert pol.fit is not None, pol.message
+    assert pol.theta_deg == pytest.approx(np.arange(0.0, 100.0, 10.0), abs=0.05)
+    assert pol.fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
+    assert pol.fit.p == pytest.approx(0.7, abs=0.05)
+
+
+def test_live_flid_counts_every_bin(measured: tuple[Path, LiveAccumulator]) -> None:
+    _, live = measured
+    flid = live.flid(gate_ns=300.0)
+    assert flid is not None
+    assert flid.histogram.sum() == np.count_nonzero(np.isfinite(flid.mean_delay_ns))
+    # 70 % of the photons decay with 100 ns: the mean delay in a 300 ns gate is tens of ns.
+    assert 30.0 < float(np.nanmedian(flid.mean_delay_ns)) < 120.0
+
+
+def test_replay_shows_what_the_run_showed(measured: tuple[Path, LiveAccumulator]) -> None:
+    path, live = measured
+    replay = replay_measurement(path)
+    assert replay.status == "complete"
+    a, b = live.spectra(), replay.live.spectra()
+    assert a is not None and b is not None
+    np.testing.assert_allclose(a.total, b.total)
+    assert replay.decay_fit is not None
+    assert sorted(replay.decay_fit.taus_ns) == pytest.approx([1.5, 100.0], rel=0.1)
+    peak = a.peak_ev()
+    pol = replay.live.polarization(peak - 0.0015, peak + 0.0015)
+    assert pol.fit is not None and pol.fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
+
+
+def test_session_serializes_commands_and_polls_statuses() -> None:
+    rec = Recorder()
+    session = RigSession(fast_config("max"), on_event=rec, status_interval_s=0.05)
+    try:
+        session.connect().result(30)
+        futures = [session.move_waveplate_deg(15.0), session.set_exposure_s(0.2),
+                   session.set_setpoint_k(5.0)]
+        for f in futures:
+            f.result(10)
+        angle = session.command("read the angle", lambda rig: rig.stage.angle_deg()).result(10)
+        assert 0.0 <= angle <= 15.0
+        session.command("wait for the move", lambda rig: rig.clock.sleep(3.0)).result(10)
+
+        def latest() -> InstrumentStatuses:
+            return rec.of(InstrumentStatuses)[-1]
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and (latest().statuses["stage"].moving
+                                               or 1 not in latest().count_rates_cps):
+            time.sleep(0.05)
+        status = latest()
+        assert status.statuses["stage"].angle_deg == pytest.approx(15.0, abs=1e-6)
+        assert status.statuses["camera"].exposure_s == pytest.approx(0.2)
+        assert status.statuses["cryostat"].setpoint_k == pytest.approx(5.0)
+        assert 10e3 < status.count_rates_cps[1] < 60e3  # the APD, seen while idle
+        assert not rec.of(CommandFailed)
+    finally:
+        session.close()
+    assert session.state is SessionState.CLOSED
+
+
+def test_failing_command_is_reported_and_the_rig_is_safe(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    def broken(self: SimRotationStage, angle_deg: float) -> None:
+        raise InstrumentError("stage", "motor stalled")
+
+    rec = Recorder()
+    session = RigSession(fast_config("max"), on_event=rec)
+    try:
+        session.connect().result(30)
+        monkeypatch.setattr(SimRotationStage, "start_move_to", broken)
+        with pytest.raises(InstrumentError, match="motor stalled"):
+            session.move_waveplate_deg(20.0).result(10)
+        failed = rec.of(CommandFailed)
+        assert failed and failed[-1].message == "stage: motor stalled"
+        moving, acquiring = session.command(
+            "check", lambda rig: (rig.stage.is_moving(), rig.camera.is_acquiring())).result(10)
+        assert not moving and not acquiring
+        assert session.state is SessionState.IDLE
+    finally:
+        session.close()
+
+
+def test_run_failure_marks_the_file_and_leaves_the_rig_safe(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    original = SimCamera.read_new_frames
+
+    def failing(self: SimCamera):  # type: ignore[no-untyped-def]
+        block = original(self)
+        if block.first_index + len(block) > 10:
+            raise InstrumentError("camera", "readout timed out")
+        return block
+
+    monkeypatch.setattr(SimCamera, "read_new_frames", failing)
+    rec = Recorder()
+    session = RigSession(fast_config("max"), on_event=rec)
+    path = tmp_path / "failed.h5"
+    try:
+        session.connect().result(30)
+        with pytest.raises(InstrumentError):
+            session.start_run("polarization_series", path).result(60)
+        assert file_status(path) == "failed"
+        assert any("readout timed out" in e.message for e in rec.of(CommandFailed))
+        assert rec.of(RunFinished)[-1].result is None
+        safe = session.command("check", lambda rig: (rig.camera.is_acquiring(),
+                                                     rig.stage.is_moving()))
+        assert safe.result(10) == (False, False)
+        assert session.state is SessionState.IDLE
+    finally:
+        session.close()
+
+
+def test_settings_are_refused_during_a_run_and_close_aborts_it(tmp_path: Path) -> None:
+    rec = Recorder()
+    session = RigSession(fast_config(5.0, frames=400), on_event=rec)
+    path = tmp_path / "closed.h5"
+    session.connect().result(30)
+    run = session.start_run("polarization_series", path)
+    while session.state is not SessionState.RUNNING:
+        threading.Event().wait(0.01)
+    with pytest.raises(RuntimeError, match="while a run is going"):
+        session.set_exposure_s(1.0).result(1)
+    session.close()
+    assert run.result(1).state is RunState.ABORTED
+    assert file_status(path) == "aborted"
+
+
+def test_plan_parameters_are_validated() -> None:
+    session = RigSession(fast_config("max"))
+    try:
+        with pytest.raises(ValueError, match="frames"):
+            session.start_run("polarization_series", "x.h5", frames=0)
+        with pytest.raises(ValueError, match="unknown plan"):
+            session.start_run("no_such_plan", "x.h5")
+    finally:
+        session.close()
+
+
+def test_gui_cli_imports_no_qt() -> None:
+    code = ("import sys, cryoscope.cli as c; c.build_parser(); "
+            "assert not [m for m in sys.modules if m.startswith(('PyQt6', 'pyqtgraph'))]")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -1,0 +1,219 @@
+"""The main window on the simulated rig (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from gui_helpers import (
+    DIPOLE_DEG,
+    FAST,
+    ZPL_EV,
+    apd_photons,
+    fast_config,
+    file_status,
+    summed_spectrum,
+)
+from PyQt6.QtCore import QSettings
+
+from cryoscope.acquisition import RunState
+from cryoscope.analysis.photons import collect_photons
+from cryoscope.session import SessionState
+from drivers.interfaces import InstrumentError
+from gui.main_window import MainWindow
+from sim_hardware.camera import SimCamera
+from sim_hardware.stage import SimRotationStage
+
+RUN_TIMEOUT_MS = 30_000
+
+
+def start(window: MainWindow, path: Path, **plan: float | int) -> None:
+    window.run_panel.set_parameters(**{**FAST, **plan})
+    window.run_panel.output.setText(str(path))
+    window.run_panel.start.click()
+
+
+def wait_for_end(qtbot: Any, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: window.last_run is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.session.state is SessionState.IDLE, timeout=5000)
+
+
+def rig_state(window: MainWindow) -> tuple[bool, bool]:
+    """(camera acquiring, stage moving), asked through the session. (The tagger streams again
+    once the rig is idle: the session's count-rate monitor.)"""
+    return window.session.command("check the rig", lambda rig: (
+        rig.camera.is_acquiring(), rig.stage.is_moving())).result(10)
+
+
+def test_panels_show_live_values_and_controls_follow_the_connection(
+        qtbot: Any, window: MainWindow) -> None:
+    panels = window.instruments.panels
+    assert panels["cryostat"].readouts["temperature"].text().endswith(" K")
+    assert panels["laser"].readouts["rate"].text() == "1.000 MHz"
+    assert panels["camera"].readouts["gain"].text() == "100"
+    qtbot.waitUntil(lambda: panels["spectrograph"].grating.count() == 3, timeout=5000)
+    qtbot.waitUntil(lambda: panels["tagger"].readouts["rate_1"].text().endswith("kcps"),
+                    timeout=10_000)
+    assert all(w.isEnabled() for p in panels.values() for w in p.controls)
+    assert window.run_panel.start.isEnabled() and not window.run_panel.stop.isEnabled()
+
+    waveplate = panels["stage"]
+    waveplate.target.setValue(12.5)  # type: ignore[attr-defined]
+    window.session.move_waveplate_deg(12.5).result(10)
+    qtbot.waitUntil(lambda: waveplate.readouts["angle"].text().startswith("12.50°"),
+                    timeout=10_000)
+
+    window.session.disconnect().result(10)
+    qtbot.waitUntil(lambda: not window.run_panel.start.isEnabled(), timeout=5000)
+    assert not any(w.isEnabled() for p in panels.values() for w in p.controls)
+    assert panels["cryostat"].readouts["temperature"].text() == "—"
+
+
+def test_a_run_fills_every_view_consistently_with_the_file(
+        qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
+    path = tmp_path / "series.h5"
+    start(window, path)
+    qtbot.waitUntil(lambda: window.session.running, timeout=5000)
+    assert not window.run_panel.start.isEnabled()
+    assert not any(w.isEnabled() for w in window.instruments.panels["camera"].controls)
+    wait_for_end(qtbot, window)
+    assert window.last_run is not None and window.last_run.result is not None
+    assert window.last_run.result.state is RunState.COMPLETE
+    assert file_status(path) == "complete"
+    assert window.run_panel.progress.value() == FAST["frames"]
+    assert not window.errors
+
+    spectrum = window.spectrum_view
+    energy, total = summed_spectrum(path)
+    x, y = spectrum.sum.getData()
+    np.testing.assert_allclose(x, energy)
+    np.testing.assert_allclose(y, total, rtol=1e-9, atol=1e-6)
+    peak = float(x[np.argmax(y)])
+    assert peak == pytest.approx(ZPL_EV, abs=1e-3)
+    region = spectrum.region_ev
+    assert region is not None and region[0] < peak < region[1]
+
+    pol = window.polarization_view.result
+    assert pol is not None and pol.fit is not None, window.polarization_view.info.text()
+    assert pol.fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
+    assert "φ = " in window.polarization_view.info.text()
+
+    table = collect_photons(path)
+    known = int(np.count_nonzero(table.delay_ps >= 0))
+    _, decay = window.decay_view.curve.getOriginalDataset()
+    assert known - 5 <= np.nansum(decay) <= known
+    assert window.decay_view.plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+    times, rate = window.intensity_view.curve.getData()
+    photons = apd_photons(path)
+    assert photons - 5 <= rate.sum() * 0.01 <= photons
+    assert times[-1] == pytest.approx(40.0, rel=0.05)
+
+    image = window.trace_view.image.image
+    assert image is not None and image.shape[0] == FAST["frames"]
+    assert window.flid_view.image.image is not None
+    assert window.camera_view.info.text().startswith(f"frame {FAST['frames'] - 1}")
+    assert rig_state(window) == (False, False)
+
+
+def test_stop_aborts_the_run_and_leaves_the_rig_still(qtbot: Any, window: MainWindow,
+                                                      tmp_path: Path) -> None:
+    path = tmp_path / "stopped.h5"
+    start(window, path, frames=400)
+    qtbot.waitUntil(lambda: window.run_panel.progress.value() >= 10, timeout=RUN_TIMEOUT_MS)
+    assert window.run_panel.stop.isEnabled()
+    window.run_panel.stop.click()
+    wait_for_end(qtbot, window)
+    assert window.last_run is not None and window.last_run.result is not None
+    assert window.last_run.result.state is RunState.ABORTED
+    assert file_status(path) == "aborted"
+    assert rig_state(window) == (False, False)
+    assert window.run_panel.start.isEnabled()
+
+
+def test_an_instrument_error_in_a_run_is_a_message_and_the_rig_is_safe(
+        qtbot: Any, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = SimCamera.read_new_frames
+
+    def failing(self: SimCamera):  # type: ignore[no-untyped-def]
+        block = original(self)
+        if block.first_index + len(block) > 8:
+            raise InstrumentError("camera", "acquisition timed out")
+        return block
+
+    monkeypatch.setattr(SimCamera, "read_new_frames", failing)
+    path = tmp_path / "failed.h5"
+    start(window, path)
+    wait_for_end(qtbot, window)
+    assert window.banner_bar.isVisible()
+    assert "camera: acquisition timed out" in window.banner.text()
+    assert file_status(path) == "failed"
+    assert rig_state(window) == (False, False)
+    assert "acquisition timed out" in window.log_view.toPlainText()
+    assert window.run_panel.start.isEnabled()
+
+
+def test_a_refused_command_is_a_message(qtbot: Any, window: MainWindow,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def stalled(self: SimRotationStage, angle_deg: float) -> None:
+        raise InstrumentError("stage", "motor stalled")
+
+    monkeypatch.setattr(SimRotationStage, "start_move_to", stalled)
+    panel = window.instruments.panels["stage"]
+    move = next(w for w in panel.controls if getattr(w, "text", lambda: "")() == "Move")
+    move.click()  # type: ignore[attr-defined]
+    qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
+    assert "stage: motor stalled" in window.banner.text()
+    assert window.session.state is SessionState.IDLE
+    assert rig_state(window)[1] is False
+
+
+def test_closing_mid_run_stops_it_safely(qtbot: Any, config: Any, tmp_path: Path) -> None:
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(config, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.connect_rig().result(30)
+    qtbot.waitUntil(window.run_panel.start.isEnabled, timeout=5000)
+    path = tmp_path / "closed.h5"
+    start(window, path, frames=400)
+    qtbot.waitUntil(lambda: window.run_panel.progress.value() >= 5, timeout=RUN_TIMEOUT_MS)
+    window.docks["flid"].hide()
+    window.close()
+    assert window.session.state is SessionState.CLOSED
+    assert file_status(path) == "aborted"
+    assert settings.value("window/state") is not None
+
+    again = MainWindow(config, settings=settings)  # the saved layout is restored
+    qtbot.addWidget(again)
+    again.show()
+    assert again.docks["flid"].isHidden() and not again.docks["spectrum"].isHidden()
+    again.close()
+
+
+def test_replay_shows_a_file_with_its_analysis(qtbot: Any, tmp_path: Path) -> None:
+    from cryoscope.api import measure
+
+    path = tmp_path / "replayed.h5"
+    measure(path, fast_config("max"), **FAST)
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(fast_config(), settings=settings)  # not connected
+    qtbot.addWidget(window)
+    window.show()
+    assert not window.run_panel.start.isEnabled()
+    window.open_measurement(path).result(30)
+    qtbot.waitUntil(lambda: window.replay is not None, timeout=5000)
+    qtbot.waitUntil(lambda: "fit τ" in window.decay_view.info.text(), timeout=5000)
+    assert window.polarization_view.result is not None
+    fit = window.polarization_view.result.fit
+    assert fit is not None and fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
+    _, y = window.spectrum_view.sum.getData()
+    np.testing.assert_allclose(y, summed_spectrum(path)[1], rtol=1e-9, atol=1e-6)
+
+    window.open_measurement(tmp_path / "missing.h5")
+    qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
+    assert "file not found" in window.banner.text()
+    window.close()
