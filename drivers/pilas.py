@@ -160,6 +160,11 @@ class PiLasLaser(PulsedLaser):
         with self._io(f"switching emission {'on' if on else 'off'}") as inst:
             inst.emission_enabled = on
 
+    def diode_temperature_ok(self) -> bool:
+        """Whether the controller reports the laser diode's temperature as in range."""
+        with self._io("reading the diode temperature state") as inst:
+            return bool(inst.diode_temperature_ok)
+
     def status(self) -> LaserStatus:
         return LaserStatus(
             emission_on=self.emission_on(), repetition_rate_hz=self.repetition_rate_hz(),

@@ -3,7 +3,10 @@
 The protocol (19200 baud, one command per line): ``ld=0|1`` emission, ``tm=0|1`` tune mode
 (0 = manual), ``tune=<0..1000>`` power in per mille, ``f=<Hz>`` internal repetition rate,
 ``version?`` identity (eight ``key: value`` lines). Every write is answered ``done``. Queries
-(``ld?``, ``tune?``, ``f?``) answer ``<label>: <value> [unit]``; ``tune?`` answers in percent.
+(``ld?``, ``tune?``, ``f?``, ``ldtemp?``) answer ``<label>: <value> [unit]``; ``tune?`` answers
+in percent. The writes ``ld=``, ``tune=``, ``f=``, their ``done`` and ``version?`` are the
+documented protocol (``HARDWARE.md``); ``tm=``, the queries and the eight-line ``version?`` reply
+follow a public PiLas driver and its emulator.
 
 This module imports pymeasure at import time; :mod:`drivers.pilas` imports it lazily.
 """
@@ -69,6 +72,12 @@ class PiLasInstrument(Instrument):
         """Internal repetition rate (Hz).""",
         validator=strict_range, values=(1, 100e6), set_process=lambda v: round(v),
         preprocess_reply=reply_value, check_set_errors=True,
+    )
+
+    diode_temperature_ok = Instrument.measurement(
+        "ldtemp?",
+        """Whether the laser diode's temperature is in range (``LD temp.: good|bad``).""",
+        preprocess_reply=reply_value, cast=str, get_process=lambda v: v == "good",
     )
 
     def check_set_errors(self) -> list[str]:

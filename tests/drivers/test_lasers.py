@@ -161,3 +161,11 @@ def test_pilas_driver_maps_failures():
 def test_pilas_without_port_is_one_line():
     with pytest.raises(InstrumentError, match="laser: no serial port given"):
         PiLasLaser(port="", full_power_nw=1000.0).connect()
+
+
+def test_pilas_diode_temperature_measurement():
+    with expected_protocol(
+        PiLasInstrument, [("ldtemp?", "LD temp.:\t\tgood"), ("ldtemp?", "LD temp.:\t\tbad")],
+    ) as inst:
+        assert inst.diode_temperature_ok is True
+        assert inst.diode_temperature_ok is False
