@@ -257,3 +257,14 @@ def test_apt_bytes_of_connect_move_and_home(port: FakeKdc101Port):
         assert stage.identity().serial == "27000123"
     assert port.sent_ids()[-2:] == [0x0465, 0x0429]  # stop, then wait until still
     assert port.is_open is False
+
+
+def test_a_silent_controller_is_one_clear_line(port: FakeKdc101Port):
+    port.write = lambda data: len(data)  # type: ignore[method-assign]  # nothing ever answers
+    stage = KinesisRotationStage("/dev/ttyUSB7")
+    with pytest.raises(InstrumentError) as err:
+        stage.connect()
+    message = str(err.value)
+    assert message.startswith("stage: opening the KDC101 /dev/ttyUSB7: communication")
+    assert "check its USB cable and power" in message and "\n" not in message
+    assert not stage.is_connected
