@@ -59,7 +59,7 @@ class SpectrographArmSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _SpectroPhotons:
-    """Photons in the spectrograph arm, before the waveplate (sorted by time)."""
+    """Photons in the spectrograph arm, before the waveplate (in no particular order)."""
 
     time_ps: npt.NDArray[np.int64]
     center: npt.NDArray[np.int8]
@@ -71,24 +71,23 @@ class _SpectroPhotons:
     def empty(cls) -> _SpectroPhotons:
         return cls(np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0), np.empty(0))
 
+    def _fields(self) -> tuple[npt.NDArray[np.generic], ...]:
+        return self.time_ps, self.center, self.energy_ev, self.u
+
     def extend(self, other: _SpectroPhotons) -> _SpectroPhotons:
-        """Both sets in time order (a photon may outlive the chunk it was excited in)."""
-        joined = [np.concatenate([a, b]) for a, b in zip(
-            (self.time_ps, self.center, self.energy_ev, self.u),
-            (other.time_ps, other.center, other.energy_ev, other.u), strict=True)]
-        if self.time_ps.size and other.time_ps.size and other.time_ps[0] < self.time_ps[-1]:
-            order = np.argsort(joined[0], kind="stable")
-            joined = [a[order] for a in joined]
-        return _SpectroPhotons(*joined)
+        """Both sets (a photon may outlive the chunk it was excited in)."""
+        if not self.time_ps.size:
+            return other
+        return _SpectroPhotons(*(np.concatenate([a, b]) for a, b in zip(
+            self._fields(), other._fields(), strict=True)))
 
-    def first(self, n: int) -> _SpectroPhotons:
-        return _SpectroPhotons(self.time_ps[:n], self.center[:n], self.energy_ev[:n], self.u[:n])
-
-    def after(self, n: int) -> _SpectroPhotons:
-        return _SpectroPhotons(self.time_ps[n:], self.center[n:], self.energy_ev[n:], self.u[n:])
-
-    def before(self, t_ps: int) -> _SpectroPhotons:
-        return self.first(int(np.searchsorted(self.time_ps, t_ps)))
+    def split(self, t_ps: int) -> tuple[_SpectroPhotons, _SpectroPhotons]:
+        """The photons before ``t_ps``, and the others."""
+        due = self.time_ps < t_ps
+        if due.all():
+            return self, _SpectroPhotons.empty()
+        return (_SpectroPhotons(*(a[due] for a in self._fields())),
+                _SpectroPhotons(*(a[~due] for a in self._fields())))
 
 
 #: The bench generates emission ahead of time in chunks of this many picoseconds (0.5 s).
@@ -143,7 +142,7 @@ class Bench:
         self.flush_spectrograph()
         self._laser = state
         self._clicks = {ch: t[t < self.now_ps] for ch, t in self._clicks.items()}
-        self._spectro = self._spectro.before(self.now_ps)
+        self._spectro = self._spectro.split(self.now_ps)[0]
         self._generated_ps = self.now_ps
 
     # -- signals on the tagger inputs ---------------------------------------------------------
@@ -192,11 +191,9 @@ class Bench:
     def flush_spectrograph(self) -> None:
         """Send the spectrograph arm's photons up to now through the waveplate to the camera."""
         self.catch_up()
-        now, photons = self.now_ps, self._spectro
-        n = int(np.searchsorted(photons.time_ps, now))
-        if n:
-            self._spectro = photons.after(n)
-            self._polarize(photons.first(n))
+        due, self._spectro = self._spectro.split(self.now_ps)
+        if due.time_ps.size:
+            self._polarize(due)
 
     def _generate_until(self, until_ps: int) -> None:
         while self._generated_ps < until_ps:
@@ -215,8 +212,8 @@ class Bench:
     def _with_stray_light(self, time_ps: npt.NDArray[np.int64], center: npt.NDArray[np.int8],
                           energy_ev: npt.NDArray[np.float64], start: int,
                           end: int) -> _SpectroPhotons:
-        """The spectrograph arm's photons plus its stray light in ``[start, end)``, sorted by
-        time. Stray light is unpolarized (center −1), uniform in time and in wavelength over
+        """The spectrograph arm's photons plus its stray light in ``[start, end)``. Stray light
+        is unpolarized (center −1), uniform in time and in wavelength over
         ``stray_light_band_nm``."""
         rng = self._rng_optics
         n_stray = int(rng.poisson(self.params.sample.background_cps * (end - start) / PS_PER_S))
@@ -225,9 +222,7 @@ class Bench:
             time_ps = np.concatenate([time_ps, rng.integers(start, end, size=n_stray)])
             center = np.concatenate([center, np.full(n_stray, STRAY_LIGHT, np.int8)])
             energy_ev = np.concatenate([energy_ev, HC_EV_NM / rng.uniform(low, high, n_stray)])
-        order = np.argsort(time_ps, kind="stable")
-        return _SpectroPhotons(time_ps[order], center[order], energy_ev[order],
-                               rng.random(time_ps.shape[0]))
+        return _SpectroPhotons(time_ps, center, energy_ev, rng.random(time_ps.shape[0]))
 
     def _detect_apd(self, times_ps: npt.NDArray[np.int64], start: int, end: int) -> None:
         """APD arm of ``[start, end)``: an optional second 50:50 splitter, signal delay, timing
