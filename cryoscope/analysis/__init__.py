@@ -1,0 +1,36 @@
+"""Analysis of cryoscope measurement files: from time tags and frames to the paper's figures.
+
+Array-level functions (usable live, e.g. by the GUI) and file-level entry points:
+
+- :mod:`.photons` — per-photon delay, frame, waveplate angle, stage motion (streaming, numba)
+- :mod:`.trace`, :mod:`.changepoint` — intensity traces, blinking levels (Watkins & Yang)
+- :mod:`.lifetime` — decay histograms, binned Poisson ML fits with IRF and pile-over
+- :mod:`.flid` — fluorescence-lifetime–intensity distributions
+- :mod:`.spectra`, :mod:`.states` — per-frame spectra, EMCCD noise, spectral states
+- :mod:`.lines`, :mod:`.polarization`, :mod:`.tracking` — line fits, p/φ/g fits, peak tracking
+- :mod:`.report`, :mod:`.summary`, :mod:`.figures`, :mod:`.cli` — the whole file
+"""
+
+from cryoscope.analysis.lifetime import DecayFit, decay_histogram, fit_decay
+from cryoscope.analysis.measurement import MeasurementError, open_measurement
+from cryoscope.analysis.photons import PhotonTable, collect_photons
+from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
+from cryoscope.analysis.report import AnalysisResult, analyze_file
+from cryoscope.analysis.spectra import prepare_spectra
+from cryoscope.analysis.summary import write_summary
+
+__all__ = [
+    "AnalysisResult",
+    "DecayFit",
+    "MeasurementError",
+    "PhotonTable",
+    "PolarizationFit",
+    "analyze_file",
+    "collect_photons",
+    "decay_histogram",
+    "fit_decay",
+    "fit_polarization",
+    "open_measurement",
+    "prepare_spectra",
+    "write_summary",
+]

@@ -230,9 +230,13 @@ def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = 
 
     def nll(p: np.ndarray) -> float:
         amps, taus, bg, t0, sig = unpack(p)
-        if np.any(taus < 1e-3) or np.any(taus > 1e3 * hist.period_ns):
+        if (np.any(taus < 1e-3) or np.any(taus > 1e3 * hist.period_ns)
+                or not 1e-3 < sig < 0.1 * hist.period_ns or abs(t0) > 2 * hist.period_ns):
             return 1e300
-        mu = model_counts(edges, amps, taus, bg, t0, sig, irf)[mask]
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            mu = model_counts(edges, amps, taus, bg, t0, sig, irf)[mask]
+        if not np.all(np.isfinite(mu)):
+            return 1e300
         mu = np.maximum(mu, 1e-300)
         return float(np.sum(mu - counts[mask] * np.log(mu)))
 
@@ -242,9 +246,10 @@ def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = 
     p = np.array(p0, float)
     best = None
     for method in ("Nelder-Mead", "BFGS"):
-        res = optimize.minimize(nll, p, method=method,
-                                options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-4}
-                                if method == "Nelder-Mead" else {"gtol": 1e-4})
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            res = optimize.minimize(nll, p, method=method,
+                                    options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-4}
+                                    if method == "Nelder-Mead" else {"gtol": 1e-4})
         if best is None or res.fun <= best.fun:
             best = res
         p = best.x

@@ -23,13 +23,15 @@ def emitter(**values: Any) -> dict[str, Any]:
 
 def simulated_file(path: Path, *, emitters: list[dict[str, Any]], frames: int, seed: int,
                    sample: dict[str, Any] | None = None, optics: dict[str, Any] | None = None,
-                   **plan: Any) -> tuple[Path, Config]:
+                   laser: dict[str, Any] | None = None, **plan: Any) -> tuple[Path, Config]:
     """Run the polarization series on the simulated rig into ``path``."""
     cfg = load_config()
     cfg = cfg.with_overrides("simulation", seed=seed)
     cfg = cfg.with_overrides("sample", emitters=emitters, **(sample or {}))
     if optics:
         cfg = cfg.with_overrides("optics", **optics)
+    if laser:
+        cfg = cfg.with_overrides("laser", **laser)
     result = measure(path, cfg, frames=frames, **{**FAST_PLAN, **plan})
     assert str(result.state).lower().endswith("complete"), result
     return path, cfg
