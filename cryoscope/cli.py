@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a run or instrument failed, 2 bad input (one line, no t
 from __future__ import annotations
 
 import argparse
+import enum
 import importlib
 import logging
 import sys
@@ -16,10 +17,10 @@ from typing import NoReturn
 
 from cryoscope import __version__
 from cryoscope.acquisition import Progress, RunEvent, RunResult, RunState
-from cryoscope.config import ConfigError, load_config
+from cryoscope.config import ConfigError, default_config_path, load_config
 
 #: Modules that add their own sub-commands through ``register(subparsers)``.
-PLUGIN_COMMANDS = ("cryoscope.devices", "cryoscope.analysis.cli", "gui.cli")
+PLUGIN_COMMANDS = ("cryoscope.analysis.cli", "gui.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -185,6 +186,40 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _shown(value: object) -> str:
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from cryoscope.devices import check_devices
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    print(f"checking the instruments of {args.config or default_config_path()} "
+          f"(backend {config.rig.backend.value})")
+    reports = check_devices(config, timeout_s=args.timeout, self_test=args.self_test)
+    for report in reports:
+        if report.ok and report.identity is not None:
+            who = report.identity
+            print(f"{report.instrument:<13} OK    {who.vendor} {who.model}, serial "
+                  f"{who.serial or '-'}, firmware {who.firmware or '-'}")
+        else:
+            print(f"{report.instrument:<13} FAIL  {report.error}")
+        if report.status:
+            state = "  ".join(f"{k}={_shown(v)}" for k, v in report.status.items())
+            print(f"{'':<13}       {state}")
+    failed = [r.instrument for r in reports if not r.ok]
+    print(f"{len(reports) - len(failed)} of {len(reports)} instruments OK"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -215,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a configuration file")
     check.add_argument("path")
     check.set_defaults(handler=_cmd_config_check)
+
+    from cryoscope.devices import DEFAULT_TIMEOUT_S
+
+    devices = sub.add_parser(
+        "devices", help="connect to each instrument and show its identity and status",
+        description="Connect to each instrument in turn; print its identity and status, or why "
+        "it failed. Exits 1 if any instrument failed.")
+    devices.add_argument("--config", help="configuration file (default: config/simulated.toml; "
+                         "the real rig: config/lab.toml)")
+    devices.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                         help=f"seconds per instrument (default {DEFAULT_TIMEOUT_S:g})")
+    devices.add_argument("--self-test", action="store_true",
+                         help="also run the time tagger's test-signal self-test")
+    devices.set_defaults(handler=_cmd_devices)
 
     for module_name in PLUGIN_COMMANDS:
         importlib.import_module(module_name).register(sub)

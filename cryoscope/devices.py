@@ -1,4 +1,4 @@
-"""``cryoscope devices``: connect to each instrument in turn and report who it is and its state.
+"""Connect to each instrument in turn and report who it is and its state (``cryoscope devices``).
 
 :func:`check_devices` is the library part (it logs, never prints); :func:`register` adds the
 sub-command to the CLI, whose handler prints one block per instrument and exits non-zero if any
@@ -8,20 +8,16 @@ call that hangs costs ``timeout_s`` and is reported, instead of hanging the comm
 
 from __future__ import annotations
 
-import argparse
-import enum
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cryoscope.config import Backend, Config, ConfigError, load_config
+from cryoscope.config import Backend, Config, ConfigError
 from drivers.interfaces import Identity, Instrument, InstrumentError
 
-__all__ = ["DEFAULT_TIMEOUT_S", "DeviceReport", "check_devices", "default_lab_config", "register"]
+__all__ = ["DEFAULT_TIMEOUT_S", "DeviceReport", "check_devices"]
 
 log = logging.getLogger(__name__)
 
@@ -122,62 +118,3 @@ def check_devices(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S,
             log.info("%s", report.error)
         reports.append(report)
     return reports
-
-
-def default_lab_config() -> Path:
-    """``config/lab.toml`` of the source tree."""
-    return Path(__file__).resolve().parent.parent / "config" / "lab.toml"
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _run(args: argparse.Namespace) -> int:
-    path = args.config or default_lab_config()
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        print(f"cryoscope: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"checking the instruments of {path} (backend {config.rig.backend.value})")
-    reports = check_devices(config, timeout_s=args.timeout, self_test=args.self_test)
-    for report in reports:
-        if report.ok and report.identity is not None:
-            who = report.identity
-            print(f"{report.instrument:<13} OK    {who.vendor} {who.model}, serial "
-                  f"{who.serial or '-'}, firmware {who.firmware or '-'}")
-            state = "  ".join(f"{k}={_shown(v)}" for k, v in report.status.items())
-            print(f"{'':<13}       {state}")
-        else:
-            print(f"{report.instrument:<13} FAIL  {report.error}")
-            if report.status:
-                state = "  ".join(f"{k}={_shown(v)}" for k, v in report.status.items())
-                print(f"{'':<13}       {state}")
-    failed = [r.instrument for r in reports if not r.ok]
-    print(f"{len(reports) - len(failed)} of {len(reports)} instruments OK"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``cryoscope devices [--config PATH] [--timeout S] [--self-test]`` to the CLI."""
-    parser = subparsers.add_parser(
-        "devices", help="connect to each instrument and show its identity and status",
-        description="Connect to each instrument in turn; print its identity and status, or why "
-        "it failed. Exits 1 if any instrument failed.",
-    )
-    parser.add_argument("--config", help="configuration file (default: config/lab.toml)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                        help=f"seconds per instrument (default {DEFAULT_TIMEOUT_S:g})")
-    parser.add_argument("--self-test", action="store_true",
-                        help="also run the time tagger's test-signal self-test")
-    parser.set_defaults(handler=_run)

@@ -8,16 +8,15 @@ import their vendor libraries when an instrument connects, so building needs no 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cryoscope.config import Config, ConfigError
+from cryoscope.rig import Rig
 from drivers.andor import AndorCamera, AndorSpectrograph
 from drivers.attodry import AttoDryLibCryostat, AttoDryNetworkCryostat
 from drivers.clock import SystemClock
 from drivers.epl import EplLaser
 from drivers.interfaces import (
     Camera,
-    Clock,
     Cryostat,
     Instrument,
     PulsedLaser,
@@ -31,33 +30,14 @@ from drivers.swabian import SwabianTimeTagger
 
 __all__ = [
     "BUILDERS",
-    "HardwareInstruments",
     "build_camera",
     "build_cryostat",
-    "build_hardware_instruments",
+    "build_hardware_rig",
     "build_laser",
     "build_spectrograph",
     "build_stage",
     "build_tagger",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class HardwareInstruments:
-    """The real rig's instruments, unconnected, and the wall clock."""
-
-    clock: Clock
-    cryostat: Cryostat
-    laser: PulsedLaser
-    stage: RotationStage
-    spectrograph: Spectrograph
-    camera: Camera
-    tagger: TimeTagger
-
-    def instruments(self) -> dict[str, Instrument]:
-        """The instruments by name, in connection order."""
-        return {"cryostat": self.cryostat, "laser": self.laser, "stage": self.stage,
-                "spectrograph": self.spectrograph, "camera": self.camera, "tagger": self.tagger}
 
 
 def build_cryostat(config: Config) -> Cryostat:
@@ -119,10 +99,11 @@ BUILDERS: dict[str, Callable[[Config], Instrument]] = {
 }
 
 
-def build_hardware_instruments(config: Config) -> HardwareInstruments:
-    """All real instruments for ``config``, unconnected. Raises :class:`ConfigError` if the
-    configuration names a simulated cryostat or laser."""
-    return HardwareInstruments(
+def build_hardware_rig(config: Config) -> Rig:
+    """All real instruments for ``config``, unconnected, on the wall clock. Raises
+    :class:`ConfigError` if the configuration names a simulated cryostat or laser."""
+    return Rig(
+        config=config,
         clock=SystemClock(),
         cryostat=build_cryostat(config),
         laser=build_laser(config),

@@ -153,19 +153,13 @@ def _build_simulated(config: Config) -> Rig:
     )
 
 
-def _build_hardware(config: Config) -> Rig:
-    from cryoscope.hardware_rig import build_hardware_instruments
-
-    hw = build_hardware_instruments(config)
-    return Rig(config=config, clock=hw.clock, cryostat=hw.cryostat, laser=hw.laser,
-               stage=hw.stage, spectrograph=hw.spectrograph, camera=hw.camera, tagger=hw.tagger)
-
-
 def build_rig(config: Config) -> Rig:
     """The rig's instruments, not yet connected."""
     if config.rig.backend is Backend.SIMULATED:
         return _build_simulated(config)
-    return _build_hardware(config)
+    from cryoscope.hardware_rig import build_hardware_rig
+
+    return build_hardware_rig(config)
 
 
 def camera_readout(config: Config) -> Readout:

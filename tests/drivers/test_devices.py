@@ -56,7 +56,7 @@ def test_every_lab_key_is_documented():
 
 
 def test_hardware_instruments_from_the_lab_config(lab: Config):
-    hw = hardware_rig.build_hardware_instruments(lab)
+    hw = hardware_rig.build_hardware_rig(lab)
     assert isinstance(hw.clock, SystemClock)
     assert isinstance(hw.cryostat, AttoDryNetworkCryostat)
     assert (hw.cryostat.host, hw.cryostat.port) == (lab.cryostat.host, 9090)
