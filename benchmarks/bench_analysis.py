@@ -1,0 +1,81 @@
+"""Whole analysis of a standard 200 s measurement (400 frames × 0.5 s, default simulated config).
+
+Run: ``python benchmarks/bench_analysis.py [--file F]``. Without ``--file`` the simulated rig
+writes a fresh file (with charging and dark states so every stage has work). Prints the time of
+each stage and of ``analyze_file``; the target for ``analyze_file`` is < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from cryoscope.analysis.figures import write_figures
+from cryoscope.analysis.measurement import open_measurement, read_frames
+from cryoscope.analysis.photons import collect_photons
+from cryoscope.analysis.report import analyze_file
+from cryoscope.analysis.spectra import prepare_spectra
+from cryoscope.analysis.states import cluster_frames
+from cryoscope.analysis.summary import write_summary
+
+
+def standard_file(directory: Path) -> Path:
+    from cryoscope.api import measure
+    from cryoscope.config import load_config
+
+    cfg = load_config()
+    emitter = cfg.sample.emitters[0]
+    data = {name: getattr(emitter, name) for name in emitter.__dataclass_fields__}
+    data.update(charging_rate_hz=0.05, discharging_rate_hz=0.1, dark_rate_hz=0.02,
+                dark_recovery_rate_hz=0.3)
+    cfg = cfg.with_overrides("sample", emitters=[data])
+    path = directory / "standard.h5"
+    start = time.perf_counter()
+    measure(path, cfg)
+    print(f"simulated the standard file in {time.perf_counter() - start:.1f} s: {path}")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--file", help="an existing measurement file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(args.file) if args.file else standard_file(Path(tmp))
+        meas = open_measurement(path)
+        print(f"{meas.n_tags / 1e6:.1f} M tags, {meas.n_frames} frames")
+        analyze_file(path, change_points=False)  # warm-up: numba compilation, caches
+
+        start = time.perf_counter()
+        photons = collect_photons(path, measurement=meas)
+        t_photons = time.perf_counter() - start
+        print(f"photon bookkeeping   {t_photons:6.2f} s  ({photons.n / 1e6:.2f} M photons, "
+              f"{meas.n_tags / t_photons / 1e6:.0f} M tags/s incl. HDF5 read)")
+        start = time.perf_counter()
+        spectra = prepare_spectra(read_frames(path), meas.wavelength_nm)
+        print(f"spectra              {time.perf_counter() - start:6.2f} s")
+        start = time.perf_counter()
+        states = cluster_frames(spectra)
+        print(f"spectral states      {time.perf_counter() - start:6.2f} s  ({states.n_states})")
+
+        for cps in (False, True):
+            start = time.perf_counter()
+            result = analyze_file(path, change_points=cps)
+            label = "with" if cps else "without"
+            print(f"analyze_file {label:7s} change points {time.perf_counter() - start:6.2f} s")
+        start = time.perf_counter()
+        out = Path(tmp) / "out"
+        write_summary(result, out)
+        write_figures(result, out)
+        print(f"summary + figures    {time.perf_counter() - start:6.2f} s")
+        for st in result.state_results:
+            taus = ", ".join(f"{t:.3g}" for t in st.decay.taus_ns) if st.decay else "-"
+            print(f"  state {st.id}: {st.fraction:5.1%} of frames, "
+                  f"{st.count_rate_cps / 1e3:5.1f} kcps, τ = {taus} ns, "
+                  f"ZPL {', '.join(f'{z:.4f}' for z in st.zpl_ev)} eV")
+
+
+if __name__ == "__main__":
+    main()
