@@ -37,6 +37,28 @@ FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 STRAY_LIGHT = -1
 
 
+def dead_time_keep(t_ps: npt.NDArray[np.int64], last_ps: int | None,
+                   dead_ps: int) -> npt.NDArray[np.bool_]:
+    """Which events of a sorted stream a detector with a dead time registers (non-paralyzable).
+
+    An event is lost if it comes within ``dead_ps`` of the previous *registered* one (``last_ps``
+    is the last registered before this stream, if any). An event far enough from its predecessor
+    stays so when earlier events are dropped, so it is registered; an event too close to a
+    registered one is lost. Removing those and repeating is exact and takes as many rounds as
+    the longest run of colliding events (two or three).
+    """
+    index = np.arange(t_ps.shape[0])
+    previous = -dead_ps - 1 if last_ps is None else last_ps
+    while index.shape[0]:
+        bad = np.diff(t_ps[index], prepend=previous) <= dead_ps
+        if not bad.any():
+            break
+        index = index[~(bad & np.concatenate(([True], ~bad[:-1])))]
+    keep = np.zeros(t_ps.shape[0], bool)
+    keep[index] = True
+    return keep
+
+
 @dataclass(frozen=True, slots=True)
 class Wiring:
     """Which time-tagger input each signal is cabled to, and how the waveplate is mounted."""
@@ -258,20 +280,8 @@ class Bench:
 
     def _apply_dead_time(self, channel: int, t: npt.NDArray[np.int64],
                          dead_ps: int) -> npt.NDArray[np.int64]:
-        """Drop clicks within the dead time after the previous *accepted* click (sorted ``t``).
-
-        A click that is far enough from its predecessor stays so when earlier clicks are
-        dropped, so it is accepted; a click too close to an accepted one is certainly lost.
-        Removing those and repeating is exact and takes as many rounds as the longest run of
-        colliding clicks (two or three).
-        """
-        last = self._last_click_ps.get(channel, -dead_ps - 1)
-        while t.shape[0]:
-            bad = np.diff(t, prepend=last) <= dead_ps
-            if not bad.any():
-                break
-            lost = bad & np.concatenate(([True], ~bad[:-1]))
-            t = t[~lost]
+        """The APD's dead time on its clicks (sorted ``t``), continuing from earlier chunks."""
+        t = t[dead_time_keep(t, self._last_click_ps.get(channel), dead_ps)]
         if t.shape[0]:
             self._last_click_ps[channel] = int(t[-1])
         return t

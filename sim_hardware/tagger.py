@@ -3,6 +3,7 @@
 It sees the edges the bench puts on its inputs (APD clicks, camera Fire, stage in-motion) and the
 laser's sync output, which it derives from the laser's pulse train. With the conditional filter
 (``trigger=[apd], filtered=[sync]``) each APD click lets exactly the *next* sync tag through.
+Each APD input applies its own dead time (``set_deadtime_ps``) on top of the APD's.
 Beyond its sustained throughput the stream overflows, reported as the SDK reports it: an
 overflow-begin event, missed-events counts per channel, an overflow-end event.
 """
@@ -23,7 +24,7 @@ from drivers.interfaces import (
     TimeTagger,
 )
 from sim_hardware.base import SimInstrument
-from sim_hardware.bench import Bench
+from sim_hardware.bench import Bench, dead_time_keep
 from sim_hardware.sample import PS_PER_S
 
 INPUTS = tuple(range(1, 9))
@@ -36,6 +37,7 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         super().__init__(bench)
         self._levels = dict.fromkeys(INPUTS, 0.5)
         self._deadtimes = dict.fromkeys(INPUTS, 6000)
+        self._last_tag_ps: dict[int, int] = {}
         self._filter: tuple[tuple[int, ...], tuple[int, ...]] | None = None
         self._channels: frozenset[int] | None = None
         self._wanted = np.zeros(2 * len(INPUTS) + 1, bool)
@@ -124,7 +126,7 @@ class SimTimeTagger(SimInstrument, TimeTagger):
             return TagBlock.empty()
         start, end = self._read_until_ps, self._bench.now_ps
         self._read_until_ps = end
-        t, ch = self._bench.release_edges()
+        t, ch = self._input_dead_time(*self._bench.release_edges())
         sync = self._sync_tags(t, ch, start, end)
         t = np.concatenate([t, sync])
         ch = np.concatenate([ch, np.full(sync.shape, self._bench.wiring.laser_sync, np.int32)])
@@ -133,6 +135,25 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         order = np.argsort(t, kind="stable")
         t, ch = t[order], ch[order]
         return self._throttle(t, ch, start, end)
+
+    def _input_dead_time(self, t: npt.NDArray[np.int64], ch: npt.NDArray[np.int32],
+                         ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """The inputs' own dead time (``set_deadtime_ps``) on the APD inputs, the only signals
+        fast enough for it to matter (the sync is a regular pulse train)."""
+        w = self._bench.wiring
+        keep = np.ones(t.shape[0], bool)
+        for channel in (w.apd, w.apd2):
+            if channel is None:
+                continue
+            sel = np.flatnonzero(ch == channel)
+            if not sel.shape[0]:
+                continue
+            ok = dead_time_keep(t[sel], self._last_tag_ps.get(channel),
+                                self._deadtimes[channel])
+            keep[sel[~ok]] = False
+            if ok.any():
+                self._last_tag_ps[channel] = int(t[sel[ok]][-1])
+        return (t, ch) if keep.all() else (t[keep], ch[keep])
 
     def _throttle(self, t: npt.NDArray[np.int64], ch: npt.NDArray[np.int32], start: int,
                   end: int) -> TagBlock:

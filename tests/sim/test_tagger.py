@@ -52,3 +52,10 @@ def test_overflow_is_reported_and_recorded(measure) -> None:
     # what got through is about the sustained rate
     duration_s = (m.timestamps_ps[-1] - m.timestamps_ps[0]) / 1e12
     assert m.timestamps_ps.shape[0] / duration_s == pytest.approx(1e6, rel=0.25)
+
+
+def test_input_dead_time_of_the_tagger(measure) -> None:
+    cfg = make_config(tagger={"apd_deadtime_ps": 200_000}, simulation={"seed": 82})
+    m = measure(cfg, frames=4, exposure_s=0.5)
+    clicks = m.tags(m.apd)
+    assert np.diff(clicks).min() > 200_000
