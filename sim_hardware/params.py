@@ -92,6 +92,8 @@ class SampleParams:
     #: center's is 0).
     quantum_yield: Fraction = 0.9
     #: Power-law exponent α of blinking dwell times, P(t) ∝ t^-α·exp(-t/τc); None = exponential.
+    #: With a power law, a state's total leaving rate r sets the median dwell time (≈ 1/r before
+    #: the truncation) instead of the mean.
     blinking_alpha: Annotated[float, Interval(gt=1.0, lt=3.0)] | None = None
     #: Truncation time τc of the power-law dwell-time distribution (s).
     blinking_cutoff_s: Positive = 30.0
@@ -101,6 +103,9 @@ class SampleParams:
     #: the rate at which the surface charge hops (to the other center, or away) (Hz).
     surface_charge_shift_mev: float = -8.0
     surface_charge_rate_hz: NonNegative = 0.0
+    #: Probability that a center's charging moves the surface charge next to *another* center at
+    #: the same instant (the paper's simultaneous large jump of the other center).
+    surface_charge_on_charging: Fraction = 0.0
     #: Biexciton-to-exciton quantum-yield ratio QY_XX/QY_X: sets g²(0) (≈ this ratio at low
     #: excitation, 2b/(1+b)² in saturation).
     biexciton_yield: Fraction = 0.1

@@ -3,7 +3,8 @@
 A particle has one emission center (a dot) or two (a dot molecule). Each center switches between
 ``NEUTRAL``, ``CHARGED`` (negative trion) and ``DARK`` (a trap that silences it); its ZPL wanders by
 spectral-diffusion jumps, shifts when the *other* center is charged (dimer coupling) and when a
-surface charge sits next to it. The trajectory is generated lazily, event by event, from its own
+surface charge sits next to it (the surface charge hops on its own, and may move next to the other
+center when one center charges). The trajectory is generated lazily, event by event, from its own
 random stream, so it does not depend on how often the bench asks for it.
 """
 
@@ -175,6 +176,11 @@ class SampleModel:
                 center = self._centers[k]
                 self._switch(center)
                 center.next_switch_s = self._dwell(center, t_event)
+                if center.state is EmitterState.CHARGED and n > 1 \
+                        and self.params.surface_charge_on_charging > 0 \
+                        and self._rng.random() < self.params.surface_charge_on_charging:
+                    others = [j for j in range(n) if j != k]
+                    self._surface_center = int(others[self._rng.integers(len(others))])
             elif k < 2 * n:
                 center = self._centers[k - n]
                 center.diffusion_ev = self._rng.normal(

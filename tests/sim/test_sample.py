@@ -71,6 +71,22 @@ def test_dimer_cross_effects_and_simultaneous_charging() -> None:
     assert not np.any(near.all(axis=1))
 
 
+def test_charging_can_move_the_surface_charge_to_the_other_center() -> None:
+    a = EmitterParams(zpl_ev=2.15, charging_rate_hz=0.5, discharging_rate_hz=0.5)
+    b = EmitterParams(zpl_ev=2.13)
+    sample = SampleParams(emitters=(a, b), surface_charge_shift_mev=-9.0,
+                          surface_charge_on_charging=1.0, dimer_coupling_mev=-0.5)
+    times, states, zpls = _model(sample, 4).truth(500 * PS_PER_S)
+    charges = np.flatnonzero(np.diff(states[:, 0]) == EmitterState.CHARGED) + 1
+    assert charges.shape[0] > 50
+    # at the instant A charges, B jumps by the surface-charge shift plus the dimer coupling
+    jump_mev = (zpls[charges, 1] - zpls[charges - 1, 1]) * 1e3
+    assert jump_mev[0] == pytest.approx(-9.0 - 0.5)
+    # afterwards the surface charge already sits at B (it never hops on its own here)
+    assert np.allclose(jump_mev[1:], -0.5)
+    assert np.all(np.diff(times) > 0)
+
+
 def test_dark_state_silences_a_center(measure) -> None:
     cfg = make_config(emitters=[{"dark_rate_hz": 0.5, "dark_recovery_rate_hz": 0.5}],
                       simulation={"seed": 90})
