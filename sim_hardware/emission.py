@@ -72,10 +72,6 @@ class PhotonBatch:
     def __len__(self) -> int:
         return int(self.time_ps.shape[0])
 
-    def select(self, mask: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> PhotonBatch:
-        """The photons picked by a boolean mask or an index array."""
-        return PhotonBatch(*(getattr(self, f.name)[mask] for f in fields(self)))
-
     @classmethod
     def empty(cls) -> PhotonBatch:
         return cls(*(np.empty(0, dt) for dt in (np.int64, np.int64, np.int8, np.int8,
