@@ -67,6 +67,7 @@ class Measurement:
     reached_deg: np.ndarray  #: float64 [moves], stage angle after each move (deg)
     duration_s: float
     truth: SimulationTruth | None
+    readout: str = "tracks"  #: camera readout: ``tracks`` ([frames, tracks, pixels]) or ``image``
 
     @property
     def energy_ev(self) -> np.ndarray:
@@ -139,6 +140,7 @@ def open_measurement(path: str | Path) -> Measurement:
             reached_deg=reached,
             duration_s=float(h5.attrs.get("duration_s", np.nan)),
             truth=truth,
+            readout=str(cam.attrs.get("readout", "tracks")),
         )
 
 

@@ -21,6 +21,7 @@ from cryoscope.analysis.lines import SpectrumFit, find_zpls, fit_lines
 from cryoscope.analysis.measurement import (
     DEFAULT_TAG_CHUNK,
     Measurement,
+    MeasurementError,
     open_measurement,
     read_frames,
 )
@@ -188,14 +189,19 @@ def _distinct_lines(states: tuple[StateResult, ...]) -> list[tuple[float, float,
 
 
 def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEFAULT_TAG_CHUNK,
-                 max_states: int = 5, seed: int = 0, change_points: bool = True
-                 ) -> AnalysisResult:
+                 max_states: int = 5, seed: int = 0, change_points: bool = True,
+                 tracking_regions_ev: np.ndarray | None = None) -> AnalysisResult:
     """Analyze one measurement file (see ``docs/analysis.md``).
 
     ``bin_s``: intensity-trace and FLID bin (s). ``max_states``: most spectral states tried.
     ``change_points``: run the Watkins–Yang change-point analysis of the APD photons.
+    ``tracking_regions_ev``: ``[regions, 2]`` energy ranges (eV) for peak tracking; default one
+    region around each line.
     """
     meas = open_measurement(path)
+    if meas.readout != "tracks":
+        raise MeasurementError(f"{path}: camera readout {meas.readout!r} is not supported "
+                               "(the analysis needs V and H tracks)")
     photons = collect_photons(path, chunk_tags, meas)
     frames = read_frames(path)
     names = [n.upper() for n in meas.track_names]
@@ -255,7 +261,8 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     fl = flid(photons.time_ps[in_run], photons.delay_ps[in_run], gate_start_ns=t0 + 0.5,
               gate_ns=gate_ns, bin_s=bin_s, background_cps=bg_cps,
               period_ps=photons.laser_period_ps)
-    regions = _tracking_regions([ln.zpl_ev for ln in lines])
+    regions = (_tracking_regions([ln.zpl_ev for ln in lines]) if tracking_regions_ev is None
+               else np.asarray(tracking_regions_ev, float).reshape(-1, 2))
     tracks = track_peaks(spectra.energy_ev, spectra.merged, regions,
                          math.sqrt(spectra.noise.read_var_adu2))
     return AnalysisResult(

@@ -133,3 +133,25 @@ def test_lifetimes_at_ten_thousand_photons(workdir: Path) -> None:
         assert fit.weights[0] == pytest.approx(0.3, abs=0.04)
         shorts.append(fit.taus_ns[0])
     assert np.mean(shorts) == pytest.approx(2.0, rel=0.04)
+
+
+def test_simultaneous_jumps_of_two_centers(workdir: Path) -> None:
+    """A surface charge hopping between the centers of a dimer shifts both at once (Fig. 4d)."""
+    path, _ = simulated_file(
+        workdir / "hops.h5", frames=120, seed=11, sample={"surface_charge_rate_hz": 0.1},
+        emitters=[emitter(zpl_ev=2.15, branching=0.5),
+                  emitter(zpl_ev=2.18, dipole_angle_deg=110.0, branching=0.5)])
+    result = analyze_file(path, change_points=False,
+                          tracking_regions_ev=np.array([[2.13, 2.16], [2.16, 2.19]]))
+    zpl = result.measurement.truth.frame_zpl_ev
+    step = np.abs(np.diff(zpl, axis=0)) * 1000
+    both = np.flatnonzero((step > 2).all(axis=1)) + 1
+    one = np.flatnonzero((step > 2).sum(axis=1) == 1) + 1
+    found = np.array(result.tracks.simultaneous)
+    assert both.size >= 2 and one.size >= 1  # the run has both kinds of events
+    for frame in both:
+        assert np.min(np.abs(found - frame)) <= 1
+    for frame in found:
+        assert np.min(np.abs(both - frame)) <= 1
+    for frame in one:
+        assert np.min(np.abs(found - frame)) > 1

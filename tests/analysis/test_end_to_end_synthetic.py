@@ -98,3 +98,13 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capture
     text.write_text("hello")
     assert _cli(["analyze", str(text)]) == 2
     assert "not an HDF5 file" in capsys.readouterr().err
+
+
+def test_cli_names_unsupported_image_readout(synthetic: tuple[Path, np.ndarray], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "image.h5"
+    image.write_bytes(synthetic[0].read_bytes())
+    with h5py.File(image, "a") as h5:
+        h5["camera"].attrs["readout"] = "image"
+    assert _cli(["analyze", str(image)]) == 2
+    assert "readout 'image' is not supported" in capsys.readouterr().err
