@@ -40,7 +40,8 @@ __all__ = [
     "collect_photons",
     "iter_photon_chunks",
     "photon_table_from_tags",
-    "process_chunk",
+    "rest_angles",
+    "stage_angle_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -218,12 +219,6 @@ class PhotonBookkeeper:
     def stage_edges_ps(self) -> tuple[np.ndarray, np.ndarray]:
         """Rising and falling ``stage_motion`` tag times (ps)."""
         return self._edges_of(2), self._edges_of(3)
-
-
-def process_chunk(book: PhotonBookkeeper, timestamp_ps: np.ndarray, channel: np.ndarray,
-                  last: bool = False) -> PhotonChunk:
-    """Functional alias of :meth:`PhotonBookkeeper.feed`."""
-    return book.feed(timestamp_ps, channel, last)
 
 
 @dataclass(frozen=True)
