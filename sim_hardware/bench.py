@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sim_hardware.emission import HC_EV_NM, LaserState, emit
+from sim_hardware.emission import HC_EV_NM, LaserState, emit, line_energies_ev
 from sim_hardware.motion import MotionHistory
 from sim_hardware.params import BenchParams
 from sim_hardware.sample import PS_PER_S, SampleModel
@@ -228,7 +228,9 @@ class Bench:
             self._detect_apd(photons.time_ps[to_apd], start, end)
             spectro = ~to_apd
             self._spectro = self._spectro.extend(self._with_stray_light(
-                photons.time_ps[spectro], photons.center[spectro], photons.energy_ev[spectro],
+                photons.time_ps[spectro], photons.center[spectro],
+                line_energies_ev(self.params.sample, photons.center[spectro],
+                                 photons.zpl_ev[spectro], self._rng_emission),
                 start, end))
 
     def _with_stray_light(self, time_ps: npt.NDArray[np.int64], center: npt.NDArray[np.int8],

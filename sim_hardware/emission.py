@@ -59,14 +59,16 @@ class LaserState:
 
 @dataclass(frozen=True, slots=True)
 class PhotonBatch:
-    """Collected photons: their pulse (ps), emission time (ps), center, state, energy (eV) and
-    whether they are the biexciton photon of a cascade (in no particular order)."""
+    """Collected photons: their pulse (ps), emission time (ps), center, state, the ZPL energy of
+    their transition (eV; the photon's own energy is drawn from the line shape around it by
+    :func:`line_energies_ev`, only where a spectrum is taken) and whether they are the
+    biexciton photon of a cascade (in no particular order)."""
 
     pulse_ps: npt.NDArray[np.int64]
     time_ps: npt.NDArray[np.int64]
     center: npt.NDArray[np.int8]
     state: npt.NDArray[np.int8]
-    energy_ev: npt.NDArray[np.float64]
+    zpl_ev: npt.NDArray[np.float64]
     biexciton: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
@@ -160,16 +162,23 @@ def _exciton_delays_ps(sample: SampleParams, center: int, state: EmitterState, n
     return rng.exponential(1.0, n) * taus[which]
 
 
-def line_energies_ev(sample: SampleParams, center: int, zpl_ev: float, n: int,
+def line_energies_ev(sample: SampleParams, center: npt.NDArray[np.int8],
+                     zpl_ev: npt.NDArray[np.float64],
                      rng: np.random.Generator) -> npt.NDArray[np.float64]:
-    """Photon energies from a center's line shape: Lorentzian ZPL plus its LO-phonon replicas."""
-    p = sample.emitters[center]
-    which = _draw_categories(np.cumsum([1.0, *p.phonon_weights]), n, rng)
+    """Photon energies from each photon's line shape: a Lorentzian ZPL at ``zpl_ev`` plus its
+    center's LO-phonon replicas (−27 and −37 meV, broader by ``PHONON_WIDTH_FACTOR``)."""
+    n = center.shape[0]
+    emitters = sample.emitters
+    # per center: cumulative areas of ZPL, CdSe and CdS replicas, and the three half widths
+    areas = np.array([[1.0, *e.phonon_weights] for e in emitters])
+    cum = np.cumsum(areas / areas.sum(axis=1, keepdims=True), axis=1)[center]
+    u = rng.random(n)
+    which = (u >= cum[:, 0]).astype(np.intp) + (u >= cum[:, 1])
+    hwhm_ev = 0.5e-3 * np.array([[e.linewidth_mev, e.linewidth_mev * PHONON_WIDTH_FACTOR,
+                                  e.linewidth_mev * PHONON_WIDTH_FACTOR] for e in emitters])
     offsets = np.array([0.0, *PHONON_SHIFTS_EV])[which]
-    hwhm_ev = 0.5e-3 * p.linewidth_mev * np.array([1.0, PHONON_WIDTH_FACTOR,
-                                                    PHONON_WIDTH_FACTOR])[which]
     lorentz = np.tan(np.pi * (rng.random(n) - 0.5)).clip(-LORENTZ_CLIP_HWHM, LORENTZ_CLIP_HWHM)
-    return zpl_ev + offsets + hwhm_ev * lorentz
+    return zpl_ev + offsets + hwhm_ev[center, which] * lorentz
 
 
 #: Outcomes of a collected pulse, in this order: exciton photon only after a single excitation;
@@ -227,20 +236,17 @@ def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms:
                 nx = x_pulses.shape[0]
                 delay = np.concatenate([np.zeros(single.shape[0]), t_x_only, t_both]) \
                     + _exciton_delays_ps(sample, c, state, nx, rng)
-                batches.append(_batch(pulse_ps[x_pulses], delay, c, state,
-                                      line_energies_ev(sample, c, zpl, nx, rng), False))
+                batches.append(_batch(pulse_ps[x_pulses], delay, c, state, zpl, False))
             xx_pulses = np.concatenate([xx_only, both])
             if xx_pulses.shape[0]:
-                energy = line_energies_ev(sample, c, zpl + sample.biexciton_shift_mev * 1e-3,
-                                          xx_pulses.shape[0], rng)
                 batches.append(_batch(pulse_ps[xx_pulses], np.concatenate([t_xx_only, t_both]),
-                                      c, state, energy, True))
+                                      c, state, zpl + sample.biexciton_shift_mev * 1e-3, True))
     return PhotonBatch.concat(batches)
 
 
 def _batch(pulse_ps: npt.NDArray[np.int64], delay_ps: npt.NDArray[np.float64], center: int,
-           state: EmitterState, energy_ev: npt.NDArray[np.float64], biexciton: bool) -> PhotonBatch:
+           state: EmitterState, zpl_ev: float, biexciton: bool) -> PhotonBatch:
     n = pulse_ps.shape[0]
     return PhotonBatch(pulse_ps, pulse_ps + np.rint(delay_ps).astype(np.int64),
-                       np.full(n, center, np.int8), np.full(n, int(state), np.int8), energy_ev,
-                       np.full(n, biexciton, np.bool_))
+                       np.full(n, center, np.int8), np.full(n, int(state), np.int8),
+                       np.full(n, zpl_ev), np.full(n, biexciton, np.bool_))

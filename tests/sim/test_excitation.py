@@ -33,9 +33,10 @@ def test_count_rate_grows_with_power_and_saturates() -> None:
         expected = cfg.laser.repetition_rate_hz * s.detection_efficiency * s.quantum_yield \
             * (p1 + p2 + p2 * s.biexciton_yield)
         assert rate == pytest.approx(expected, rel=0.04), power
-    assert np.all(np.diff(rates_arr) > 0)
+    assert np.all(np.diff(rates_arr[:5]) > 0)  # grows up to ~1 µW
     assert rates_arr[1] / rates_arr[0] == pytest.approx(3.0, rel=0.1)  # linear at low power
-    assert rates_arr[-1] / rates_arr[-2] < 1.15  # saturated: ×3.3 power, barely more light
+    # saturated: ×3.3 power and no more light (every pulse already excites the dot)
+    assert rates_arr[-1] / rates_arr[-2] == pytest.approx(1.0, abs=0.03)
 
 
 def _g2_zero(t: np.ndarray, ch: np.ndarray, a: int, b: int, period_ps: int) -> float:
