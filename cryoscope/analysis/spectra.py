@@ -91,12 +91,14 @@ def _slope(mean: np.ndarray, half_d2: np.ndarray, read_var: float, robust: bool)
 def estimate_noise(v: np.ndarray, h: np.ndarray, excess: float = 2.0) -> NoiseModel:
     """ADU per photon and read variance from differences of consecutive frames, pixel by pixel.
 
-    For a pair of frames with mean signal x̄ (ADU), Var(x_{k+1} − x_k)/2 = excess·k·x̄ + σ_r²
-    (k = ADU per photon). A robust first slope (medians) flags the pairs across a blinking or
+    Uses V + H, which the waveplate does not modulate. For a pair of frames with mean signal
+    x̄ (ADU), Var(x_{k+1} − x_k)/2 = excess·k·x̄ + 2σ_r² (k = ADU per photon, σ_r² the read
+    variance of one track). A robust first slope (medians) flags the pairs across a blinking or
     spectral change (their differences are far above it); the final slope uses the means of the
     other pairs.
     """
-    both = np.concatenate([v, h], axis=1)
+    # V + H: the waveplate moves light between the tracks, not out of their sum.
+    both = v + h
     mean = 0.5 * (both[1:] + both[:-1])
     half_d2 = 0.5 * (both[1:] - both[:-1]) ** 2
     quiet = np.abs(mean) < np.percentile(np.abs(mean), 50)
@@ -116,7 +118,8 @@ def estimate_noise(v: np.ndarray, h: np.ndarray, excess: float = 2.0) -> NoiseMo
     if slope <= 0:
         log.warning("could not estimate ADU per photon from the frames; assuming 1")
         slope = excess
-    return NoiseModel(adu_per_photon=slope / excess, read_var_adu2=read_var, excess=excess)
+    # The sum of two tracks carries twice each track's read variance.
+    return NoiseModel(adu_per_photon=slope / excess, read_var_adu2=read_var / 2, excess=excess)
 
 
 def _remove_cosmics(a: np.ndarray, b: np.ndarray, noise: NoiseModel, threshold: float

@@ -74,7 +74,11 @@ def test_monomer_neutral_line_with_replicas_and_trion(monomer: AnalysisResult) -
     assert line.fwhm_mev == pytest.approx(0.4, rel=0.3)
     (charged,) = trion.fit.lines
     assert abs(charged.zpl_ev - (2.15 - 0.015)) < 0.5e-3
-    assert trion.decay.taus_ns[-1] == pytest.approx(6.0, rel=0.05)
+    # The trion decays with one 6 ns exponential (APD afterpulses, ~1 % at ~70 ns, may add a
+    # weak second component).
+    main = int(np.argmax(trion.decay.weights))
+    assert trion.decay.weights[main] > 0.95
+    assert trion.decay.taus_ns[main] == pytest.approx(6.0, rel=0.05)
     assert neutral.decay.taus_ns[-1] == pytest.approx(100.0, rel=0.05)
     assert trion.count_rate_cps < 0.6 * neutral.count_rate_cps
     assert dark.decay is None and dark.count_rate_cps < 0.05 * neutral.count_rate_cps
