@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,16 +50,35 @@ def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int, exposure_s: 
     e⁻/ADU → bias → 16-bit clip. ``binned_rows`` physical pixels are summed on chip into each
     output pixel (tracks), so CIC and dark scale with it while read noise is added once.
     """
-    electrons = rng.binomial(photons, optics.emccd_quantum_efficiency)
+    shape, n = photons.shape, photons.size
+    flat = photons.reshape(-1)
+    electrons = _sliced(lambda s: rng.binomial(flat[s], optics.emccd_quantum_efficiency), n)
     background_e = binned_rows * (optics.emccd_cic_per_pixel
                                   + dark_current_e_per_s(optics, temperature_c) * exposure_s)
-    electrons = electrons + rng.poisson(background_e, size=photons.shape)
+    background = np.broadcast_to(background_e, shape).reshape(-1)
+    electrons = electrons + _sliced(lambda s: rng.poisson(background[s]), n)
     if em_gain > 1:
-        amplified = np.zeros(photons.shape, dtype=np.float64)
+        amplified = np.zeros(n, dtype=np.float64)
         lit = electrons > 0
-        amplified[lit] = rng.gamma(electrons[lit], float(em_gain))
+        counts = electrons[lit]
+        amplified[lit] = _sliced(lambda s: rng.gamma(counts[s], float(em_gain)), counts.size)
     else:
         amplified = electrons.astype(np.float64)
-    amplified += rng.normal(0.0, optics.emccd_read_noise_e, size=photons.shape)
+    amplified += _sliced(lambda s: rng.normal(0.0, optics.emccd_read_noise_e,
+                                              size=s.stop - s.start), n)
+    amplified = amplified.reshape(shape)
     adu = np.rint(amplified / optics.emccd_electrons_per_adu + optics.emccd_bias_adu)
     return np.clip(adu, 0, 65535).astype(np.uint16)
+
+
+#: Pixels per random-number call. A full frame is drawn in slices (the same numbers, in the same
+#: order, as in one call) so that the bench, running on an acquisition thread, lets other threads
+#: (a GUI's event loop) take the GIL between slices instead of waiting tens of ms per call.
+_SLICE = 1 << 16
+
+
+def _sliced(draw: Callable[[slice], npt.NDArray[Any]], n: int) -> npt.NDArray[Any]:
+    """``draw`` over ``[0, n)`` in slices of at most :data:`_SLICE`, concatenated."""
+    if n <= _SLICE:
+        return np.asarray(draw(slice(0, n)))
+    return np.concatenate([draw(slice(i, min(i + _SLICE, n))) for i in range(0, n, _SLICE)])
