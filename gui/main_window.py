@@ -422,16 +422,28 @@ class MainWindow(QMainWindow):
     # -- display ------------------------------------------------------------------------------
 
     def refresh_views(self, force: bool = False) -> int:
-        """Redraw the visible views whose data changed; returns how many redrew."""
+        """One display tick: redraw the visible views whose data changed; returns how many.
+
+        Views without a minimum interval (the camera) redraw on every tick; of the others, only
+        the most overdue one does, so one tick's painting stays short and the event loop free.
+        ``force`` redraws every view.
+        """
         if self.source is None:
             return 0
+        if force:
+            todo = list(self.views)
+        else:
+            visible = [v for v in self.views if v.isVisible() and v.due(self.source)]
+            todo = [v for v in visible if v.min_interval_s == 0]
+            throttled = [v for v in visible if v.min_interval_s > 0]
+            if throttled:
+                todo.append(min(throttled, key=lambda v: v.last_draw))
         drawn = 0
-        for view in self.views:
-            if view.isVisible() or force:
-                try:
-                    drawn += view.refresh(self.source, force=force)
-                except Exception:
-                    log.exception("the %s view failed to draw", view.title)
+        for view in todo:
+            try:
+                drawn += view.refresh(self.source, force=force)
+            except Exception:
+                log.exception("the %s view failed to draw", view.title)
         if drawn:
             self.display_updates += 1
         return drawn

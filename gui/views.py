@@ -2,8 +2,8 @@
 
 Views compute nothing themselves: they ask the accumulator (live run or replayed file) for a
 consistent copy and draw it. :meth:`View.refresh` is called by the window's display timer; a view
-redraws only when the accumulator changed, and the expensive ones (polarization fit, FLID) at most
-every :attr:`View.min_interval_s`.
+redraws only when the accumulator changed, and at most every :attr:`View.min_interval_s` (zero:
+on every timer tick, for the camera).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from cryoscope.analysis.lifetime import DecayFit, model_counts
 from cryoscope.analysis.polarization import polarization_model
 from cryoscope.analysis.spectra import HC_EV_NM
-from cryoscope.live import LiveAccumulator, PolarizationView, SpectraView
+from cryoscope.live import FrameView, LiveAccumulator, PolarizationView, SpectraView
 from drivers.interfaces import ReadMode
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w",
@@ -46,15 +46,23 @@ class View(QWidget):
         self._last_draw = 0.0
         self.redraws = 0
 
-    def refresh(self, source: LiveAccumulator | None, force: bool = False) -> bool:
-        """Redraw if ``source`` changed since the last draw (and the interval allows)."""
+    def due(self, source: LiveAccumulator | None) -> bool:
+        """Whether ``source`` changed since the last draw and the interval has passed."""
         if source is None:
             return False
-        now = time.monotonic()
         changed = source is not self._drawn_source or source.version != self._drawn_version
-        if not force and (not changed or now - self._last_draw < self.min_interval_s):
+        return changed and time.monotonic() - self._last_draw >= self.min_interval_s
+
+    @property
+    def last_draw(self) -> float:
+        return self._last_draw
+
+    def refresh(self, source: LiveAccumulator | None, force: bool = False) -> bool:
+        """Redraw if due (or ``force``); returns whether it drew."""
+        if source is None or not (force or self.due(source)):
             return False
-        self._drawn_source, self._drawn_version, self._last_draw = source, source.version, now
+        self._drawn_source, self._drawn_version = source, source.version
+        self._last_draw = time.monotonic()
         self.draw(source)
         self.redraws += 1
         return True
@@ -114,11 +122,13 @@ class CameraView(View):
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
         self.mode: ReadMode | None = None
+        self._frame: FrameView | None = None
 
     def draw(self, source: LiveAccumulator) -> None:
         frame = source.latest_frame()
-        if frame is None:
+        if frame is None or frame is self._frame:
             return
+        self._frame = frame
         if frame.mode is not self.mode:
             self.mode = frame.mode
             self.image.setVisible(frame.mode is ReadMode.IMAGE)
@@ -145,6 +155,7 @@ class SpectrumView(View):
     region (a :class:`pyqtgraph.LinearRegionItem`)."""
 
     title = "Spectrum"
+    min_interval_s = 0.1
     regionChanged = pyqtSignal(float, float)  # lo_ev, hi_ev
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -241,7 +252,7 @@ class SpectralTraceView(View):
     """V + H spectrum per frame: time (frames) against energy or wavelength."""
 
     title = "Spectral time trace"
-    min_interval_s = 0.1
+    min_interval_s = 0.25
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -273,6 +284,7 @@ class IntensityView(View):
     """APD count rate against time."""
 
     title = "APD intensity"
+    min_interval_s = 0.1
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -301,7 +313,7 @@ class DecayView(View):
     """Histogram of photon delays after their laser pulse, log scale; the fit in a replay."""
 
     title = "Decay"
-    min_interval_s = 0.1
+    min_interval_s = 0.25
     #: Display bin (ps); the accumulator's finer bins are summed into these.
     display_bin_ps: ClassVar[float] = 256.0
 

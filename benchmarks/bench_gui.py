@@ -1,0 +1,122 @@
+"""GUI responsiveness during a run: display updates per second and the longest event-loop stall.
+
+Runs the main window offscreen on the simulated rig (default: full-frame 1024×1024 image readout,
+25 frames/s, real-time speed), and measures during the run:
+
+- display updates per second: display-timer ticks that redrew at least one view, and camera
+  frames drawn per second;
+- the event loop's longest stall: the largest gap between ticks of a 10 ms heartbeat QTimer;
+- the time one display refresh takes (all visible views), median and max.
+
+    python benchmarks/bench_gui.py [--readout image|tracks] [--speed 1] [--exposure 0.04]
+                                   [--frames 250]
+
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PyQt6.QtCore import QSettings, QTimer
+from PyQt6.QtWidgets import QApplication
+
+from cryoscope.config import load_config
+from gui.main_window import MainWindow
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readout", choices=["image", "tracks"], default="image")
+    parser.add_argument("--speed", default="1", help='simulation speed factor or "max"')
+    parser.add_argument("--exposure", type=float, default=0.04, help="exposure per frame (s)")
+    parser.add_argument("--frames", type=int, default=250)
+    args = parser.parse_args()
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    speed: str | float = "max" if args.speed == "max" else float(args.speed)
+    config = load_config()
+    config = config.with_overrides("camera", readout=args.readout)
+    config = config.with_overrides("simulation", speed=speed)
+    config = config.with_overrides("plan", frames=args.frames, exposure_s=args.exposure,
+                                   waveplate_dwell_s=2.0, waveplate_step_deg=5.0,
+                                   poll_interval_s=0.02)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(str(Path(tmp) / "bench.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(config, settings=settings)
+        window.resize(1600, 1000)
+        window.show()
+        window.connect_rig().result(60)
+        deadline = time.monotonic() + 10
+        while not window.run_panel.start.isEnabled() and time.monotonic() < deadline:
+            app.processEvents()
+
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def beat() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        heartbeat = QTimer()
+        heartbeat.setInterval(10)
+        heartbeat.timeout.connect(beat)
+
+        refresh_ms: list[float] = []
+        original = window.refresh_views
+
+        def timed_refresh(force: bool = False) -> int:
+            t0 = time.perf_counter()
+            drawn = original(force)
+            if drawn:
+                refresh_ms.append((time.perf_counter() - t0) * 1e3)
+            return drawn
+
+        window.timer.timeout.disconnect()
+        window.timer.timeout.connect(timed_refresh)
+
+        window.run_panel.output.setText(str(Path(tmp) / "bench.h5"))
+        updates0 = window.display_updates
+        camera0 = window.camera_view.redraws
+        window.run_panel.start.click()
+        t_start = time.perf_counter()
+        last[0] = t_start
+        heartbeat.start()
+        while window.last_run is None:
+            app.processEvents()
+            time.sleep(0.001)
+        elapsed = time.perf_counter() - t_start
+        heartbeat.stop()
+        updates = window.display_updates - updates0
+        camera = window.camera_view.redraws - camera0
+        result = window.last_run.result
+        window.close()
+
+    frames = result.frames if result is not None else 0
+    print(f"readout {args.readout}, speed {args.speed}, {frames} frames x {args.exposure} s "
+          f"in {elapsed:.1f} s wall ({frames / elapsed:.1f} frames/s acquired)")
+    print(f"display updates     {updates / elapsed:6.1f} /s   (display timer "
+          f"{1000 / window.timer.interval():.0f} Hz)")
+    print(f"camera frames drawn {camera / elapsed:6.1f} /s")
+    if refresh_ms:
+        print(f"refresh time        median {statistics.median(refresh_ms):.1f} ms, "
+              f"max {max(refresh_ms):.1f} ms")
+    if gaps:
+        print(f"event loop          longest stall {max(gaps) * 1e3:.0f} ms (heartbeat 10 ms, "
+              f"{sum(g > 0.1 for g in gaps)} stalls > 100 ms, "
+              f"99th percentile {statistics.quantiles(gaps, n=100)[-1] * 1e3:.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
