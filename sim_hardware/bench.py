@@ -265,13 +265,13 @@ class Bench:
             n_dark = int(rng.poisson(background_cps * (end - start) / PS_PER_S))
             if n_dark:
                 t = np.concatenate([t, rng.integers(start, end, size=n_dark)])
-            t = np.sort(t)
+            t = np.sort(t, kind="stable")  # timsort: nearly sorted runs
             if optics.apd_afterpulsing > 0:
                 after = rng.random(t.shape[0]) < optics.apd_afterpulsing
                 if after.any():
                     t_after = t[after] + dead_ps + np.rint(rng.exponential(
                         optics.apd_afterpulse_delay_ns * 1e3, int(after.sum()))).astype(np.int64)
-                    t = np.sort(np.concatenate([t, t_after]))
+                    t = np.sort(np.concatenate([t, t_after]), kind="stable")
             t = self._apply_dead_time(channel, t, dead_ps)
             held = self._clicks.get(channel)
             if held is not None and held.size:

@@ -139,11 +139,13 @@ class SimTimeTagger(SimInstrument, TimeTagger):
     def _input_dead_time(self, t: npt.NDArray[np.int64], ch: npt.NDArray[np.int32],
                          ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
         """The inputs' own dead time (``set_deadtime_ps``) on the APD inputs, the only signals
-        fast enough for it to matter (the sync is a regular pulse train)."""
+        fast enough for it to matter (the sync is a regular pulse train). It only bites when it
+        is longer than the APD's own dead time, which already spaces the clicks."""
         w = self._bench.wiring
+        apd_dead_ps = self._bench.params.optics.apd_dead_time_ns * 1e3
         keep = np.ones(t.shape[0], bool)
         for channel in (w.apd, w.apd2):
-            if channel is None:
+            if channel is None or self._deadtimes[channel] < apd_dead_ps:
                 continue
             sel = np.flatnonzero(ch == channel)
             if not sel.shape[0]:
