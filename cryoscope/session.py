@@ -451,9 +451,9 @@ class RigSession:
         try:
             value = cmd.action(rig)  # type: ignore[arg-type]
         except Exception as exc:
-            message = str(exc) if isinstance(exc, InstrumentError | ValueError) \
-                else f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, InstrumentError):
+            expected = isinstance(exc, InstrumentError | ValueError | OSError)
+            message = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+            if expected:
                 log.error("%s failed: %s", cmd.description, message)
             else:
                 log.exception("%s failed", cmd.description)

@@ -28,10 +28,15 @@ def run_app(config: Config, *, connect: bool = True, open_file: str | None = Non
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, exc, tb)))
         window.show_error(f"Unexpected error: {kind.__name__}: {exc} (details in the log)")
 
-    sys.excepthook = excepthook
+    previous_hook, sys.excepthook = sys.excepthook, excepthook
+    for name in ("cryoscope", "gui"):  # the log dock shows INFO and up
+        logging.getLogger(name).setLevel(logging.INFO)
     window.show()
     if connect:
         window.connect_rig()
     if open_file:
         window.open_measurement(open_file)
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        sys.excepthook = previous_hook

@@ -147,8 +147,6 @@ class MainWindow(QMainWindow):
         self.log_bridge = LogBridge(self)
         self.log_bridge.record.connect(self._append_log)
         logging.getLogger().addHandler(self.log_bridge.handler)
-        if logging.getLogger().level > logging.INFO:
-            logging.getLogger().setLevel(logging.INFO)
 
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, round(1000 / display_hz)))
@@ -209,6 +207,8 @@ class MainWindow(QMainWindow):
         bar.addAction(self.disconnect_action)
         self.speed = QComboBox()
         self.speed.addItems(SPEEDS)
+        if speed_text(self.config) not in SPEEDS:
+            self.speed.addItem(speed_text(self.config))
         self.speed.setCurrentText(speed_text(self.config))
         self.speed.setToolTip("simulated rig: virtual seconds per wall second (applies on "
                               "connect)")

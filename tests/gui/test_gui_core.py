@@ -31,7 +31,7 @@ from cryoscope.session import (
     SessionEvent,
     SessionState,
 )
-from drivers.interfaces import InstrumentError
+from drivers.interfaces import InstrumentError, ReadMode, Track
 from sim_hardware.camera import SimCamera
 from sim_hardware.stage import SimRotationStage
 
@@ -135,6 +135,29 @@ def test_replay_shows_what_the_run_showed(measured: tuple[Path, LiveAccumulator]
     peak = a.peak_ev()
     pol = replay.live.polarization(peak - 0.0015, peak + 0.0015)
     assert pol.fit is not None and pol.fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
+
+
+def test_image_readout_gives_spectra_from_the_configured_tracks(tmp_path: Path) -> None:
+    config = fast_config("max", frames=6).with_overrides("camera", readout="image")
+    tracks = tuple(Track(t.name, t.row_start, t.row_stop) for t in config.camera.tracks)
+    live = LiveAccumulator(image_tracks=tracks)
+    path = tmp_path / "image.h5"
+    session = RigSession(config)
+    try:
+        session.connect().result(30)
+        session.start_run("polarization_series", path, listeners=[live.feed]).result(60)
+    finally:
+        session.close()
+    frame = live.latest_frame()
+    assert frame is not None and frame.mode is ReadMode.IMAGE
+    assert frame.image.shape == (1024, 1024) and frame.index == 5
+    spectra = live.spectra()
+    assert spectra is not None and spectra.frames == 6
+    assert abs(spectra.peak_ev() - ZPL_EV) < 1e-3
+    replay = replay_measurement(path)
+    again = replay.live.spectra()
+    assert again is not None
+    np.testing.assert_allclose(again.total, spectra.total)
 
 
 def test_session_serializes_commands_and_polls_statuses() -> None:

@@ -217,3 +217,41 @@ def test_replay_shows_a_file_with_its_analysis(qtbot: Any, tmp_path: Path) -> No
     qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
     assert "file not found" in window.banner.text()
     window.close()
+
+
+def test_an_existing_output_file_is_a_message(qtbot: Any, window: MainWindow,
+                                              tmp_path: Path) -> None:
+    path = tmp_path / "taken.h5"
+    path.write_bytes(b"")
+    window.run_panel.overwrite.setChecked(False)
+    start(window, path)
+    qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
+    assert "output file exists" in window.banner.text()
+    assert path.read_bytes() == b""
+    qtbot.waitUntil(window.run_panel.start.isEnabled, timeout=5000)
+
+
+def test_cryoscope_gui_command_opens_the_window(qtbot: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from cryoscope.cli import build_parser
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # the window's QSettings go here
+    seen: list[MainWindow] = []
+
+    def close_window() -> None:
+        windows = [w for w in QApplication.topLevelWidgets()
+                   if isinstance(w, MainWindow) and w.isVisible()]
+        seen.extend(windows)
+        for w in windows:
+            w.close()
+
+    QTimer.singleShot(500, close_window)
+    QTimer.singleShot(20_000, QApplication.quit)
+    args = build_parser().parse_args(["gui", "--no-connect", "--speed", "max"])
+    assert args.handler(args) == 0
+    assert len(seen) == 1
+    assert seen[0].config.simulation.speed == "max"
+    assert seen[0].session.state is SessionState.CLOSED
