@@ -26,6 +26,11 @@ def _color(i: int) -> tuple[float, float, float, float]:
     return matplotlib.colormaps["tab10"](i % 10)
 
 
+def _legend(ax: matplotlib.axes.Axes) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
 def overview_figure(result: AnalysisResult) -> Figure:
     """Spectral time trace, intensity trace, decays per state, FLID, state spectra, polarization."""
     fig = Figure(figsize=(14, 10), layout="constrained")
@@ -85,7 +90,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
                         lw=1)
     ax.set(xlabel="delay after pulse (ns)", ylabel="counts", xlim=(-2, 400),
            title="(d, e) decays per state")
-    ax.legend(fontsize=7)
+    _legend(ax)
 
     ax = fig.add_subplot(grid[1, 2])
     fl = result.flid
@@ -107,7 +112,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
         ax.set_xlim(min(ln.zpl_ev for ln in result.lines) - 0.045,
                     max(ln.zpl_ev for ln in result.lines) + 0.01)
     ax.set(xlabel="energy (eV)", ylabel="ADU per frame", title="(g, h) state spectra and fits")
-    ax.legend(fontsize=7)
+    _legend(ax)
 
     ax = fig.add_subplot(grid[2, 2])
     theta = result.frame_theta_deg
@@ -126,7 +131,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
                     label=f"{ln.zpl_ev:.4f} eV: p={pol.p:.2f}, φ={pol.phi_deg:.1f}°")
     ax.set(xlabel="waveplate angle θ (deg)", ylabel="V / (V + H)", ylim=(0, 1),
            title="(a) polarization per line")
-    ax.legend(fontsize=7)
+    _legend(ax)
     return fig
 
 
@@ -142,8 +147,7 @@ def tracking_figure(result: AnalysisResult) -> Figure:
     for f in tracks.simultaneous:
         ax.axvline(f, color="k", ls=":", lw=0.8)
     ax.set(xlabel="frame", ylabel="peak energy (meV)", title="peak tracking per region")
-    if tracks.peak_ev.shape[1]:
-        ax.legend(fontsize=7)
+    _legend(ax)
     return fig
 
 

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: h·c in eV·nm: E[eV] = HC_EV_NM / λ[nm].
 HC_EV_NM = 1239.84193
+#: Fewest frames for the noise estimate and the cosmic-ray test (both compare frames in time).
+MIN_NOISE_FRAMES = 5
 
 
 def energy_axis_ev(wavelength_nm: np.ndarray) -> np.ndarray:
@@ -97,6 +99,12 @@ def estimate_noise(v: np.ndarray, h: np.ndarray, excess: float = 2.0) -> NoiseMo
     spectral change (their differences are far above it); the final slope uses the means of the
     other pairs.
     """
+    if v.shape[0] < MIN_NOISE_FRAMES:
+        log.warning("%d frames are too few to measure the EMCCD noise; assuming 1 ADU per "
+                    "photon", v.shape[0])
+        mad = float(np.median(np.abs(v - np.median(v))))
+        return NoiseModel(adu_per_photon=1.0, read_var_adu2=max((1.4826 * mad) ** 2, 1.0),
+                          excess=excess)
     # V + H: the waveplate moves light between the tracks, not out of their sum.
     both = v + h
     mean = 0.5 * (both[1:] + both[:-1])
@@ -128,7 +136,7 @@ def _remove_cosmics(a: np.ndarray, b: np.ndarray, noise: NoiseModel, threshold: 
 
     Light reaches both tracks (V and H replicas); a cosmic ray hits one.
     """
-    if a.shape[0] < 3:
+    if a.shape[0] < MIN_NOISE_FRAMES:
         return a, 0
     med_a = ndimage.median_filter(a, size=(5, 1), mode="mirror")
     med_b = ndimage.median_filter(b, size=(5, 1), mode="mirror")
