@@ -69,3 +69,22 @@ def test_finer_grating_moves_the_line_to_its_new_pixel(measure) -> None:
     above = np.flatnonzero(spectrum > half)
     fwhm_mev = (above.max() - above.min() + 1) * dispersion
     assert 0.3 < fwhm_mev < 0.8
+
+
+def test_image_readout_shows_the_v_and_h_replicas_on_their_rows(measure) -> None:
+    cfg = make_config(camera={"readout": "image"},
+                      emitters=[{"dipole_angle_deg": 0.0, "polarization_degree": 0.9}],
+                      simulation={"seed": 33})
+    m = measure(cfg, frames=2, exposure_s=0.5)
+    assert m.frames.shape == (2, 1024, 1024)
+    rows = m.signal().sum(axis=(0, 2))
+    optics = cfg.optics
+    middle = (optics.v_row + optics.h_row) // 2
+    v_peak = np.argmax(rows[:middle])
+    h_peak = middle + np.argmax(rows[middle:])
+    assert abs(v_peak - optics.v_row) <= 1 and abs(h_peak - optics.h_row) <= 1
+    # waveplate at 0° and dipole at 0°: mostly V (I_V/I_H = t_V(1+p)/(t_H(1−p)))
+    band = slice(-6, 7)
+    v = rows[optics.v_row + band.start: optics.v_row + band.stop].sum()
+    h = rows[optics.h_row + band.start: optics.h_row + band.stop].sum()
+    assert v / h > 5
