@@ -40,3 +40,23 @@ def test_delays_without_conditional_filter_match(measure) -> None:
     delays = clicks[ok] - sync[prev[ok]]
     taus, _ = fit_decay_ns(delays, (15.0,))
     assert taus[0] == pytest.approx(20.0, rel=0.05)
+
+
+def test_decay_piles_over_at_5_mhz(measure) -> None:
+    """At 5 MHz a 100 ns decay outlives the 200 ns period: the histogram is the periodic sum,
+    and with the filter's delay formula photons land modulo the period."""
+    tau_ns, period_ns = 100.0, 200.0
+    cfg = make_config(emitters=[{"lifetimes_ns": [tau_ns], "lifetime_weights": [1.0]}],
+                      laser={"repetition_rate_hz": 5e6, "power_nw": 300.0},
+                      sample={"background_cps": 0.0},
+                      optics={"apd_dark_cps": 0.0, "apd_afterpulsing": 0.0},
+                      simulation={"seed": 13})
+    m = measure(cfg, frames=6, exposure_s=0.5)
+    assert m.period_ps == 200_000
+    _, delays = m.photon_delays_ps()
+    assert delays.min() >= 0 and delays.max() < m.period_ps
+    offset = cfg.optics.apd_delay_ns * 1e3  # the APD's signal delay: the decay starts there
+    shifted = (delays - offset) % m.period_ps
+    early = np.count_nonzero(shifted < m.period_ps / 2)
+    late = shifted.shape[0] - early
+    assert late / early == pytest.approx(np.exp(-period_ns / 2 / tau_ns), rel=0.03)
