@@ -17,15 +17,20 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import optimize, special
+
+from cryoscope.analysis.measurement import MeasurementError
+from cryoscope.analysis.photons import collect_photons
 
 __all__ = [
     "DecayFit",
     "DecayHistogram",
     "decay_histogram",
     "fit_decay",
+    "load_irf",
     "model_counts",
     "numerical_hessian",
 ]
@@ -59,6 +64,34 @@ def decay_histogram(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64.0
     counts = np.bincount(idx[idx < n_bins], minlength=n_bins).astype(np.int64)
     edges = np.linspace(0.0, period_ps / 1000.0, n_bins + 1)
     return DecayHistogram(counts=counts, edges_ns=edges, period_ns=period_ps / 1000.0)
+
+
+def load_irf(path: str | Path, hist: DecayHistogram) -> np.ndarray:
+    """A measured IRF resampled onto ``hist``'s bins, for :func:`fit_decay`'s ``irf``.
+
+    ``path``: a cryoscope measurement file (the delays of its APD photons, e.g. laser scatter),
+    a ``.npy`` array, or a text file — one column of counts on the same bins, or two columns
+    ``delay_ns, counts`` interpolated onto the bin centres.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"IRF file not found: {file}")
+    if file.suffix in (".h5", ".hdf5"):
+        try:
+            photons = collect_photons(file)
+        except MeasurementError as exc:
+            raise ValueError(f"IRF file {file}: {exc}") from None
+        width_ps = float(np.diff(hist.edges_ns).mean()) * 1000.0
+        return decay_histogram(photons.delay_ps, photons.laser_period_ps, width_ps).counts.astype(
+            float)
+    data = np.load(file) if file.suffix == ".npy" else np.loadtxt(file, ndmin=2)
+    data = np.asarray(data, float)
+    if data.ndim == 1 or data.shape[1] == 1:
+        counts = data.ravel()
+        if counts.size != hist.counts.size:
+            raise ValueError(f"IRF file {file}: {counts.size} values for {hist.counts.size} bins")
+        return counts
+    return np.interp(hist.centers_ns, data[:, 0], data[:, 1], left=0.0, right=0.0)
 
 
 def _gauss_periodic_cdf(x: np.ndarray, tau: float, sigma: float, period: float) -> np.ndarray:

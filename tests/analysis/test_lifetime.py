@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from cryoscope.analysis.lifetime import decay_histogram, fit_decay
+from cryoscope.analysis.lifetime import decay_histogram, fit_decay, load_irf
 
 PERIOD = 1_000_000  # 1 MHz
 
@@ -64,3 +66,17 @@ def test_measured_irf_array() -> None:
     fit = fit_decay(hist, 1, irf=irf)
     assert abs(fit.taus_ns[0] - 6.0) / 6.0 < 0.03
     assert abs(fit.t0_ns - 20.0) < 0.05
+
+
+def test_irf_from_a_text_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    hist = decay_histogram(_delays(rng, 20_000, (4000.0,), (1.0,), irf_sigma_ps=200.0,
+                                   offset_ps=8000.0), PERIOD)
+    t = np.linspace(0, 10, 201)
+    path = tmp_path / "irf.txt"
+    np.savetxt(path, np.column_stack([t, np.exp(-0.5 * ((t - 3.0) / 0.2) ** 2)]))
+    irf = load_irf(path, hist)
+    assert irf.shape == hist.counts.shape
+    fit = fit_decay(hist, 1, irf=irf)
+    assert fit.taus_ns[0] == pytest.approx(4.0, rel=0.03)
+    assert fit.t0_ns == pytest.approx(8.0, abs=0.05)
