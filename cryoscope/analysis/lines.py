@@ -1,8 +1,9 @@
 """Emission-line model: zero-phonon lines with tied LO-phonon replicas, fitted to a spectrum.
 
 Each ZPL is a Voigt profile (Lorentzian of FWHM γ, the line; Gaussian of σ shared by all lines,
-the spectrograph's resolution) of area A at E0, plus replicas of the same shape at E0 − 27 meV
-(CdSe LO) and E0 − 37 meV (CdS LO) with free relative areas w27, w37. Several ZPLs for a dimer.
+the spectrograph's resolution) of area A at E0, plus replicas at E0 − 27 meV (CdSe LO) and
+E0 − 37 meV (CdS LO) with free relative areas w27, w37 and a Lorentzian FWHM of b·γ (b shared).
+Several ZPLs for a dimer.
 Weighted least squares with EMCCD variances (2 × signal in photons, plus read noise).
 """
 
@@ -44,6 +45,7 @@ class SpectrumFit:
     lines: tuple[LineFit, ...]
     resolution_sigma_mev: float
     baseline: float
+    replica_broadening: float  #: replica Lorentzian FWHM / ZPL FWHM (shared by all lines)
     reduced_chi2: float
     energy_ev: np.ndarray
     model: np.ndarray  #: fitted model on ``energy_ev`` (ADU)
@@ -55,8 +57,13 @@ def _profile(e_mev: np.ndarray, center_mev: float, gamma_mev: float, sigma_mev: 
 
 
 def line_model(energy_ev: np.ndarray, zpl_ev: np.ndarray, areas: np.ndarray, gammas_mev: np.ndarray,
-               replica_weights: np.ndarray, sigma_mev: float, baseline: float) -> np.ndarray:
-    """Counts per pixel (ADU) of the line model; ``replica_weights`` ``[lines, 2]``."""
+               replica_weights: np.ndarray, sigma_mev: float, baseline: float,
+               replica_broadening: float = 1.0) -> np.ndarray:
+    """Counts per pixel (ADU) of the line model; ``replica_weights`` ``[lines, 2]``.
+
+    The replicas' Lorentzian FWHM is ``replica_broadening`` × the ZPL's (phonon lifetimes make
+    them broader).
+    """
     e = np.asarray(energy_ev, float) * 1000.0
     step = np.gradient(e)
     out = np.full(e.shape, baseline, float)
@@ -64,7 +71,7 @@ def line_model(energy_ev: np.ndarray, zpl_ev: np.ndarray, areas: np.ndarray, gam
         c = e0 * 1000.0
         shape = _profile(e, c, g, sigma_mev)
         for shift, wk in zip(REPLICA_SHIFTS_MEV, w, strict=True):
-            shape = shape + wk * _profile(e, c - shift, g, sigma_mev)
+            shape = shape + wk * _profile(e, c - shift, g * replica_broadening, sigma_mev)
         out += a * shape * step
     return out
 
@@ -127,16 +134,17 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
     idx = np.clip(np.searchsorted(e, guesses), 0, e.size - 1)
     areas0 = np.maximum(y[idx], 1.0) * 2.5 * step
     p0 = np.concatenate([guesses * 1000.0, np.log(areas0), np.full(k, np.log(0.4)),
-                         np.full(2 * k, 0.1), [np.log(0.5 * step), 0.0]])
+                         np.full(2 * k, 0.1), [np.log(0.5 * step), 0.0, np.log(2.0)]])
     lower = np.concatenate([guesses * 1000.0 - 3.0, np.full(k, -np.inf), np.full(k, np.log(0.01)),
-                            np.zeros(2 * k), [np.log(0.05 * step), -np.inf]])
+                            np.zeros(2 * k), [np.log(0.05 * step), -np.inf, 0.0]])
     upper = np.concatenate([guesses * 1000.0 + 3.0, np.full(k, np.inf), np.full(k, np.log(20.0)),
-                            np.full(2 * k, 2.0), [np.log(5 * step), np.inf]])
+                            np.full(2 * k, 2.0), [np.log(5 * step), np.inf, np.log(10.0)]])
     p0 = np.clip(p0, lower + 1e-9, upper - 1e-9)
 
     def unpack(p: np.ndarray) -> tuple[np.ndarray, ...]:
         return (p[:k] / 1000.0, np.exp(p[k:2 * k]), np.exp(p[2 * k:3 * k]),
-                p[3 * k:5 * k].reshape(k, 2), np.exp(p[5 * k]), p[5 * k + 1])
+                p[3 * k:5 * k].reshape(k, 2), np.exp(p[5 * k]), p[5 * k + 1],
+                np.exp(p[5 * k + 2]))
 
     weight = 1.0 / np.sqrt(noise.variance(np.maximum(y, 0.0), frames))
     res = None
@@ -144,15 +152,15 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
         w = weight
 
         def resid(p: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            z, a, g, rw, s, b = unpack(p)
-            return (line_model(e, z, a, g, rw, s, b) - y) * w
+            z, a, g, rw, s, b, r = unpack(p)
+            return (line_model(e, z, a, g, rw, s, b, r) - y) * w
 
         res = optimize.least_squares(resid, p0, bounds=(lower, upper), x_scale="jac")
         p0 = res.x
-        z, a, g, rw, s, b = unpack(res.x)
-        weight = 1.0 / np.sqrt(noise.variance(line_model(e, z, a, g, rw, s, b), frames))
+        z, a, g, rw, s, b, r = unpack(res.x)
+        weight = 1.0 / np.sqrt(noise.variance(line_model(e, z, a, g, rw, s, b, r), frames))
     assert res is not None
-    z, a, g, rw, s, b = unpack(res.x)
+    z, a, g, rw, s, b, r = unpack(res.x)
     dof = max(e.size - res.x.size, 1)
     chi2 = float(np.sum(res.fun ** 2) / dof)
     try:
@@ -167,4 +175,5 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
                 replica_weights_err=(float(err[3 * k + 2 * i]), float(err[3 * k + 2 * i + 1])))
         for i in range(k))
     return SpectrumFit(lines=lines, resolution_sigma_mev=float(s), baseline=float(b),
-                       reduced_chi2=chi2, energy_ev=e, model=line_model(e, z, a, g, rw, s, b))
+                       replica_broadening=float(r), reduced_chi2=chi2, energy_ev=e,
+                       model=line_model(e, z, a, g, rw, s, b, r))

@@ -69,9 +69,10 @@ def test_monomer_neutral_line_with_replicas_and_trion(monomer: AnalysisResult) -
     neutral, trion, dark = main_state(0), main_state(1), main_state(2)
     (line,) = neutral.fit.lines  # one ZPL; the −27/−37 meV peaks are its replicas
     assert abs(line.zpl_ev - 2.15) < 0.5e-3
-    assert line.replica_weights[0] == pytest.approx(0.15, abs=0.04)
-    assert line.replica_weights[1] == pytest.approx(0.10, abs=0.04)
-    assert line.fwhm_mev == pytest.approx(0.4, rel=0.3)
+    assert line.replica_weights[0] == pytest.approx(0.15, abs=0.02)
+    assert line.replica_weights[1] == pytest.approx(0.10, abs=0.02)
+    assert line.fwhm_mev == pytest.approx(0.4, rel=0.15)
+    assert neutral.fit.replica_broadening > 1.5  # the simulated replicas are 3× broader
     (charged,) = trion.fit.lines
     assert abs(charged.zpl_ev - (2.15 - 0.015)) < 0.5e-3
     # The trion decays with one 6 ns exponential (APD afterpulses, ~1 % at ~70 ns, may add a
