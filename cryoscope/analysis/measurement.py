@@ -82,19 +82,23 @@ def _attr(group: h5py.Group | h5py.File, name: str, where: str) -> object:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _open(file: Path) -> h5py.File:
+    """Open for reading; in SWMR mode when the file is being written (``docs/file-format.md``)."""
+    try:
+        return h5py.File(file, "r", libver="latest", swmr=True)
+    except OSError:
+        try:
+            return h5py.File(file, "r")
+        except OSError as exc:
+            raise MeasurementError(f"not an HDF5 file: {file} ({exc})") from None
+
+
 def open_measurement(path: str | Path) -> Measurement:
     """Read a file's metadata. Raises :class:`MeasurementError` naming the problem."""
     file = Path(path)
     if not file.is_file():
         raise MeasurementError(f"file not found: {file}")
-    try:
-        h5 = h5py.File(file, "r", libver="latest", swmr=True)
-    except OSError:
-        try:
-            h5 = h5py.File(file, "r")
-        except OSError as exc:
-            raise MeasurementError(f"not an HDF5 file: {file} ({exc})") from None
-    with h5:
+    with _open(file) as h5:
         if h5.attrs.get("format") not in ("cryoscope", b"cryoscope"):
             raise MeasurementError(f"not a cryoscope measurement file: {file}")
         for node in ("tags/timestamp_ps", "tags/channel", "channels", "camera/frames",
@@ -151,7 +155,7 @@ def iter_tag_chunks(
 
     The two buffers are reused from one chunk to the next: copy what you keep.
     """
-    with h5py.File(path, "r") as h5:
+    with _open(Path(path)) as h5:
         ts = h5["tags/timestamp_ps"]
         ch = h5["tags/channel"]
         n = min(ts.shape[0], ch.shape[0])
@@ -167,5 +171,5 @@ def iter_tag_chunks(
 
 def read_frames(path: str | Path) -> np.ndarray:
     """All camera frames, uint16 ``[frames, tracks, pixels]`` (ADU)."""
-    with h5py.File(path, "r") as h5:
+    with _open(Path(path)) as h5:
         return np.asarray(h5["camera/frames"][:])
