@@ -243,12 +243,13 @@ class PhotonTable:
         return int(self.time_ps.shape[0])
 
     def frame_theta_deg(self, rest_deg: np.ndarray) -> np.ndarray:
-        """Waveplate angle θ at the middle of each frame (deg), from the stage rest angles."""
-        mid = (self.frame_start_ps + self.frame_stop_ps[: self.frame_start_ps.shape[0]]) // 2
+        """Waveplate angle θ at the middle of each complete frame (deg), from the rest angles."""
+        n = min(self.frame_start_ps.shape[0], self.frame_stop_ps.shape[0])
+        mid = (self.frame_start_ps[:n] + self.frame_stop_ps[:n]) // 2
         return stage_angle_at(mid, self.move_start_ps, self.move_stop_ps, rest_deg)[0]
 
     def frame_moving(self) -> np.ndarray:
-        """Whether the stage moved at any time during each frame (bool [frames])."""
+        """Whether the stage moved at any time during each complete frame (bool [frames])."""
         n = min(self.frame_start_ps.shape[0], self.frame_stop_ps.shape[0])
         out = np.zeros(n, bool)
         stops = self.move_stop_ps

@@ -92,3 +92,16 @@ def test_stage_angle_interpolates_and_holds() -> None:
                                    np.array([200, 350]), rest)
     np.testing.assert_allclose(theta, [0.0, 2.5, 5.0, 10.0])
     assert moving.tolist() == [False, True, False, False]
+
+
+def test_exposure_cut_short_by_the_end_of_the_run() -> None:
+    """A run aborted mid-exposure leaves a rising camera edge without its falling edge."""
+    ts = np.array([100, 200, 1_000, 1_500, 2_000, 2_500], np.int64)
+    ch = np.array([CAM, APD, -CAM, SYNC, CAM, APD], np.int32)
+    table = photon_table_from_tags(ts, ch, apd=APD, laser_sync=SYNC, camera_fire=CAM,
+                                   stage_motion=STAGE, conditional_filter=False,
+                                   laser_period_ps=PERIOD, rest_deg=np.array([0.0]))
+    assert table.frame.tolist() == [0, 1]  # the second photon is in the unfinished frame 1
+    assert table.delay_ps.tolist() == [-1, 1_000]
+    assert table.frame_theta_deg(np.array([0.0])).shape == (1,)
+    assert table.frame_moving().shape == (1,)
