@@ -78,6 +78,10 @@ class SpectrographArmSink(Protocol):
     def deposit(self, time_ps: npt.NDArray[np.int64], is_h: npt.NDArray[np.bool_],
                 energy_ev: npt.NDArray[np.float64]) -> None: ...
 
+    def collecting(self, now_ps: int) -> bool:
+        """Whether photons arriving from ``now_ps`` on may still be integrated."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class _SpectroPhotons:
@@ -203,12 +207,20 @@ class Bench:
         if now <= self._released_ps:
             return
         self._released_ps = now
-        self._generate_until(now)
+        if self._observed(now):
+            self._generate_until(now)
+        elif self._generated_ps < now:
+            # nobody looks (no tag stream, no exposure): emission need not be drawn
+            self._generated_ps = now
         for channel, clicks in self._clicks.items():
             n = int(np.searchsorted(clicks, now))
             if n and self.tagger_listening:
                 self.add_edges(clicks[:n], channel)
             self._clicks[channel] = clicks[n:]
+
+    def _observed(self, now_ps: int) -> bool:
+        sink = self.spectrograph_sink
+        return self.tagger_listening or (sink is not None and sink.collecting(now_ps))
 
     def flush_spectrograph(self) -> None:
         """Send the spectrograph arm's photons up to now through the waveplate to the camera."""

@@ -161,6 +161,11 @@ class SimCamera(SimInstrument, Camera):
         if gain > MAX_PLAIN_EM_GAIN and not advanced:
             raise SettingRejectedError(
                 self.name, f"EM gain {gain} above {MAX_PLAIN_EM_GAIN} needs advanced mode")
+        if gain > 0 and self.cooling_status() not in (CoolingStatus.NOT_STABILIZED,
+                                                      CoolingStatus.STABILIZED):
+            raise SettingRejectedError(
+                self.name, f"no EM gain before the sensor is cold (it is at "
+                f"{self._temp_c:.1f} C, setpoint {self._setpoint_c:.1f} C)")
         self._em_gain = int(gain)
 
     def exposure_s(self) -> float:
@@ -266,6 +271,10 @@ class SimCamera(SimInstrument, Camera):
             cal = self._spectrograph.wavelength_calibration_nm(self._sensor[1], self._pixel_um)
             self._calibration = (key, _ColumnMap(cal))
         return self._calibration[1]
+
+    def collecting(self, now_ps: int) -> bool:
+        series = self._series
+        return series is not None and now_ps < series.end_ps
 
     def deposit(self, time_ps: npt.NDArray[np.int64], is_h: npt.NDArray[np.bool_],
                 energy_ev: npt.NDArray[np.float64]) -> None:

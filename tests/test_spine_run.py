@@ -14,6 +14,7 @@ from spine_helpers import edges, frame_angles, line_counts, small_config
 from cryoscope import api
 from cryoscope.acquisition import Progress, RunControl, RunEvent, RunState
 from cryoscope.rig import open_rig
+from drivers.interfaces import InstrumentError
 
 FRAMES = 80
 EXPOSURE_S = 0.25
@@ -177,8 +178,6 @@ def test_stop_request_aborts_and_leaves_the_rig_safe(tmp_path: Path) -> None:
 
 
 def test_instrument_error_fails_the_run_and_leaves_the_rig_safe(tmp_path: Path) -> None:
-    from drivers.interfaces import InstrumentError
-
     config = small_config(frames=20, exposure_s=0.5)
     path = tmp_path / "failed.h5"
     with open_rig(config) as rig:
@@ -246,3 +245,19 @@ def test_every_node_and_attribute_is_documented(run_file: tuple[Path, api.RunRes
         f.visititems(visit)
     missing = sorted(n for n in names if f"`{n}`" not in doc and f"/{n}`" not in doc)
     assert not missing, f"not in docs/file-format.md: {missing}"
+
+
+def test_a_warm_camera_gets_its_em_gain_only_once_cold(tmp_path: Path) -> None:
+    warm = small_config(frames=4, exposure_s=0.2).with_overrides("optics", camera_start_cold=False)
+    with open_rig(warm) as rig:  # connecting a warm camera is fine: the gain waits
+        assert rig.camera.em_gain() == 0
+        with pytest.raises(InstrumentError, match="no EM gain before the sensor is cold"):
+            api.run_polarization_series(rig, tmp_path / "warm.h5")
+        assert not rig.camera.is_acquiring()
+    patient = warm.with_overrides("camera", wait_for_cooling=True)
+    result = api.measure(tmp_path / "cooled.h5", patient)
+    assert result.state is RunState.COMPLETE
+    with h5py.File(tmp_path / "cooled.h5", "r") as f:
+        assert f["camera"].attrs["em_gain"] == patient.camera.em_gain
+        assert f["camera"].attrs["cooling_status"] == "stabilized"
+        assert f["camera"].attrs["sensor_temperature_c"] == pytest.approx(-80.0, abs=0.3)

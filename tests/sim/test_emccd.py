@@ -80,15 +80,20 @@ def test_cooling_takes_time_and_warm_sensors_are_noisier() -> None:
         assert cam.cooling_status() is CoolingStatus.NOT_REACHED
         cam.set_readout(Readout(ReadMode.TRACKS, cam.readout().tracks))
         cam.set_exposure_s(1.0)
-        cam.set_em_gain(10)
+        with pytest.raises(SettingRejectedError, match="no EM gain before the sensor is cold"):
+            cam.set_em_gain(10)
+        assert cam.em_gain() == 0
 
-        def dark_signal_adu() -> tuple[float, float]:
+        def dark_signal_e() -> tuple[float, float]:
+            """Mean dark signal per binned pixel, in electrons before the EM register."""
             cam.start_series(3)
             clock.sleep(3.1)
             frames = cam.read_new_frames().frames.astype(float)
-            return frames.mean() - OPTICS.emccd_bias_adu, cam.temperature_c()
+            gain = max(cam.em_gain(), 1)
+            adu = frames.mean() - OPTICS.emccd_bias_adu
+            return adu * OPTICS.emccd_electrons_per_adu / gain, cam.temperature_c()
 
-        warm_adu, warm_c = dark_signal_adu()
+        warm_e, warm_c = dark_signal_e()
         clock.sleep(60.0)
         t_60 = cam.temperature_c()
         # exponential approach to −80 °C with τ = 60 s, from about +20 °C
@@ -96,13 +101,13 @@ def test_cooling_takes_time_and_warm_sensors_are_noisier() -> None:
         assert cam.cooling_status() is CoolingStatus.NOT_REACHED
         clock.sleep(600.0)
         assert cam.cooling_status() is CoolingStatus.STABILIZED
-        cold_adu, cold_c = dark_signal_adu()
+        cam.set_em_gain(10)
+        cold_e, cold_c = dark_signal_e()
     rows = 20
-    for signal, temp in ((warm_adu, warm_c), (cold_adu, cold_c)):
+    for signal, temp in ((warm_e, warm_c), (cold_e, cold_c)):
         expected_e = rows * (OPTICS.emccd_cic_per_pixel + dark_current_e_per_s(OPTICS, temp))
-        assert signal == pytest.approx(expected_e * 10 / OPTICS.emccd_electrons_per_adu,
-                                       rel=0.15, abs=0.02)
-    assert warm_adu > 50 * cold_adu
+        assert signal == pytest.approx(expected_e, rel=0.15, abs=0.03)
+    assert warm_e > 50 * cold_e
 
 
 def test_em_gain_above_300_needs_advanced_mode() -> None:
