@@ -367,8 +367,6 @@ class LiveAccumulator:
         with self._lock:
             if self._period_ps == 0 or self._trace_delay.n == 0:
                 return None
-            cells = self._trace_delay.buf[: self._trace_delay.n].astype(np.float64)
-            counts = self._trace.copy().astype(np.float64)
             decay = self._decay.copy()
         period_ns = self._period_ps / 1000.0
         if decay.sum() == 0:
@@ -379,10 +377,18 @@ class LiveAccumulator:
         length = rest if gate_ns is None else min(gate_ns, rest)
         width = period_ns / self.flid_delay_bins
         centers = (np.arange(self.flid_delay_bins) + 0.5) * width
-        gated = (centers >= start) & (centers < start + length)
-        photons = cells[:, gated].sum(axis=1)
+        gated = np.flatnonzero((centers >= start) & (centers < start + length))
+        if gated.size == 0:
+            return None
+        first, stop = int(gated[0]), int(gated[-1]) + 1
+        with self._lock:  # copy only the gate's columns
+            cells = self._trace_delay.buf[: self._trace_delay.n, first:stop].astype(np.float32)
+            counts = self._trace.copy().astype(np.float64)
+        n = min(cells.shape[0], counts.shape[0])
+        cells, counts = cells[:n], counts[:n]
+        photons = cells.sum(axis=1, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (cells[:, gated] @ (centers[gated] - start)) / photons
+            mean = (cells @ (centers[first:stop] - start).astype(np.float32)) / photons
         mean[photons < 2] = np.nan
         ok = np.isfinite(mean)
         top = max(float(counts.max()) if counts.size else 1.0, 1.0)

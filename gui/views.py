@@ -8,20 +8,26 @@ on every timer tick, for the camera).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from typing import ClassVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF, pyqtSignal
+from PyQt6.QtCore import QRectF, Qt, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from cryoscope.analysis.flid import Flid
 from cryoscope.analysis.lifetime import DecayFit, model_counts
 from cryoscope.analysis.polarization import polarization_model
 from cryoscope.analysis.spectra import HC_EV_NM
 from cryoscope.live import FrameView, LiveAccumulator, PolarizationView, SpectraView
 from drivers.interfaces import ReadMode
+
+log = logging.getLogger(__name__)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w",
                     foreground="k")
@@ -33,22 +39,31 @@ FIT_PEN = pg.mkPen("#2ca02c", width=2)
 
 
 class View(QWidget):
-    """A live view. Subclasses implement :meth:`draw`."""
+    """A live view. Subclasses implement :meth:`draw`, or, when computing what to show takes
+    long (fits, 2-D histograms), :meth:`compute` (any thread) and :meth:`paint` (GUI thread) with
+    ``background = True``: the computation then runs on a helper thread and the event loop stays
+    free."""
 
     title: ClassVar[str] = ""
     #: Shortest time between two redraws (s).
     min_interval_s: ClassVar[float] = 0.0
+    #: Compute off the GUI thread (see the class docstring).
+    background: ClassVar[bool] = False
+    _computed = pyqtSignal(int, object)  # sequence number, Future
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._drawn_version = -1
         self._drawn_source: LiveAccumulator | None = None
         self._last_draw = 0.0
+        self._sequence = 0
+        self._pending = False
         self.redraws = 0
+        self._computed.connect(self._on_computed, Qt.ConnectionType.QueuedConnection)
 
     def due(self, source: LiveAccumulator | None) -> bool:
         """Whether ``source`` changed since the last draw and the interval has passed."""
-        if source is None:
+        if source is None or self._pending:
             return False
         changed = source is not self._drawn_source or source.version != self._drawn_version
         return changed and time.monotonic() - self._last_draw >= self.min_interval_s
@@ -58,17 +73,56 @@ class View(QWidget):
         return self._last_draw
 
     def refresh(self, source: LiveAccumulator | None, force: bool = False) -> bool:
-        """Redraw if due (or ``force``); returns whether it drew."""
+        """Redraw if due (or ``force``, synchronously); returns whether it (started to) draw."""
         if source is None or not (force or self.due(source)):
             return False
         self._drawn_source, self._drawn_version = source, source.version
         self._last_draw = time.monotonic()
-        self.draw(source)
+        self._sequence += 1
         self.redraws += 1
+        if self.background and not force:
+            self._pending = True
+            sequence = self._sequence
+            future = _helper().submit(self.compute, source)
+            future.add_done_callback(lambda f: self._deliver(sequence, f))
+        else:
+            self.draw(source)
         return True
 
+    def _deliver(self, sequence: int, future: Future[Any]) -> None:
+        """Helper thread: hand the result to the GUI thread."""
+        with contextlib.suppress(RuntimeError):  # the widget is gone (window closed)
+            self._computed.emit(sequence, future)
+
+    @pyqtSlot(int, object)
+    def _on_computed(self, sequence: int, future: Future[Any]) -> None:
+        self._pending = False
+        if sequence != self._sequence:
+            return  # a newer draw superseded it
+        try:
+            self.paint(future.result())
+        except Exception:
+            log.exception("the %s view failed to draw", self.title)
+
     def draw(self, source: LiveAccumulator) -> None:
+        self.paint(self.compute(source))
+
+    def compute(self, source: LiveAccumulator) -> Any:
         raise NotImplementedError
+
+    def paint(self, data: Any) -> None:
+        raise NotImplementedError
+
+
+_HELPER: ThreadPoolExecutor | None = None
+
+
+def _helper() -> ThreadPoolExecutor:
+    """The thread that computes background views' data."""
+    global _HELPER
+    if _HELPER is None:
+        _HELPER = ThreadPoolExecutor(1, thread_name_prefix="view-compute")
+    return _HELPER
 
 
 def _plot(x_label: str, y_label: str) -> pg.PlotWidget:
@@ -366,6 +420,7 @@ class PolarizationPlot(View):
 
     title = "Polarization"
     min_interval_s = 0.5
+    background = True
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -389,10 +444,13 @@ class PolarizationPlot(View):
         self._drawn_version = -1
         self._last_draw = 0.0
 
-    def draw(self, source: LiveAccumulator) -> None:
-        if self.region_ev is None:
+    def compute(self, source: LiveAccumulator) -> PolarizationView | None:
+        region = self.region_ev
+        return None if region is None else source.polarization(*region)
+
+    def paint(self, pol: PolarizationView | None) -> None:
+        if pol is None:
             return
-        pol = source.polarization(*self.region_ev)
         self.result = pol
         self.v.setData(pol.theta_deg, pol.v)
         self.h.setData(pol.theta_deg, pol.h)
@@ -419,6 +477,7 @@ class FlidView(View):
 
     title = "FLID"
     min_interval_s = 0.5
+    background = True
     #: Longest delay gate (ns) after the decay's peak; shorter if the laser period is.
     gate_ns: ClassVar[float | None] = 300.0
 
@@ -434,8 +493,10 @@ class FlidView(View):
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
 
-    def draw(self, source: LiveAccumulator) -> None:
-        flid = source.flid(gate_ns=self.gate_ns)
+    def compute(self, source: LiveAccumulator) -> Flid | None:
+        return source.flid(gate_ns=self.gate_ns)
+
+    def paint(self, flid: Flid | None) -> None:
         if flid is None or flid.histogram.sum() == 0:
             return
         image = np.log1p(flid.histogram)
