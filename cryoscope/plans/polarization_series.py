@@ -228,8 +228,9 @@ class PolarizationSeries:
     def _publish_progress(self, now: float) -> None:
         plan = self.plan
         elapsed = now - (self._t_start or 0.0)
-        cycle = plan.exposure_s * plan.frames
-        remaining = max(0.0, cycle * (1 - self._frames / plan.frames))
+        left = plan.frames - self._frames
+        per_frame = elapsed / self._frames if self._frames else plan.exposure_s
+        remaining = left * per_frame
         rate = self._photons / elapsed if elapsed > 0 else 0.0
         self.publish(Progress(self._frames, plan.frames, elapsed, remaining, self._photons, rate,
                               self.rig.stage.angle_deg() - self._zero, self._moving is not None))
