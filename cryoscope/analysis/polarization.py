@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PolarizationFit:
-    """Degree p, dipole angle φ (deg, in [0, 180)), g_V/g_H and their 1σ uncertainties."""
+    """Degree p, dipole angle φ (deg, in [0, 180)), g_V/g_H and their 1σ uncertainties.
+
+    The uncertainties of p and φ are NaN when the fit ends on the boundary p = 1.
+    """
 
     p: float
     p_err: float
@@ -110,6 +113,10 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
     jphi = np.array([0.0, -b, a]) / max(p * p, 1e-24) * 0.5
     p_err = math.sqrt(max(float(jp @ cov @ jp), 0.0))
     phi_err = math.degrees(math.sqrt(max(float(jphi @ cov @ jphi), 0.0)))
+    if p > 0.995:
+        # On the physical boundary p = 1 the curvature says nothing: no uncertainties.
+        log.warning("polarization fit at the boundary p = 1: uncertainties undefined")
+        p_err = phi_err = float("nan")
     g = math.exp(float(x[0]))
     return PolarizationFit(p=p, p_err=p_err, phi_deg=phi, phi_err_deg=phi_err, gain_ratio=g,
                            gain_ratio_err=g * math.sqrt(max(float(cov[0, 0]), 0.0)),

@@ -17,7 +17,7 @@ from cryoscope.analysis.changepoint import (
 )
 from cryoscope.analysis.flid import Flid, flid
 from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
-from cryoscope.analysis.lines import SpectrumFit, find_zpls, fit_lines
+from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, find_zpls, fit_lines
 from cryoscope.analysis.measurement import (
     DEFAULT_TAG_CHUNK,
     Measurement,
@@ -42,6 +42,8 @@ MIN_DECAY_PHOTONS = 200
 MIN_TWO_EXP_PHOTONS = 2000
 #: Lines weaker than this fraction of a state's strongest line are not reported.
 MIN_LINE_FRACTION = 0.01
+#: A line this close (meV) to a replica position of a much stronger line is taken as a replica.
+REPLICA_TOLERANCE_MEV = 2.0
 #: ZPLs of different states closer than this are one line (meV).
 SAME_LINE_MEV = 1.0
 
@@ -159,11 +161,22 @@ def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames:
             log.warning("line fit failed: %s", exc)
             return None
         areas = np.array([ln.area for ln in fit.lines])
-        strong = areas >= MIN_LINE_FRACTION * areas.max()
+        energies = np.array([ln.zpl_ev for ln in fit.lines])
+        strong = (areas >= MIN_LINE_FRACTION * areas.max()) & ~_replica_like(energies, areas)
         if strong.all():
             return fit
         zpls = np.array([ln.zpl_ev for ln in fit.lines])[strong]
     return fit
+
+
+def _replica_like(zpl_ev: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Lines sitting at −27 / −37 meV (± REPLICA_TOLERANCE_MEV) below a line with more than
+    three times their area: a phonon replica taken for a ZPL (e.g. next to a split ZPL)."""
+    below = (zpl_ev[None, :] - zpl_ev[:, None]) * 1000.0  # [i, j]: how far i lies below j
+    near = np.zeros(below.shape, bool)
+    for shift in REPLICA_SHIFTS_MEV:
+        near |= np.abs(below - shift) < REPLICA_TOLERANCE_MEV
+    return np.any(near & (areas[None, :] > 3 * areas[:, None]), axis=1)
 
 
 def _distinct_lines(states: tuple[StateResult, ...]) -> list[tuple[float, float, float,

@@ -116,3 +116,12 @@ def test_states_follow_the_spectra() -> None:
     assert agree / truth.size >= 0.97
     # State 0 is the brightest: the neutral one.
     assert np.bincount(truth[states.labels == 0]).argmax() == 0
+
+
+def test_replica_of_a_split_zpl_is_not_a_line() -> None:
+    from cryoscope.analysis.report import _replica_like
+
+    zpl = np.array([2.1500, 2.1488, 2.1488 - 0.0272, 2.1300])
+    area = np.array([1.0, 0.9, 0.12, 0.5])
+    # The third sits 27 meV below the second, which is 7× stronger; the others are lines.
+    assert _replica_like(zpl, area).tolist() == [False, False, True, False]
