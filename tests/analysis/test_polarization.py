@@ -61,3 +61,12 @@ def test_model_convention() -> None:
 def test_too_few_points_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least 4"):
         fit_polarization(np.ones(3), np.ones(3), np.zeros(3))
+
+
+def test_fully_polarized_fit_has_no_fake_uncertainty() -> None:
+    theta = np.arange(0.0, 180.0, 5.0)
+    f = polarization_model(theta, 1.0, 40.0, 1.0)
+    fit = fit_polarization(1000 * f, 1000 * (1 - f), theta, counts_in_photons=True)
+    assert fit.p > 0.995
+    assert abs(((fit.phi_deg - 40.0 + 90) % 180) - 90) < 0.5
+    assert np.isnan(fit.p_err) and np.isnan(fit.phi_err_deg)
