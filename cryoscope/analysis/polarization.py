@@ -92,17 +92,21 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
     scale = math.hypot(a0, b0)
     if scale > 0.95:
         a0, b0 = 0.95 * a0 / scale, 0.95 * b0 / scale
-    res = optimize.minimize(nll, np.array([r0, a0, b0]), method="Nelder-Mead",
-                            options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
-    res = optimize.minimize(nll, res.x, method="BFGS", options={"gtol": 1e-8})
+    # The wall at p = 1 (nll = 1e300) overflows inside the optimizers' arithmetic: harmless.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        res = optimize.minimize(nll, np.array([r0, a0, b0]), method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+        res = optimize.minimize(nll, res.x, method="BFGS", options={"gtol": 1e-8})
     x = res.x
     f = frac(x)
     dof = max(v.shape[0] - 3, 1)
     pearson = float(np.sum((v - n * f) ** 2 / (n * f * (1 - f))) / dof)
     dispersion = max(excess_noise, pearson) if counts_in_photons else pearson
-    hess = numerical_hessian(nll, x, np.array([1e-5, 1e-5, 1e-5]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        hess = numerical_hessian(nll, x, np.array([1e-5, 1e-5, 1e-5]))
     try:
-        cov = np.linalg.inv(hess) * dispersion
+        with np.errstate(over="ignore", invalid="ignore"):
+            cov = np.linalg.inv(hess) * dispersion
     except np.linalg.LinAlgError:
         cov = np.full((3, 3), np.nan)
     a, b = float(x[1]), float(x[2])
