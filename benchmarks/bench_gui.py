@@ -61,11 +61,14 @@ def main() -> int:
             app.processEvents()
 
         gaps: list[float] = []
+        stalls: list[tuple[float, float]] = []  # (time into the run, length) of gaps > 100 ms
         last = [time.perf_counter()]
 
         def beat() -> None:
             now = time.perf_counter()
             gaps.append(now - last[0])
+            if gaps[-1] > 0.1:
+                stalls.append((last[0] - t_start, gaps[-1]))
             last[0] = now
 
         heartbeat = QTimer()
@@ -115,6 +118,8 @@ def main() -> int:
         print(f"event loop          longest stall {max(gaps) * 1e3:.0f} ms (heartbeat 10 ms, "
               f"{sum(g > 0.1 for g in gaps)} stalls > 100 ms, "
               f"99th percentile {statistics.quantiles(gaps, n=100)[-1] * 1e3:.0f} ms)")
+    for at, length in stalls[:5]:
+        print(f"  stall of {length * 1e3:.0f} ms at {at:.2f} s into the run")
     return 0
 
 

@@ -97,11 +97,19 @@ class InstrumentPanel(QGroupBox):
 
     def finish(self) -> None:
         self.form.addRow(self.error)
-        self.set_controls_enabled(False)
+        self._allowed = False
+        self._reachable = False
+        self._apply_enabled()
 
     def set_controls_enabled(self, enabled: bool) -> None:
+        """Allow the controls (rig connected, no run); they stay disabled while the
+        instrument's status cannot be read."""
+        self._allowed = enabled
+        self._apply_enabled()
+
+    def _apply_enabled(self) -> None:
         for w in self.controls:
-            w.setEnabled(enabled)
+            w.setEnabled(self._allowed and self._reachable)
 
     def show_status(self, statuses: InstrumentStatuses | None) -> None:
         """Show the instrument's part of a poll (None: not connected)."""
@@ -109,6 +117,8 @@ class InstrumentPanel(QGroupBox):
         error = "" if statuses is None else statuses.errors.get(self.instrument, "")
         self.error.setText(error)
         self.error.setVisible(bool(error))
+        self._reachable = status is not None
+        self._apply_enabled()
         if status is None:
             for label in self.readouts.values():
                 label.setText(NOT_CONNECTED)

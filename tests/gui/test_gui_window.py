@@ -255,3 +255,20 @@ def test_cryoscope_gui_command_opens_the_window(qtbot: Any, tmp_path: Path,
     assert len(seen) == 1
     assert seen[0].config.simulation.speed == "max"
     assert seen[0].session.state is SessionState.CLOSED
+
+
+def test_an_unreachable_instrument_disables_its_panel(qtbot: Any, window: MainWindow,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim_hardware.cryostat import SimCryostat
+
+    def unreachable(self: SimCryostat) -> None:
+        raise InstrumentError("cryostat", "no answer within 10 s")
+
+    monkeypatch.setattr(SimCryostat, "status", unreachable)
+    cryostat = window.instruments.panels["cryostat"]
+    qtbot.waitUntil(lambda: "no answer" in cryostat.error.text(), timeout=5000)
+    assert not any(w.isEnabled() for w in cryostat.controls)
+    assert cryostat.readouts["temperature"].text() == "—"
+    assert all(w.isEnabled() for w in window.instruments.panels["laser"].controls)
+    monkeypatch.undo()
+    qtbot.waitUntil(lambda: all(w.isEnabled() for w in cryostat.controls), timeout=5000)
