@@ -32,7 +32,7 @@ ELEMENTARY_CHARGE_C = 1.602176634e-19
 PHONON_SHIFTS_EV = (-0.027, -0.037)
 #: Replicas are broader than the ZPL by this factor.
 PHONON_WIDTH_FACTOR = 3.0
-#: Lorentzian tails are cut at this many half widths (keeps photons near the line).
+#: Lorentzian tails are truncated at this many half widths (keeps photons near the line).
 LORENTZ_CLIP_HWHM = 200.0
 
 
@@ -177,7 +177,9 @@ def line_energies_ev(sample: SampleParams, center: npt.NDArray[np.int8],
     hwhm_ev = 0.5e-3 * np.array([[e.linewidth_mev, e.linewidth_mev * PHONON_WIDTH_FACTOR,
                                   e.linewidth_mev * PHONON_WIDTH_FACTOR] for e in emitters])
     offsets = np.array([0.0, *PHONON_SHIFTS_EV])[which]
-    lorentz = np.tan(np.pi * (rng.random(n) - 0.5)).clip(-LORENTZ_CLIP_HWHM, LORENTZ_CLIP_HWHM)
+    # inverse CDF of a Lorentzian truncated at ±LORENTZ_CLIP_HWHM (no pile-up at the cut)
+    edge = np.arctan(LORENTZ_CLIP_HWHM) / np.pi
+    lorentz = np.tan(np.pi * edge * (2 * rng.random(n) - 1))
     return zpl_ev + offsets + hwhm_ev[center, which] * lorentz
 
 
