@@ -101,6 +101,9 @@ class SpectraView:
     h: npt.NDArray[np.float64]
     trace: npt.NDArray[np.float32]  #: [frames, pixels], V + H per frame (ADU)
     frames: int
+    #: Exposure start of each frame whose rising camera edge has arrived (tagger time since the
+    #: first tag, s) — the time axis of the spectral time trace.
+    frame_start_s: npt.NDArray[np.float64]
 
     @property
     def total(self) -> npt.NDArray[np.float64]:
@@ -159,6 +162,8 @@ class LiveAccumulator:
         self._trace = _Rows((), np.int64)
         self._trace_delay = _Rows((flid_delay_bins,), np.uint32)
         self._photons = 0
+        self._camera_channel = 0
+        self._exposure_start_ps = _Rows((), np.int64)
 
     # -- feeding (one producer thread) --------------------------------------------------------
 
@@ -235,11 +240,16 @@ class LiveAccumulator:
             self._period_ps = int(laser_period_ps)
             self._decay = np.zeros(max(round(laser_period_ps / self.decay_bin_ps), 1),
                                    np.int64)
+            self._camera_channel = int(channel_map["camera_fire"])
         if timestamps_ps.shape[0] == 0 and not last:
             return
         chunk = self._book.feed(timestamps_ps, channels, last=last)
         if self._t0_ps is None and timestamps_ps.shape[0]:
             self._t0_ps = int(timestamps_ps[0])
+        exposures = timestamps_ps[channels == self._camera_channel]
+        if exposures.shape[0]:
+            with self._lock:
+                self._exposure_start_ps.append(exposures)
         if chunk.time_ps.shape[0] == 0 or self._t0_ps is None:
             return
         bin_ps = round(self.trace_bin_s * 1e12)
@@ -299,8 +309,11 @@ class LiveAccumulator:
                 return None
             trace = (self._frame_v.buf[: self._frame_v.n]
                      + self._frame_h.buf[: self._frame_h.n])
+            starts = self._exposure_start_ps.buf[: min(self._exposure_start_ps.n, self._frames)]
+            start_s = (starts - (self._t0_ps or 0)) * 1e-12
             return SpectraView(self._wavelength.copy(), energy_axis_ev(self._wavelength),
-                               self._v_sum.copy(), self._h_sum.copy(), trace, self._frames)
+                               self._v_sum.copy(), self._h_sum.copy(), trace, self._frames,
+                               start_s)
 
     def decay(self) -> DecayHistogram | None:
         with self._lock:

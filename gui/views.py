@@ -303,14 +303,14 @@ class SpectrumView(View):
 
 
 class SpectralTraceView(View):
-    """V + H spectrum per frame: time (frames) against energy or wavelength."""
+    """V + H spectrum per frame: time (exposure starts) against energy or wavelength."""
 
     title = "Spectral time trace"
     min_interval_s = 0.25
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = _plot("photon energy (eV)", "frame")
+        self.plot = _plot("photon energy (eV)", "time (s)")
         self.image = pg.ImageItem()
         self.image.setColorMap(pg.colormap.get("viridis"))
         self.plot.addItem(self.image)
@@ -331,7 +331,14 @@ class SpectralTraceView(View):
         x = s.energy_ev if self.energy_axis else s.wavelength_nm
         image, x0, x1 = _uniform_columns(s.trace, x)
         self.image.setImage(image, levels=_robust_levels(image))
-        self.image.setRect(QRectF(x0, 0.0, x1 - x0, float(image.shape[0])))
+        t = s.frame_start_s
+        if t.shape[0] == image.shape[0] and t.shape[0] >= 2:
+            cycle = float(np.median(np.diff(t)))
+            y0, height, label = float(t[0]), float(t[-1] - t[0]) + cycle, "time (s)"
+        else:  # the exposure edges are not all in yet: frame numbers
+            y0, height, label = 0.0, float(image.shape[0]), "frame"
+        self.plot.setLabel("left", label)
+        self.image.setRect(QRectF(x0, y0, x1 - x0, height))
 
 
 class IntensityView(View):

@@ -78,6 +78,9 @@ def test_live_spectrum_peaks_at_the_simulated_zpl(measured: tuple[Path, LiveAccu
     pixel_ev = float(np.abs(np.diff(energy)).max())
     assert abs(spectra.peak_ev() - ZPL_EV) < 2 * pixel_ev
     assert HC_EV_NM / spectra.wavelength_nm[np.argmax(spectra.total)] == spectra.peak_ev()
+    # Frame times from the camera's exposure edges: 0.5 s exposures + 2 ms frame gap.
+    assert spectra.frame_start_s.shape == (80,)
+    np.testing.assert_allclose(np.diff(spectra.frame_start_s), 0.502, atol=1e-6)
 
 
 def test_live_decay_and_intensity_match_the_file(measured: tuple[Path, LiveAccumulator]

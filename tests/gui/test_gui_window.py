@@ -113,6 +113,9 @@ def test_a_run_fills_every_view_consistently_with_the_file(
 
     image = window.trace_view.image.image
     assert image is not None and image.shape[0] == FAST["frames"]
+    rect = window.trace_view.image.mapRectToParent(window.trace_view.image.boundingRect())
+    assert rect.height() == pytest.approx(FAST["frames"] * 0.502, rel=1e-3)  # seconds
+    assert rect.left() <= peak <= rect.right()
     assert window.flid_view.image.image is not None
     assert window.camera_view.info.text().startswith(f"frame {FAST['frames'] - 1}")
     assert rig_state(window) == (False, False)
