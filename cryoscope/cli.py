@@ -140,7 +140,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    from cryoscope.storage import NotAMeasurementError, open_measurement, read_measurement_attrs
+    from cryoscope.storage import NotAMeasurementError, open_h5, read_measurement_attrs
 
     try:
         attrs = read_measurement_attrs(args.file)
@@ -155,7 +155,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"status        {status}" + (f": {attrs['error']}" if attrs.get("error") else ""))
     print(f"rig           {attrs.get('rig_backend', '?')}")
     print("plan          " + ", ".join(f"{k}={v}" for k, v in plan.items()))
-    with open_measurement(args.file) as f:
+    with open_h5(args.file) as f:
         ch = dict(f["channels"].attrs)
         channels = f["tags/channel"][:]
         frames = f["camera/frames"]

@@ -305,10 +305,14 @@ class MeasurementWriter:
         log.info("%s: %s, %d frames, %d tags", self.path, status, self._frames, self._tags)
 
 
-def open_measurement(path: str | Path) -> h5py.File:
+def open_h5(path: str | Path) -> h5py.File:
     """Open a measurement file for reading: finished, still being written, or left behind by a
-    writer that crashed (SWMR read mode reads all three)."""
-    return h5py.File(path, "r", libver="latest", swmr=True)
+    writer that crashed (SWMR read mode reads all three); files written without SWMR (older
+    HDF5 superblocks) open plainly."""
+    try:
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    except OSError:
+        return h5py.File(path, "r")
 
 
 def read_measurement_attrs(path: str | Path) -> dict[str, Any]:
@@ -317,7 +321,7 @@ def read_measurement_attrs(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise FileNotFoundError(f"no such file: {p}")
     try:
-        with open_measurement(p) as f:
+        with open_h5(p) as f:
             if f.attrs.get("format") != FORMAT:
                 raise NotAMeasurementError(f"not a cryoscope measurement file: {p}")
             return dict(f.attrs)

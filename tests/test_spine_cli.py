@@ -16,7 +16,7 @@ import pytest
 
 from cryoscope.cli import main
 from cryoscope.config import default_config_path
-from cryoscope.storage import open_measurement
+from cryoscope.storage import open_h5
 
 CLI = [sys.executable, "-m", "cryoscope.cli"]
 
@@ -147,7 +147,7 @@ def test_kill_9_loses_at_most_about_a_second(tmp_path: Path) -> None:
         killed_after = time.monotonic() - started
     finally:
         proc.wait(timeout=30)
-    with open_measurement(out) as f:
+    with open_h5(out) as f:
         assert f.attrs["status"] == "running"
         frames = f["camera/frames"].shape[0]
         t = f["tags/timestamp_ps"][:]

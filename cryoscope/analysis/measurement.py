@@ -14,6 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from cryoscope.storage import open_h5
+
 __all__ = [
     "DEFAULT_TAG_CHUNK",
     "Measurement",
@@ -85,12 +87,9 @@ def _attr(group: h5py.Group | h5py.File, name: str, where: str) -> object:
 def _open(file: Path) -> h5py.File:
     """Open for reading; in SWMR mode when the file is being written (``docs/file-format.md``)."""
     try:
-        return h5py.File(file, "r", libver="latest", swmr=True)
-    except OSError:
-        try:
-            return h5py.File(file, "r")
-        except OSError as exc:
-            raise MeasurementError(f"not an HDF5 file: {file} ({exc})") from None
+        return open_h5(file)
+    except OSError as exc:
+        raise MeasurementError(f"not an HDF5 file: {file} ({exc})") from None
 
 
 def open_measurement(path: str | Path) -> Measurement:
