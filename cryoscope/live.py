@@ -44,6 +44,7 @@ __all__ = [
     "Replay",
     "SpectraView",
     "replay_measurement",
+    "warm_up",
 ]
 
 #: Angles closer than this are the same waveplate position (deg).
@@ -411,6 +412,13 @@ class LiveAccumulator:
         hist, _, _ = np.histogram2d(counts[ok], mean[ok], bins=(count_edges, delay_edges))
         return Flid(histogram=hist, count_edges=count_edges, delay_edges_ns=delay_edges,
                     counts=counts, mean_delay_ns=mean, bin_s=self.trace_bin_s)
+
+
+def warm_up() -> None:
+    """Load the compiled photon-bookkeeping kernel now: its first call takes ~0.1 s (holding the
+    GIL), better spent before a run than during it."""
+    book = PhotonBookkeeper(1, 2, 3, 4, True, 1_000_000)
+    book.feed(np.array([10, 20], np.int64), np.array([1, 2], np.int32), last=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
 
 from cryoscope.acquisition import Progress, RunState, StateChanged
 from cryoscope.config import Backend, Config
-from cryoscope.live import LiveAccumulator, Replay, replay_measurement
+from cryoscope.live import LiveAccumulator, Replay, replay_measurement, warm_up
 from cryoscope.session import (
     CommandFailed,
     InstrumentStatuses,
@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._need_gratings = True
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="replay")
+        self._executor.submit(warm_up)
         self.setWindowTitle(self._title())
         self.setDockNestingEnabled(True)
         self.resize(1600, 1000)
