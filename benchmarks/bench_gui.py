@@ -9,7 +9,10 @@ Runs the main window offscreen on the simulated rig (default: full-frame 1024×1
 - the time one display refresh takes (all visible views), median and max.
 
     python benchmarks/bench_gui.py [--readout image|tracks] [--speed 1] [--exposure 0.04]
-                                   [--frames 250]
+                                   [--frames 250] [--synthetic FPS]
+
+``--synthetic 30`` skips the rig and feeds the views full frames at 30 frames/s from a thread: the
+GUI's own capacity (the simulated camera makes only ~10 full frames/s on a 2-core machine).
 
 Prints figures; asserts nothing.
 """
@@ -21,17 +24,32 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtWidgets import QApplication
 
 from cryoscope.config import load_config
+from cryoscope.live import LiveAccumulator
 from gui.main_window import MainWindow
+
+
+def _feed(live: LiveAccumulator, frames: int, fps: float) -> None:
+    """Hand ``frames`` full 1024 × 1024 frames to ``live`` at ``fps``, as a run would."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(300, 20, (8, 1, 1024, 1024)).astype(np.uint16)
+    images[:, :, 470:490, 500] += 5000
+    wavelength = np.linspace(560.0, 600.0, 1024)
+    t0 = time.perf_counter()
+    for k in range(frames):
+        time.sleep(max(0.0, t0 + k / fps - time.perf_counter()))
+        live.add_frames(images[k % 8], k, wavelength, (), 0.0, False)
 
 
 def main() -> int:
@@ -40,6 +58,9 @@ def main() -> int:
     parser.add_argument("--speed", default="1", help='simulation speed factor or "max"')
     parser.add_argument("--exposure", type=float, default=0.04, help="exposure per frame (s)")
     parser.add_argument("--frames", type=int, default=250)
+    parser.add_argument("--synthetic", type=float, metavar="FPS",
+                        help="no rig: feed the views full frames at FPS from a thread (the "
+                        "GUI's own capacity, independent of the simulation's speed)")
     args = parser.parse_args()
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -91,23 +112,35 @@ def main() -> int:
         window.run_panel.output.setText(str(Path(tmp) / "bench.h5"))
         updates0 = window.display_updates
         camera0 = window.camera_view.redraws
-        window.run_panel.start.click()
+        feeder: threading.Thread | None = None
+        if args.synthetic:
+            window.live = LiveAccumulator()
+            window.show_live()
+            feeder = threading.Thread(target=_feed, args=(window.live, args.frames,
+                                                          args.synthetic), daemon=True)
+            feeder.start()
+        else:
+            window.run_panel.start.click()
         t_start = time.perf_counter()
         last[0] = t_start
         heartbeat.start()
-        while window.last_run is None:
+        while (feeder.is_alive() if feeder is not None else window.last_run is None):
             app.processEvents()
             time.sleep(0.001)
         elapsed = time.perf_counter() - t_start
         heartbeat.stop()
         updates = window.display_updates - updates0
         camera = window.camera_view.redraws - camera0
-        result = window.last_run.result
+        if feeder is not None:
+            frames, what = args.frames, f"synthetic frames at {args.synthetic:g} fps"
+        else:
+            result = window.last_run.result if window.last_run is not None else None
+            frames = result.frames if result is not None else 0
+            what = f"readout {args.readout}, speed {args.speed}"
         window.close()
 
-    frames = result.frames if result is not None else 0
-    print(f"readout {args.readout}, speed {args.speed}, {frames} frames x {args.exposure} s "
-          f"in {elapsed:.1f} s wall ({frames / elapsed:.1f} frames/s acquired)")
+    print(f"{what}, {frames} frames x {args.exposure} s in {elapsed:.1f} s wall "
+          f"({frames / elapsed:.1f} frames/s acquired)")
     print(f"display updates     {updates / elapsed:6.1f} /s   (display timer "
           f"{1000 / window.timer.interval():.0f} Hz)")
     print(f"camera frames drawn {camera / elapsed:6.1f} /s")
