@@ -285,12 +285,10 @@ class LiveAccumulator:
 
     # -- reading (any thread) -----------------------------------------------------------------
 
-    @property
-    def frames(self) -> int:
-        return self._frames
-
     def timing_edges_ps(self) -> tuple[npt.NDArray[np.int64], ...]:
-        """Camera exposure (rising, falling) and stage motion (start, stop) tag times (ps)."""
+        """Camera exposure (rising, falling) and stage motion (start, stop) tag times (ps).
+
+        For a finished feed (replay): not safe while another thread is still adding tags."""
         if self._book is None:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty, empty

@@ -3,8 +3,9 @@
 The session calls :meth:`SessionBridge.__call__` on its worker thread. The bridge queues the event
 and wakes the GUI thread with one queued signal however many events arrive before it runs, so a
 fast run cannot flood the event loop; on the GUI thread it re-emits typed signals, keeping only the
-latest :class:`Progress` and :class:`InstrumentStatuses` of a burst. Frames and tags are not
-passed on: the run's :class:`cryoscope.live.LiveAccumulator` takes those on the worker thread.
+latest :class:`Progress` and :class:`InstrumentStatuses` of a burst. Frames, tags and logged
+instrument readings are not passed on: the run's :class:`cryoscope.live.LiveAccumulator` takes
+frames and tags on the worker thread, and the panels show the session's status polls.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ class SessionBridge(QObject):
     statuses = pyqtSignal(object)  # InstrumentStatuses
     progress = pyqtSignal(object)  # Progress
     runState = pyqtSignal(object)  # StateChanged
-    reading = pyqtSignal(object)  # InstrumentReading
     commandFailed = pyqtSignal(object)  # CommandFailed
     runFinished = pyqtSignal(object)  # RunFinished
     _wake = pyqtSignal()
@@ -52,8 +52,8 @@ class SessionBridge(QObject):
 
     def __call__(self, event: SessionEvent) -> None:
         """Any thread: queue ``event`` for the GUI thread."""
-        if isinstance(event, FramesAcquired | TagsAcquired):
-            return
+        if isinstance(event, FramesAcquired | TagsAcquired | InstrumentReading):
+            return  # data for the accumulator and the file; the panels show statuses
         with self._lock:
             self._events.append(event)
             if self._pending:
@@ -82,8 +82,6 @@ class SessionBridge(QObject):
                 self.sessionState.emit(event)
             elif isinstance(event, StateChanged):
                 self.runState.emit(event)
-            elif isinstance(event, InstrumentReading):
-                self.reading.emit(event)
             elif isinstance(event, CommandFailed):
                 self.commandFailed.emit(event)
             elif isinstance(event, RunFinished):

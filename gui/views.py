@@ -514,6 +514,3 @@ class FlidView(View):
         self.info.setText(f"{int(flid.histogram.sum())} bins of {flid.bin_s * 1e3:g} ms "
                           "(no background subtraction live)")
 
-
-ALL_VIEWS: tuple[type[View], ...] = (CameraView, SpectrumView, SpectralTraceView,
-                                     IntensityView, DecayView, PolarizationPlot, FlidView)
