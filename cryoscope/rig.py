@@ -9,7 +9,7 @@ laser emission as configured.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -24,7 +24,6 @@ from drivers.interfaces import (
     CoolingStatus,
     Cryostat,
     Instrument,
-    InstrumentError,
     InstrumentTimeoutError,
     PulsedLaser,
     ReadMode,
@@ -63,9 +62,6 @@ class Rig:
     def instruments(self) -> dict[str, Instrument]:
         return {"cryostat": self.cryostat, "laser": self.laser, "stage": self.stage,
                 "spectrograph": self.spectrograph, "camera": self.camera, "tagger": self.tagger}
-
-    def __iter__(self) -> Iterator[Instrument]:
-        return iter(self.instruments().values())
 
     def make_safe(self) -> None:
         """Stop whatever moves or streams; set the laser as configured. Never raises."""
@@ -253,5 +249,5 @@ def open_rig(config: Config) -> Rig:
     return rig
 
 
-__all__ = ["InstrumentError", "Rig", "build_rig", "camera_readout", "configure", "open_rig",
-           "wait_until"]
+__all__ = ["Rig", "apply_em_gain", "build_rig", "camera_is_cold", "camera_readout", "configure",
+           "open_rig", "wait_until"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +50,6 @@ COOLING_TIMEOUT_S = 1800.0
 FINISH_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Step:
-    start_s: float
-    target_deg: float
-
-
 class PolarizationSeries:
     """One run of the plan on a connected rig. Use :func:`run_polarization_series`."""
 
@@ -69,7 +63,8 @@ class PolarizationSeries:
         self._photons = 0
         self._frames = 0
         self._t_start: float | None = None
-        self._moving: _Step | None = None
+        #: Target (stage degrees) of the waveplate move under way, if any.
+        self._moving: float | None = None
         self._steps_done = 0
         self._late_warned = False
         self._next_log_s = 0.0
@@ -210,7 +205,7 @@ class PolarizationSeries:
             + self._steps_done * self.plan.waveplate_step_deg
         self.rig.stage.start_move_to(target)
         self.writer.log_stage_move(now, target)
-        self._moving = _Step(now, target)
+        self._moving = target
 
     def _log_instruments(self, now: float) -> None:
         rig = self.rig
