@@ -61,9 +61,10 @@ class FramesAcquired:
     block: FrameBlock
     wavelength_nm: npt.NDArray[np.float64]
     track_names: tuple[str, ...]
-    #: Waveplate angle (θ, relative to the waveplate zero) during these frames' exposures.
-    waveplate_deg: float
-    stage_moving: bool
+    #: Per frame: waveplate angle θ (deg, relative to the waveplate zero) during its exposure.
+    waveplate_deg: npt.NDArray[np.float64]
+    #: Per frame: whether the stage moved during its exposure.
+    stage_moving: npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,12 @@ def main() -> None:
 
     def on_event(event: RunEvent) -> None:
         if isinstance(event, FramesAcquired):
-            for k, frame in enumerate(event.block.frames, start=event.block.first_index):
+            for i, frame in enumerate(event.block.frames):
                 total = frame.astype(float).sum(axis=0)
                 peak_nm = event.wavelength_nm[int(np.argmax(total))]
-                print(f"frame {k:3d}  waveplate {event.waveplate_deg:5.1f} deg  "
+                moving = " (moving)" if event.stage_moving[i] else ""
+                print(f"frame {event.block.first_index + i:3d}  waveplate "
+                      f"{event.waveplate_deg[i]:5.1f} deg{moving}  "
                       f"peak {peak_nm:.2f} nm = {HC_EV_NM / peak_nm:.4f} eV")
         elif isinstance(event, Progress) and event.photons > 200_000:
             control.request_stop("enough photons")

@@ -12,7 +12,7 @@ from scipy.optimize import curve_fit
 from spine_helpers import edges, frame_angles, line_counts, small_config
 
 from cryoscope import api
-from cryoscope.acquisition import Progress, RunControl, RunEvent, RunState
+from cryoscope.acquisition import FramesAcquired, Progress, RunControl, RunEvent, RunState
 from cryoscope.rig import open_rig
 from drivers.interfaces import InstrumentError
 
@@ -261,3 +261,23 @@ def test_a_warm_camera_gets_its_em_gain_only_once_cold(tmp_path: Path) -> None:
         assert f["camera"].attrs["em_gain"] == patient.camera.em_gain
         assert f["camera"].attrs["cooling_status"] == "stabilized"
         assert f["camera"].attrs["sensor_temperature_c"] == pytest.approx(-80.0, abs=0.3)
+
+
+def test_live_frames_carry_the_waveplate_angle_of_their_exposure(tmp_path: Path) -> None:
+    """Each FramesAcquired frame is labelled with θ and motion as the file's edges tell."""
+    config = small_config(frames=30, exposure_s=0.25, waveplate_dwell_s=2.0)
+    angles: list[float] = []
+    moving: list[bool] = []
+
+    def collect(event: RunEvent) -> None:
+        if isinstance(event, FramesAcquired):
+            angles.extend(event.waveplate_deg.tolist())
+            moving.extend(event.stage_moving.tolist())
+
+    path = tmp_path / "live.h5"
+    api.measure(path, config, listeners=[collect])
+    theta, still = frame_angles(path)
+    assert len(angles) == 30
+    np.testing.assert_array_equal(np.asarray(moving), ~still)
+    np.testing.assert_allclose(np.asarray(angles)[still], theta[still])
+    assert 5 < int((~still).sum()) < 25  # the stage moved during some exposures, not all

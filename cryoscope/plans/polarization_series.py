@@ -71,7 +71,11 @@ class PolarizationSeries:
         self._wavelength_nm = np.empty(0)
         self._track_names: tuple[str, ...] = ()
         self._period_ps = round(1e12 / rig.laser.repetition_rate_hz())
+        # rising and falling edges (tagger ps) of camera exposures and of stage moves
         self._exposure_edges: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self._motion_edges: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self._targets: list[float] = []
+        self._start_angle = 0.0
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -93,6 +97,7 @@ class PolarizationSeries:
             columns, rig.camera.pixel_width_um())
         self._track_names = tuple(t.name for t in readout.tracks) \
             if readout.mode is ReadMode.TRACKS else ()
+        self._start_angle = rig.stage.angle_deg()
         self.writer.begin(self._metadata())
 
     def _cold_or_stopped(self) -> bool:
@@ -177,9 +182,11 @@ class PolarizationSeries:
         self._photons += sum(int(np.count_nonzero(block.channels[normal] == apd))
                              for apd in self._apds)
         cfg = self.rig.config.channels
-        fire = block.channels[normal]
-        self._exposure_edges[0].append(block.timestamps_ps[normal][fire == cfg.camera_fire])
-        self._exposure_edges[1].append(block.timestamps_ps[normal][fire == -cfg.camera_fire])
+        t, ch = block.timestamps_ps[normal], block.channels[normal]
+        for edges, channel in ((self._exposure_edges, cfg.camera_fire),
+                               (self._motion_edges, cfg.stage_motion)):
+            edges[0].append(t[ch == channel])
+            edges[1].append(t[ch == -channel])
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
 
     def _poll_frames(self) -> None:
@@ -190,9 +197,24 @@ class PolarizationSeries:
             return
         self.writer.append_frames(block)
         self._frames += len(block)
-        angle = self.rig.stage.angle_deg() - self._zero
-        self.publish(FramesAcquired(block, self._wavelength_nm, self._track_names, angle,
-                                    self._moving is not None))
+        angles, moving = self._frame_waveplate(block.first_index, len(block))
+        self.publish(FramesAcquired(block, self._wavelength_nm, self._track_names, angles,
+                                    moving))
+
+    def _frame_waveplate(self, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Waveplate angle θ during each frame's exposure, and whether the stage moved in it,
+        from the exposure and motion edges the tagger saw (move k: k-th rising/falling pair)."""
+        rises, falls = (_joined(e)[first:first + n] for e in self._exposure_edges)
+        if rises.shape[0] < n or falls.shape[0] < n:  # edges not seen: the stage as it is now
+            return (np.full(n, self.rig.stage.angle_deg() - self._zero),
+                    np.full(n, self._moving is not None))
+        starts, ends = (_joined(e) for e in self._motion_edges)
+        stops = np.full(starts.shape, np.iinfo(np.int64).max)
+        stops[:min(ends.shape[0], starts.shape[0])] = ends[:starts.shape[0]]
+        moving = ((starts[None, :] < falls[:, None]) & (stops[None, :] > rises[:, None])).any(1)
+        done = np.searchsorted(stops, rises, side="right")  # moves over before each exposure
+        positions = np.array([self._start_angle, *self._targets])
+        return positions[done] - self._zero, moving
 
     def _poll_stage(self, now: float) -> None:
         if self._moving is not None and not self.rig.stage.is_moving():
@@ -204,6 +226,7 @@ class PolarizationSeries:
         target = self._zero + self.plan.waveplate_start_deg \
             + self._steps_done * self.plan.waveplate_step_deg
         self.rig.stage.start_move_to(target)
+        self._targets.append(target)
         self.writer.log_stage_move(now, target)
         self._moving = target
 
@@ -274,7 +297,7 @@ class PolarizationSeries:
             stage={"waveplate_zero_deg": self._zero,
                    "max_velocity_deg_s": cfg.stage.max_velocity_deg_s,
                    "acceleration_deg_s2": cfg.stage.acceleration_deg_s2,
-                   "start_angle_deg": rig.stage.angle_deg()},
+                   "start_angle_deg": self._start_angle},
             cryostat={"target_temperature_k": cfg.cryostat.target_temperature_k,
                       "control_temperature": cfg.cryostat.control_temperature},
             laser={"model": cfg.laser.model, "remote_control": rig.laser.remote_control,
@@ -298,9 +321,12 @@ class PolarizationSeries:
             return {}
         truth = dict(self.rig.truth())
         n = self._frames
-        starts = np.concatenate([np.empty(0, np.int64), *self._exposure_edges[0]])[:n] / 1e12
-        ends = np.concatenate([np.empty(0, np.int64), *self._exposure_edges[1]])[:n] / 1e12
+        starts, ends = (_joined(e)[:n] / 1e12 for e in self._exposure_edges)
         return {**truth, **_per_frame_truth(starts, ends, truth)}
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.empty(0, np.int64), *parts])
 
 
 def _per_frame_truth(starts: np.ndarray, ends: np.ndarray,
