@@ -70,6 +70,8 @@ class Measurement:
     duration_s: float
     truth: SimulationTruth | None
     readout: str = "tracks"  #: camera readout: ``tracks`` ([frames, tracks, pixels]) or ``image``
+    apd2_channel: int | None = None  #: the second APD's input (``/channels`` ``apd2``), if any
+    config_toml: str = ""  #: the configuration the file was written with (root ``config_toml``)
 
     @property
     def energy_ev(self) -> np.ndarray:
@@ -144,6 +146,8 @@ def open_measurement(path: str | Path) -> Measurement:
             duration_s=float(h5.attrs.get("duration_s", np.nan)),
             truth=truth,
             readout=str(cam.attrs.get("readout", "tracks")),
+            apd2_channel=int(ch.attrs["apd2"]) if "apd2" in ch.attrs else None,
+            config_toml=str(_attr(h5, "config_toml", "/")) if "config_toml" in h5.attrs else "",
         )
 
 

@@ -1,8 +1,9 @@
 """Photon bookkeeping: each APD photon's delay after its laser pulse, frame, waveplate angle.
 
-One compiled pass over the tag stream (:func:`process_chunk`), run chunk by chunk with the state
-carried across chunk boundaries (:class:`PhotonBookkeeper`), so memory is bounded by the chunk
-size however long the stream is.
+One compiled pass over the tag stream, run chunk by chunk with the state carried across chunk
+boundaries (:class:`PhotonBookkeeper`), so memory is bounded by the chunk size however long the
+stream is. Photons of an optional second APD (``/channels`` attribute ``apd2``, for g²) go through
+the same pass and are marked ``detector = 1`` (the first APD's are ``0``).
 
 Rules (``docs/file-format.md``):
 
@@ -51,12 +52,31 @@ _PENDING = 1024
 
 # Indices into the carried state vector.
 _LAST_SYNC, _CAM_RISE, _CAM_FALL, _STG_RISE, _STG_FALL, _N_PEND = range(6)
+# Columns of the pending-photon buffer [_PENDING, 5]: arrival, frame, stage segment, moving,
+# detector (one photon per row, contiguous).
+_P_T, _P_FRAME, _P_SEG, _P_MOVING, _P_DET = range(5)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _emit_pending(n_pend, sync_t, period, pend, out_t, out_delay, out_frame, out_seg,
+                  out_moving, out_det, n_out):  # pragma: no cover - compiled
+    """Move the ``n_pend`` waiting photons to the output; ``sync_t`` is the sync tag that ends
+    their wait (delay ``period − (sync_t − t)``), or −1: no sync, delay −1. Returns ``n_out``."""
+    for j in range(n_pend):
+        t = pend[j, _P_T]
+        out_t[n_out] = t
+        out_delay[n_out] = (period - (sync_t - t)) % period if sync_t >= 0 else -1
+        out_frame[n_out] = pend[j, _P_FRAME]
+        out_seg[n_out] = pend[j, _P_SEG]
+        out_moving[n_out] = pend[j, _P_MOVING] != 0
+        out_det[n_out] = pend[j, _P_DET]
+        n_out += 1
+    return n_out
 
 
 @numba.njit(cache=True, nogil=True)
-def _kernel(ts, ch, apd, sync, cam, stage, conditional, period, state,
-            pend_t, pend_frame, pend_seg, pend_moving,
-            out_t, out_delay, out_frame, out_seg, out_moving,
+def _kernel(ts, ch, apd, apd2, sync, cam, stage, conditional, period, state, pend,
+            out_t, out_delay, out_frame, out_seg, out_moving, out_det,
             edge_t, edge_kind, flush):  # pragma: no cover - compiled
     n_out = 0
     n_edge = 0
@@ -69,44 +89,34 @@ def _kernel(ts, ch, apd, sync, cam, stage, conditional, period, state,
     for i in range(ts.shape[0]):
         c = ch[i]
         t = ts[i]
-        if c == apd:
+        if c in (apd, apd2):
             frame = cam_rise - 1 if cam_rise > cam_fall else -1
             moving = stg_rise > stg_fall
+            det = 0 if c == apd else 1
             if conditional:
-                if n_pend == pend_t.shape[0]:
-                    for j in range(n_pend):
-                        out_t[n_out] = pend_t[j]
-                        out_delay[n_out] = -1
-                        out_frame[n_out] = pend_frame[j]
-                        out_seg[n_out] = pend_seg[j]
-                        out_moving[n_out] = pend_moving[j]
-                        n_out += 1
+                if n_pend == pend.shape[0]:
+                    n_out = _emit_pending(n_pend, -1, period, pend, out_t, out_delay,
+                                          out_frame, out_seg, out_moving, out_det, n_out)
                     n_pend = 0
-                pend_t[n_pend] = t
-                pend_frame[n_pend] = frame
-                pend_seg[n_pend] = stg_fall
-                pend_moving[n_pend] = moving
+                pend[n_pend, _P_T] = t
+                pend[n_pend, _P_FRAME] = frame
+                pend[n_pend, _P_SEG] = stg_fall
+                pend[n_pend, _P_MOVING] = moving
+                pend[n_pend, _P_DET] = det
                 n_pend += 1
             else:
                 out_t[n_out] = t
-                if last_sync >= 0:
-                    out_delay[n_out] = (t - last_sync) % period
-                else:
-                    out_delay[n_out] = -1
+                out_delay[n_out] = (t - last_sync) % period if last_sync >= 0 else -1
                 out_frame[n_out] = frame
                 out_seg[n_out] = stg_fall
                 out_moving[n_out] = moving
+                out_det[n_out] = det
                 n_out += 1
         elif c == sync:
             last_sync = t
             if n_pend > 0:
-                for j in range(n_pend):
-                    out_t[n_out] = pend_t[j]
-                    out_delay[n_out] = (period - (t - pend_t[j])) % period
-                    out_frame[n_out] = pend_frame[j]
-                    out_seg[n_out] = pend_seg[j]
-                    out_moving[n_out] = pend_moving[j]
-                    n_out += 1
+                n_out = _emit_pending(n_pend, t, period, pend, out_t, out_delay, out_frame,
+                                      out_seg, out_moving, out_det, n_out)
                 n_pend = 0
         elif c == cam:
             cam_rise += 1
@@ -129,13 +139,8 @@ def _kernel(ts, ch, apd, sync, cam, stage, conditional, period, state,
             edge_kind[n_edge] = 3
             n_edge += 1
     if flush:
-        for j in range(n_pend):
-            out_t[n_out] = pend_t[j]
-            out_delay[n_out] = -1
-            out_frame[n_out] = pend_frame[j]
-            out_seg[n_out] = pend_seg[j]
-            out_moving[n_out] = pend_moving[j]
-            n_out += 1
+        n_out = _emit_pending(n_pend, -1, period, pend, out_t, out_delay, out_frame, out_seg,
+                              out_moving, out_det, n_out)
         n_pend = 0
     state[_LAST_SYNC] = last_sync
     state[_CAM_RISE] = cam_rise
@@ -158,25 +163,28 @@ class PhotonChunk:
     frame: np.ndarray  #: int32, camera frame index, -1 = between frames
     segment: np.ndarray  #: int32, completed stage moves at arrival
     moving: np.ndarray  #: bool, the stage was moving
+    detector: np.ndarray  #: int8, 0 = APD (``apd``), 1 = second APD (``apd2``)
 
 
 class PhotonBookkeeper:
     """Streaming photon bookkeeping: feed tag chunks in order, get photon chunks back.
 
-    Parameters are the tagger input numbers (``/channels``) and the laser period (ps).
-    Camera and stage edges are collected in :attr:`camera_edges_ps` / :attr:`stage_edges_ps`.
+    Parameters are the tagger input numbers (``/channels``) and the laser period (ps); ``apd2``
+    is the second APD's input (None: one APD). With the conditional filter a click of either APD
+    lets the next sync through. Camera and stage edges are collected in
+    :attr:`camera_edges_ps` / :attr:`stage_edges_ps`.
     """
 
     def __init__(self, apd: int, laser_sync: int, camera_fire: int, stage_motion: int,
-                 conditional_filter: bool, laser_period_ps: int) -> None:
+                 conditional_filter: bool, laser_period_ps: int, apd2: int | None = None
+                 ) -> None:
         self._channels = (apd, laser_sync, camera_fire, stage_motion)
+        # Swabian inputs are numbered from 1: channel 0 never occurs in a stream.
+        self._apd2 = 0 if apd2 is None else int(apd2)
         self._conditional = conditional_filter
         self._period = int(laser_period_ps)
         self._state = np.array([-1, 0, 0, 0, 0, 0], np.int64)
-        self._pend_t = np.empty(_PENDING, np.int64)
-        self._pend_frame = np.empty(_PENDING, np.int64)
-        self._pend_seg = np.empty(_PENDING, np.int64)
-        self._pend_moving = np.empty(_PENDING, np.bool_)
+        self._pend = np.empty((_PENDING, 5), np.int64)
         self._edges: list[tuple[np.ndarray, np.ndarray]] = []
         self.tags_seen = 0
 
@@ -189,19 +197,20 @@ class PhotonBookkeeper:
         out_frame = np.empty(n, np.int64)
         out_seg = np.empty(n, np.int64)
         out_moving = np.empty(n, np.bool_)
+        out_det = np.empty(n, np.int8)
         edge_t = np.empty(timestamp_ps.shape[0], np.int64)
         edge_kind = np.empty(timestamp_ps.shape[0], np.int8)
         apd, sync, cam, stage = self._channels
         n_out, n_edge = _kernel(
             np.ascontiguousarray(timestamp_ps, np.int64), np.ascontiguousarray(channel, np.int32),
-            apd, sync, cam, stage, self._conditional, self._period, self._state,
-            self._pend_t, self._pend_frame, self._pend_seg, self._pend_moving,
-            out_t, out_delay, out_frame, out_seg, out_moving, edge_t, edge_kind, last)
+            apd, self._apd2, sync, cam, stage, self._conditional, self._period, self._state,
+            self._pend, out_t, out_delay, out_frame, out_seg, out_moving, out_det,
+            edge_t, edge_kind, last)
         self._edges.append((edge_t[:n_edge].copy(), edge_kind[:n_edge].copy()))
         self.tags_seen += timestamp_ps.shape[0]
         return PhotonChunk(out_t[:n_out].copy(), out_delay[:n_out].copy(),
                            out_frame[:n_out].astype(np.int32), out_seg[:n_out].astype(np.int32),
-                           out_moving[:n_out].copy())
+                           out_moving[:n_out].copy(), out_det[:n_out].copy())
 
     def _edges_of(self, kind: int) -> np.ndarray:
         if not self._edges:
@@ -223,7 +232,11 @@ class PhotonBookkeeper:
 
 @dataclass(frozen=True)
 class PhotonTable:
-    """Every APD photon of a measurement with its bookkeeping, plus the timing edges."""
+    """Every APD photon of a measurement with its bookkeeping, plus the timing edges.
+
+    With two APDs the photons of both are in one time-ordered table, told apart by
+    :attr:`detector`.
+    """
 
     time_ps: np.ndarray  #: int64, tagger time (ps)
     delay_ps: np.ndarray  #: int64, delay after its own laser pulse (ps), -1 = unknown
@@ -236,11 +249,20 @@ class PhotonTable:
     move_stop_ps: np.ndarray  #: int64 [moves], stage still again
     laser_period_ps: int
     tags: int  #: tags processed
+    #: int8, 0 = APD (``apd``), 1 = second APD (``apd2``); None: every photon is from the APD
+    detector: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         """Number of photons."""
         return int(self.time_ps.shape[0])
+
+    @property
+    def from_apd2(self) -> np.ndarray:
+        """Whether each photon was detected by the second APD (bool [photons])."""
+        if self.detector is None:
+            return np.zeros(self.n, bool)
+        return self.detector == 1
 
     def frame_theta_deg(self, rest_deg: np.ndarray) -> np.ndarray:
         """Waveplate angle θ at the middle of each complete frame (deg), from the rest angles."""
@@ -310,23 +332,25 @@ def _table(parts: list[PhotonChunk], book: PhotonBookkeeper, period: int,
     time_ps = np.concatenate([p.time_ps for p in parts]) if parts else np.zeros(0, np.int64)
     delay = np.concatenate([p.delay_ps for p in parts]) if parts else np.zeros(0, np.int64)
     frame = np.concatenate([p.frame for p in parts]) if parts else np.zeros(0, np.int32)
+    detector = (np.concatenate([p.detector for p in parts]) if parts
+                else np.zeros(0, np.int8))
     cam_rise, cam_fall = book.camera_edges_ps
     stg_rise, stg_fall = book.stage_edges_ps
     theta, moving = stage_angle_at(time_ps, stg_rise, stg_fall, rest_deg)
     return PhotonTable(time_ps=time_ps, delay_ps=delay, frame=frame, theta_deg=theta,
                        moving=moving, frame_start_ps=cam_rise, frame_stop_ps=cam_fall,
                        move_start_ps=stg_rise, move_stop_ps=stg_fall, laser_period_ps=period,
-                       tags=book.tags_seen)
+                       tags=book.tags_seen, detector=detector)
 
 
 def photon_table_from_tags(timestamp_ps: np.ndarray, channel: np.ndarray, *, apd: int,
                            laser_sync: int, camera_fire: int, stage_motion: int,
                            conditional_filter: bool, laser_period_ps: int,
-                           rest_deg: np.ndarray, chunk_tags: int = DEFAULT_TAG_CHUNK
-                           ) -> PhotonTable:
+                           rest_deg: np.ndarray, chunk_tags: int = DEFAULT_TAG_CHUNK,
+                           apd2: int | None = None) -> PhotonTable:
     """Photon table from in-memory tag arrays (``rest_deg`` from :func:`rest_angles`)."""
     book = PhotonBookkeeper(apd, laser_sync, camera_fire, stage_motion, conditional_filter,
-                            laser_period_ps)
+                            laser_period_ps, apd2)
     chunks = ((timestamp_ps[i:i + chunk_tags], channel[i:i + chunk_tags])
               for i in range(0, max(timestamp_ps.shape[0], 1), chunk_tags))
     parts = list(iter_photon_chunks(chunks, book))
@@ -338,9 +362,11 @@ def collect_photons(path: str | Path, chunk_tags: int = DEFAULT_TAG_CHUNK,
     """All photons of a measurement file, read in chunks of ``chunk_tags`` tags."""
     meas = measurement if measurement is not None else open_measurement(path)
     book = PhotonBookkeeper(meas.apd_channel, meas.sync_channel, meas.camera_channel,
-                            meas.stage_channel, meas.conditional_filter, meas.laser_period_ps)
+                            meas.stage_channel, meas.conditional_filter, meas.laser_period_ps,
+                            meas.apd2_channel)
     parts = list(iter_photon_chunks(iter_tag_chunks(path, chunk_tags), book))
     rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
     table = _table(parts, book, meas.laser_period_ps, rest)
-    log.info("%d tags -> %d photons, %d frames", table.tags, table.n, table.frame_start_ps.size)
+    log.info("%d tags -> %d photons (%d from APD 2), %d frames", table.tags, table.n,
+             int(np.count_nonzero(table.from_apd2)), table.frame_start_ps.size)
     return table

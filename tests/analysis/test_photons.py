@@ -13,7 +13,7 @@ from cryoscope.analysis.photons import (
 )
 
 PERIOD = 1_000_000
-APD, SYNC, CAM, STAGE = 1, 2, 3, 4
+APD, SYNC, CAM, STAGE, APD2 = 1, 2, 3, 4, 5
 
 
 def _stream(conditional: bool, seed: int = 0):
@@ -70,6 +70,31 @@ def test_delay_frame_and_motion_of_every_photon(conditional: bool, chunk: int) -
     np.testing.assert_array_equal(table.frame_moving(), [True, True, True])
     # Frame 2 is centred on the start of move 2: still at 11°.
     np.testing.assert_allclose(table.frame_theta_deg(rest), [6.0, 11.0, 11.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+@pytest.mark.parametrize("chunk", [5, 10_000_000])
+def test_second_apd_photons_are_booked_and_marked(conditional: bool, chunk: int) -> None:
+    """Half the photons on a second APD input: same delays and frames, detector 1."""
+    ts, ch, delay, frame, moving, t_ph, _ = _stream(conditional, seed=3)
+    on_apd2 = np.random.default_rng(4).random(t_ph.size) < 0.5
+    photon_tags = np.flatnonzero(ch == APD)  # in time order, like t_ph
+    ch = ch.copy()
+    ch[photon_tags[on_apd2]] = APD2
+    rest = rest_angles(10.0, np.array([15.0, 20.0]), zero_deg=4.0)
+    kwargs = dict(apd=APD, laser_sync=SYNC, camera_fire=CAM, stage_motion=STAGE,
+                  conditional_filter=conditional, laser_period_ps=PERIOD, rest_deg=rest,
+                  chunk_tags=chunk)
+    table = photon_table_from_tags(ts, ch, apd2=APD2, **kwargs)
+    np.testing.assert_array_equal(table.time_ps, t_ph)
+    np.testing.assert_array_equal(table.delay_ps, delay)
+    np.testing.assert_array_equal(table.frame, frame)
+    np.testing.assert_array_equal(table.moving, moving)
+    np.testing.assert_array_equal(table.from_apd2, on_apd2)
+    # Without apd2 the second APD's tags are not photons.
+    single = photon_table_from_tags(ts, ch, **kwargs)
+    np.testing.assert_array_equal(single.time_ps, t_ph[~on_apd2])
+    assert not single.from_apd2.any()
 
 
 def test_photon_without_its_sync_is_flagged_not_dropped() -> None:
