@@ -3,14 +3,17 @@
 Array-level functions (usable live, e.g. by the GUI) and file-level entry points:
 
 - :mod:`.photons` — per-photon delay, frame, waveplate angle, stage motion (streaming, numba)
+- :mod:`.g2` — g²(τ) of two APDs, g²(0) (streaming, numba)
 - :mod:`.trace`, :mod:`.changepoint` — intensity traces, blinking levels (Watkins & Yang)
 - :mod:`.lifetime` — decay histograms, binned Poisson ML fits with IRF and pile-over
 - :mod:`.flid` — fluorescence-lifetime–intensity distributions
+- :mod:`.image` — image readout: V and H row bands binned into spectra
 - :mod:`.spectra`, :mod:`.states` — per-frame spectra, EMCCD noise, spectral states
 - :mod:`.lines`, :mod:`.polarization`, :mod:`.tracking` — line fits, p/φ/g fits, peak tracking
 - :mod:`.report`, :mod:`.summary`, :mod:`.figures`, :mod:`.cli` — the whole file
 """
 
+from cryoscope.analysis.g2 import G2Correlator, G2Result, g2_from_photons
 from cryoscope.analysis.lifetime import DecayFit, decay_histogram, fit_decay
 from cryoscope.analysis.measurement import MeasurementError, open_measurement
 from cryoscope.analysis.photons import PhotonTable, collect_photons
@@ -22,6 +25,8 @@ from cryoscope.analysis.summary import write_summary
 __all__ = [
     "AnalysisResult",
     "DecayFit",
+    "G2Correlator",
+    "G2Result",
     "MeasurementError",
     "PhotonTable",
     "PolarizationFit",
@@ -30,6 +35,7 @@ __all__ = [
     "decay_histogram",
     "fit_decay",
     "fit_polarization",
+    "g2_from_photons",
     "open_measurement",
     "prepare_spectra",
     "write_summary",

@@ -59,6 +59,16 @@ def _run(args: argparse.Namespace) -> int:
         written += write_figures(result, out)
     print(f"{path}: {result.duration_s:.1f} s, {result.spectra.v.shape[0]} frames, "
           f"{result.photons.n} photons, {result.count_rate_cps / 1e3:.1f} kcps")
+    bands = result.image_bands
+    if bands is not None:
+        print(f"image readout: V rows {bands.v.row_start}-{bands.v.row_stop}, H rows "
+              f"{bands.h.row_start}-{bands.h.row_stop} (from the {bands.source}), "
+              f"{bands.captured:.0%} of the light")
+    if result.measurement.apd2_channel is not None:
+        g2 = result.g2
+        print(f"g2(0) = {g2.g2_zero:.3f} ± {g2.g2_zero_err:.3f} ({g2.center} coincidences in "
+              f"the center peak, {g2.side_mean:.1f} per side peak)" if g2 else
+              "g2(0): no coincidences between the two APDs")
     print(f"{'line (eV)':>10} {'FWHM (meV)':>10} {'p':>6} {'phi (deg)':>14}")
     for ln in result.lines:
         pol = ln.polarization

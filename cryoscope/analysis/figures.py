@@ -1,4 +1,5 @@
-"""PNG figures laid out like the paper's Fig. 2 (overview) and Fig. 4d (peak tracking).
+"""PNG figures laid out like the paper's Fig. 2 (overview) and Fig. 4d (peak tracking), and
+g²(τ) of the two APDs when the file has a second one.
 
 Figures are plain :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas: no pyplot
 state, no GUI backend, safe in headless runs and next to a Qt application.
@@ -17,7 +18,7 @@ from cryoscope.analysis.lifetime import model_counts
 from cryoscope.analysis.polarization import polarization_model
 from cryoscope.analysis.report import AnalysisResult
 
-__all__ = ["overview_figure", "tracking_figure", "write_figures"]
+__all__ = ["g2_figure", "overview_figure", "tracking_figure", "write_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +152,40 @@ def tracking_figure(result: AnalysisResult) -> Figure:
     return fig
 
 
+def g2_figure(result: AnalysisResult) -> Figure:
+    """Coincidences of APD 2 after APD 1 against the lag, peak windows and g²(0) marked."""
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.add_subplot()
+    g2 = result.g2
+    if g2 is None:
+        ax.set_title("g²(τ): no coincidences of two APDs")
+        return fig
+    hist = g2.histogram
+    period_us = hist.period_ps * 1e-6
+    ax.stairs(hist.counts, hist.edges_ps * 1e-6, color="0.2", lw=0.8)
+    for k in range(-hist.periods, hist.periods + 1):
+        ax.axvspan((k - 0.5) * period_us, (k + 0.5) * period_us, color=_color(0) if k == 0
+                   else "0.85", alpha=0.15 if k == 0 else 0.3 * (k % 2), lw=0)
+    ax.axhline(g2.side_mean / hist.bins_per_period, color="k", ls=":", lw=0.8,
+               label="mean side peak per bin")
+    ax.set(xlabel="lag τ = t(APD 2) − t(APD 1) (µs)",
+           ylabel=f"coincidences per {hist.period_ps / hist.bins_per_period / 1e3:g} ns",
+           title=f"g²(τ): g²(0) = {g2.g2_zero:.3f} ± {g2.g2_zero_err:.3f} "
+                 f"({g2.center} / {g2.side_mean:.1f} coincidences)")
+    _legend(ax)
+    return fig
+
+
 def write_figures(result: AnalysisResult, directory: str | Path) -> list[Path]:
-    """Write ``overview.png`` and ``tracking.png`` into ``directory``; returns their paths."""
+    """Write ``overview.png``, ``tracking.png`` and, with two APDs, ``g2.png`` into
+    ``directory``; returns their paths."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, make in (("overview.png", overview_figure), ("tracking.png", tracking_figure)):
+    makers = [("overview.png", overview_figure), ("tracking.png", tracking_figure)]
+    if result.g2 is not None:
+        makers.append(("g2.png", g2_figure))
+    for name, make in makers:
         fig = make(result)
         path = out / name
         fig.savefig(path, dpi=110)

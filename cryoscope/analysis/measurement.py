@@ -21,6 +21,7 @@ __all__ = [
     "Measurement",
     "MeasurementError",
     "SimulationTruth",
+    "iter_frame_blocks",
     "iter_tag_chunks",
     "open_measurement",
     "read_frames",
@@ -72,6 +73,8 @@ class Measurement:
     readout: str = "tracks"  #: camera readout: ``tracks`` ([frames, tracks, pixels]) or ``image``
     apd2_channel: int | None = None  #: the second APD's input (``/channels`` ``apd2``), if any
     config_toml: str = ""  #: the configuration the file was written with (root ``config_toml``)
+    #: shape of one camera frame: ``(tracks, pixels)`` or ``(rows, columns)`` (image readout)
+    frame_shape: tuple[int, ...] = ()
 
     @property
     def energy_ev(self) -> np.ndarray:
@@ -148,6 +151,7 @@ def open_measurement(path: str | Path) -> Measurement:
             readout=str(cam.attrs.get("readout", "tracks")),
             apd2_channel=int(ch.attrs["apd2"]) if "apd2" in ch.attrs else None,
             config_toml=str(_attr(h5, "config_toml", "/")) if "config_toml" in h5.attrs else "",
+            frame_shape=tuple(int(n) for n in frames.shape[1:]),
         )
 
 
@@ -176,3 +180,22 @@ def read_frames(path: str | Path) -> np.ndarray:
     """All camera frames, uint16 ``[frames, tracks, pixels]`` (ADU)."""
     with _open(Path(path)) as h5:
         return np.asarray(h5["camera/frames"][:])
+
+
+def iter_frame_blocks(path: str | Path, block: int = 16, indices: np.ndarray | None = None
+                      ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first, frames)``: blocks of at most ``block`` camera frames (uint16 ADU, e.g.
+    ``[n, rows, columns]`` in image readout), so full-sensor images never sit in memory at once.
+
+    ``indices``: only these frames (ascending), each block then holds consecutive entries of it
+    and ``first`` is the position in ``indices``.
+    """
+    with _open(Path(path)) as h5:
+        frames = h5["camera/frames"]
+        if indices is None:
+            for start in range(0, frames.shape[0], block):
+                yield start, np.asarray(frames[start:start + block])
+        else:
+            idx = np.asarray(indices, np.int64)
+            for start in range(0, idx.shape[0], block):
+                yield start, np.asarray(frames[idx[start:start + block]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,15 @@ from cryoscope.analysis.changepoint import (
     group_levels,
 )
 from cryoscope.analysis.flid import Flid, flid
-from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
+from cryoscope.analysis.g2 import G2Result, g2_from_photons
+from cryoscope.analysis.image import ImageBands, read_image_spectra
+from cryoscope.analysis.lifetime import (
+    DecayFit,
+    DecayHistogram,
+    decay_histogram,
+    detector_offset_ps,
+    fit_decay,
+)
 from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, find_zpls, fit_lines
 from cryoscope.analysis.measurement import (
     DEFAULT_TAG_CHUNK,
@@ -32,8 +40,8 @@ from cryoscope.analysis.states import SpectralStates, cluster_frames
 from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.analysis.tracking import PeakTracks, track_peaks
 
-__all__ = ["AnalysisResult", "LineResult", "StateResult", "analyze_file", "analyze_state_decay",
-           "line_polarization"]
+__all__ = ["AnalysisResult", "LineResult", "StateResult", "align_apd2_delays", "analyze_file",
+           "analyze_state_decay", "line_polarization"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +54,8 @@ MIN_LINE_FRACTION = 0.01
 REPLICA_TOLERANCE_MEV = 2.0
 #: ZPLs of different states closer than this are one line (meV).
 SAME_LINE_MEV = 1.0
+#: Fewest photons with a delay on each APD to measure the second APD's delay offset.
+MIN_ALIGN_PHOTONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,13 @@ class AnalysisResult:
     flid: Flid
     tracks: PeakTracks
     duration_s: float
+    #: image readout: the V and H row bands binned into the spectra (None in track readout)
+    image_bands: ImageBands | None = None
+    #: g²(τ) of the two APDs (None without a second APD or without coincidences)
+    g2: G2Result | None = None
+    #: delay offset of the second APD subtracted before merging decays (ps; None: one APD or
+    #: too few photons to measure it)
+    apd2_delay_offset_ps: float | None = None
 
     @property
     def count_rate_cps(self) -> float:
@@ -128,6 +145,31 @@ def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64
         log.info("decay: %d photons are background only", n)
         return hist, None
     return hist, best
+
+
+def align_apd2_delays(photons: PhotonTable) -> tuple[PhotonTable, float | None]:
+    """The table with the second APD's delays shifted onto the first APD's timing.
+
+    The offset comes from :func:`~cryoscope.analysis.lifetime.detector_offset_ps` (needs
+    :data:`MIN_ALIGN_PHOTONS` delays per APD; else the delays are left as they are and the
+    offset is None). Unknown delays (−1) stay −1.
+    """
+    second = photons.from_apd2
+    known = photons.delay_ps >= 0
+    n2 = int(np.count_nonzero(second & known))
+    n1 = int(np.count_nonzero(~second & known))
+    if min(n1, n2) < MIN_ALIGN_PHOTONS:
+        if n2:
+            log.info("APD 2: %d / %d photons with a delay are too few to align its timing",
+                     n2, n1)
+        return photons, None
+    period = photons.laser_period_ps
+    offset = detector_offset_ps(photons.delay_ps[~second], photons.delay_ps[second], period)
+    shift = second & known
+    delay = photons.delay_ps.copy()
+    delay[shift] = (delay[shift] - round(offset)) % period
+    log.info("APD 2 records the decay %.0f ps after APD 1; shifted before merging", offset)
+    return replace(photons, delay_ps=delay), offset
 
 
 def line_polarization(spectra: SpectralFrames, window_ev: tuple[float, float],
@@ -212,19 +254,27 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     region around each line.
     """
     meas = open_measurement(path)
-    if meas.readout != "tracks":
-        raise MeasurementError(f"{path}: camera readout {meas.readout!r} is not supported "
-                               "(the analysis needs V and H tracks)")
+    if meas.readout not in ("tracks", "image"):
+        raise MeasurementError(f"{path}: unknown camera readout {meas.readout!r}")
     photons = collect_photons(path, chunk_tags, meas)
-    frames = read_frames(path)
-    names = [n.upper() for n in meas.track_names]
-    v_track = names.index("V") if "V" in names else 0
-    h_track = names.index("H") if "H" in names else 1
-    n_frames = min(frames.shape[0], photons.frame_start_ps.size, photons.frame_stop_ps.size)
+    apd2_offset, g2 = None, None
+    if meas.apd2_channel is not None:
+        photons, apd2_offset = align_apd2_delays(photons)
+        g2 = g2_from_photons(photons.time_ps, photons.from_apd2.astype(np.int8),
+                             photons.laser_period_ps)
+    n_frames = min(meas.n_frames, photons.frame_start_ps.size, photons.frame_stop_ps.size)
     if n_frames == 0:
         raise ValueError(f"{path}: no complete camera frame")
-    spectra = prepare_spectra(frames[:n_frames], meas.wavelength_nm, v_track=v_track,
-                              h_track=h_track)
+    bands = None
+    if meas.readout == "image":
+        frames, bands = read_image_spectra(path, meas, n_frames)
+        v_track, h_track = 0, 1
+    else:
+        frames = read_frames(path)[:n_frames]
+        names = [n.upper() for n in meas.track_names]
+        v_track = names.index("V") if "V" in names else 0
+        h_track = names.index("H") if "H" in names else 1
+    spectra = prepare_spectra(frames, meas.wavelength_nm, v_track=v_track, h_track=h_track)
     rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
     theta = photons.frame_theta_deg(rest)[:n_frames]
     moving = photons.frame_moving()[:n_frames]
@@ -282,7 +332,8 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         measurement=meas, photons=photons, spectra=spectra, frame_theta_deg=theta,
         frame_moving=moving, states=states, state_results=tuple(state_results),
         lines=tuple(lines), trace=trace, change_points=cps, levels=levels, decay_all=hist_all,
-        decay_all_fit=fit_all, flid=fl, tracks=tracks, duration_s=duration_s)
+        decay_all_fit=fit_all, flid=fl, tracks=tracks, duration_s=duration_s,
+        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset)
 
 
 def _tracking_regions(zpls_ev: list[float], half_mev: float = 8.0) -> np.ndarray:

@@ -53,6 +53,9 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
             "zpl_ev": [_num(z) for z in st.zpl_ev],
         })
     meas = result.measurement
+    bands = result.image_bands
+    g2 = result.g2
+    two_apds = meas.apd2_channel is not None
     return {
         "format": SUMMARY_FORMAT,
         "version": SUMMARY_VERSION,
@@ -61,7 +64,20 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
         "duration_s": _num(result.duration_s),
         "frames": int(result.spectra.v.shape[0]),
         "photons": result.photons.n,
+        "photons_apd2": int(result.photons.from_apd2.sum()) if two_apds else None,
         "count_rate_cps": _num(result.count_rate_cps),
+        "apd2_delay_offset_ps": (_num(result.apd2_delay_offset_ps)
+                                 if result.apd2_delay_offset_ps is not None else None),
+        "g2_zero": _num(g2.g2_zero) if g2 else None,
+        "g2_zero_err": _num(g2.g2_zero_err) if g2 else None,
+        "g2_peak_areas": [int(a) for a in g2.histogram.peak_areas] if g2 else None,
+        "readout": meas.readout,
+        "image_rows": {
+            "v": [bands.v.row_start, bands.v.row_stop],
+            "h": [bands.h.row_start, bands.h.row_stop],
+            "source": bands.source,
+            "light_captured": _num(bands.captured),
+        } if bands else None,
         "adu_per_photon": _num(result.spectra.noise.adu_per_photon),
         "cosmic_rays_removed": result.spectra.cosmic_rays,
         "intensity_levels_cps": ([_num(r) for r in result.levels.rate_cps]

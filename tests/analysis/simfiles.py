@@ -23,7 +23,8 @@ def emitter(**values: Any) -> dict[str, Any]:
 
 def simulated_file(path: Path, *, emitters: list[dict[str, Any]], frames: int, seed: int,
                    sample: dict[str, Any] | None = None, optics: dict[str, Any] | None = None,
-                   laser: dict[str, Any] | None = None, **plan: Any) -> tuple[Path, Config]:
+                   laser: dict[str, Any] | None = None, channels: dict[str, Any] | None = None,
+                   camera: dict[str, Any] | None = None, **plan: Any) -> tuple[Path, Config]:
     """Run the polarization series on the simulated rig into ``path``."""
     cfg = load_config()
     cfg = cfg.with_overrides("simulation", seed=seed)
@@ -32,6 +33,10 @@ def simulated_file(path: Path, *, emitters: list[dict[str, Any]], frames: int, s
         cfg = cfg.with_overrides("optics", **optics)
     if laser:
         cfg = cfg.with_overrides("laser", **laser)
+    if channels:
+        cfg = cfg.with_overrides("channels", **channels)
+    if camera:
+        cfg = cfg.with_overrides("camera", **camera)
     result = measure(path, cfg, frames=frames, **{**FAST_PLAN, **plan})
     assert str(result.state).lower().endswith("complete"), result
     return path, cfg

@@ -61,6 +61,11 @@ def test_summary_contract(result: AnalysisResult, tmp_path: Path) -> None:
         assert {"zpl_ev", "fwhm_mev", "polarization_degree", "dipole_angle_deg",
                 "dipole_angle_err_deg"} <= line.keys()
     assert sum(s["fraction"] for s in data["states"]) == pytest.approx(1.0)
+    # One APD, track readout: no g², no second APD, no image rows.
+    assert data["readout"] == "tracks" and data["image_rows"] is None
+    for key in ("g2_zero", "g2_zero_err", "g2_peak_areas", "photons_apd2",
+                "apd2_delay_offset_ps"):
+        assert data[key] is None, key
     for state in data["states"]:
         assert {"id", "fraction", "count_rate_cps", "lifetimes_ns", "lifetime_weights",
                 "zpl_ev"} <= state.keys()
@@ -100,11 +105,11 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capture
     assert "not an HDF5 file" in capsys.readouterr().err
 
 
-def test_cli_names_unsupported_image_readout(synthetic: tuple[Path, np.ndarray], tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    image = tmp_path / "image.h5"
-    image.write_bytes(synthetic[0].read_bytes())
-    with h5py.File(image, "a") as h5:
-        h5["camera"].attrs["readout"] = "image"
-    assert _cli(["analyze", str(image)]) == 2
-    assert "readout 'image' is not supported" in capsys.readouterr().err
+def test_cli_names_an_unknown_readout(synthetic: tuple[Path, np.ndarray], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    odd = tmp_path / "odd.h5"
+    odd.write_bytes(synthetic[0].read_bytes())
+    with h5py.File(odd, "a") as h5:
+        h5["camera"].attrs["readout"] = "kinetics"
+    assert _cli(["analyze", str(odd)]) == 2
+    assert "unknown camera readout 'kinetics'" in capsys.readouterr().err
