@@ -1,8 +1,9 @@
 """Whole analysis of a standard 200 s measurement (400 frames × 0.5 s, default simulated config).
 
-Run: ``python benchmarks/bench_analysis.py [--file F]``. Without ``--file`` the simulated rig
-writes a fresh file (with charging and dark states so every stage has work). Prints the time of
-each stage and of ``analyze_file``; the target for ``analyze_file`` is < 10 s.
+Run: ``python benchmarks/bench_analysis.py [--file F | --image] [--apd2]``. Without ``--file``
+the simulated rig writes a fresh file (with charging and dark states so every stage has work);
+``--image`` writes it in full-frame image readout, ``--apd2`` with a second APD (g²). Prints the
+time of each stage and of ``analyze_file``; the target for ``analyze_file`` is < 10 s.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 from cryoscope.analysis.figures import write_figures
+from cryoscope.analysis.image import read_image_spectra
 from cryoscope.analysis.measurement import open_measurement, read_frames
 from cryoscope.analysis.photons import collect_photons
 from cryoscope.analysis.report import analyze_file
@@ -21,7 +23,7 @@ from cryoscope.analysis.states import cluster_frames
 from cryoscope.analysis.summary import write_summary
 
 
-def standard_file(directory: Path) -> Path:
+def standard_file(directory: Path, image: bool = False, apd2: bool = False) -> Path:
     from cryoscope.api import measure
     from cryoscope.config import load_config
 
@@ -31,6 +33,10 @@ def standard_file(directory: Path) -> Path:
     data.update(charging_rate_hz=0.05, discharging_rate_hz=0.1, dark_rate_hz=0.02,
                 dark_recovery_rate_hz=0.3)
     cfg = cfg.with_overrides("sample", emitters=[data])
+    if image:
+        cfg = cfg.with_overrides("camera", readout="image")
+    if apd2:
+        cfg = cfg.with_overrides("channels", apd2=5)
     path = directory / "standard.h5"
     start = time.perf_counter()
     measure(path, cfg)
@@ -41,9 +47,12 @@ def standard_file(directory: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--file", help="an existing measurement file")
+    parser.add_argument("--image", action="store_true", help="simulate in image readout")
+    parser.add_argument("--apd2", action="store_true", help="simulate with a second APD")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.file) if args.file else standard_file(Path(tmp))
+        path = (Path(args.file) if args.file
+                else standard_file(Path(tmp), image=args.image, apd2=args.apd2))
         meas = open_measurement(path)
         print(f"{meas.n_tags / 1e6:.1f} M tags, {meas.n_frames} frames")
         analyze_file(path, change_points=False)  # warm-up: numba compilation, caches
@@ -54,7 +63,9 @@ def main() -> None:
         print(f"photon bookkeeping   {t_photons:6.2f} s  ({photons.n / 1e6:.2f} M photons, "
               f"{meas.n_tags / t_photons / 1e6:.0f} M tags/s incl. HDF5 read)")
         start = time.perf_counter()
-        spectra = prepare_spectra(read_frames(path), meas.wavelength_nm)
+        frames = (read_image_spectra(path, meas)[0] if meas.readout == "image"
+                  else read_frames(path))
+        spectra = prepare_spectra(frames, meas.wavelength_nm)
         print(f"spectra              {time.perf_counter() - start:6.2f} s")
         start = time.perf_counter()
         states = cluster_frames(spectra)
@@ -70,6 +81,8 @@ def main() -> None:
         write_summary(result, out)
         write_figures(result, out)
         print(f"summary + figures    {time.perf_counter() - start:6.2f} s")
+        if result.g2 is not None:
+            print(f"  g2(0) = {result.g2.g2_zero:.3f} ± {result.g2.g2_zero_err:.3f}")
         for st in result.state_results:
             taus = ", ".join(f"{t:.3g}" for t in st.decay.taus_ns) if st.decay else "-"
             print(f"  state {st.id}: {st.fraction:5.1%} of frames, "
