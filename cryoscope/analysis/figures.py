@@ -163,16 +163,17 @@ def g2_figure(result: AnalysisResult) -> Figure:
     hist = g2.histogram
     period_us = hist.period_ps * 1e-6
     ax.stairs(hist.counts, hist.edges_ps * 1e-6, color="0.2", lw=0.8)
-    for k in range(-hist.periods, hist.periods + 1):
-        ax.axvspan((k - 0.5) * period_us, (k + 0.5) * period_us, color=_color(0) if k == 0
-                   else "0.85", alpha=0.15 if k == 0 else 0.3 * (k % 2), lw=0)
-    ax.axhline(g2.side_mean / hist.bins_per_period, color="k", ls=":", lw=0.8,
-               label="mean side peak per bin")
+    ax.axvspan(-0.5 * period_us, 0.5 * period_us, color=_color(0), alpha=0.15, lw=0)
+    top = float(hist.counts.max()) if hist.counts.size else 1.0
+    for k, area in zip(range(-hist.periods, hist.periods + 1), hist.peak_areas, strict=True):
+        ax.axvline((k + 0.5) * period_us, color="0.6", ls=":", lw=0.6)
+        ax.text(k * period_us, 1.02 * top, str(int(area)), ha="center", va="bottom", fontsize=7)
+    ax.axvline(-(hist.periods + 0.5) * period_us, color="0.6", ls=":", lw=0.6)
+    ax.set_ylim(0, 1.12 * top)
     ax.set(xlabel="lag τ = t(APD 2) − t(APD 1) (µs)",
            ylabel=f"coincidences per {hist.period_ps / hist.bins_per_period / 1e3:g} ns",
            title=f"g²(τ): g²(0) = {g2.g2_zero:.3f} ± {g2.g2_zero_err:.3f} "
-                 f"({g2.center} / {g2.side_mean:.1f} coincidences)")
-    _legend(ax)
+                 f"(peak areas marked; center {g2.center} / side mean {g2.side_mean:.1f})")
     return fig
 
 
