@@ -28,6 +28,7 @@ __all__ = [
     "bands_from_config",
     "bin_bands",
     "find_bands",
+    "mean_row_profile",
     "read_image_spectra",
     "row_profile",
 ]
@@ -119,6 +120,14 @@ def row_profile(frames: np.ndarray) -> np.ndarray:
     return sums - np.median(sums, axis=1, keepdims=True)
 
 
+def mean_row_profile(profiles: np.ndarray) -> np.ndarray:
+    """Mean over frames of per-frame row profiles ``[n, rows]``, each row's brightest eighth of
+    the frames left out: a cosmic ray in one frame does not make a band, the replicas (in most
+    frames) stay."""
+    p = np.sort(np.asarray(profiles, float), axis=0)
+    return p[:p.shape[0] - p.shape[0] // 8].mean(axis=0)
+
+
 def _band_around(profile: np.ndarray, peak: int, floor: float) -> tuple[int, int]:
     """Contiguous rows around ``peak`` above ``floor``: ``[start, stop)``."""
     start = peak
@@ -182,10 +191,8 @@ def read_image_spectra(path: str | Path, meas: Measurement, n_frames: int | None
         source = "config"
     else:
         sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_FRAMES)).round().astype(int))
-        sampled = np.zeros(n_rows)
-        for _, frames in iter_frame_blocks(path, block, sample):
-            sampled += row_profile(frames).sum(axis=0)
-        v, h = find_bands(sampled / sample.size)
+        v, h = find_bands(mean_row_profile(np.concatenate(
+            [row_profile(frames) for _, frames in iter_frame_blocks(path, block, sample)])))
         source = "profile"
     spectra = np.empty((n, 2, n_columns))
     profile = np.zeros(n_rows)

@@ -9,7 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
-from cryoscope.analysis.image import bands_from_config, bin_bands, find_bands, row_profile
+from cryoscope.analysis.image import (
+    bands_from_config,
+    bin_bands,
+    find_bands,
+    mean_row_profile,
+    row_profile,
+)
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
 from tests.analysis.simfiles import emitter, simulated_file
@@ -29,6 +35,12 @@ def test_bands_found_in_a_noisy_row_profile() -> None:
     # Each band holds nearly all of its replica's light, in a few σ of rows.
     assert upper[v.row_start:v.row_stop].sum() > 0.98 * upper.sum() and v.rows <= 8 * 2.0
     assert lower[h.row_start:h.row_stop].sum() > 0.95 * lower.sum() and h.rows <= 8 * 3.0
+    # A cosmic ray in one of 40 frames is no band.
+    frames = np.tile(upper + lower, (40, 1)) + rng.normal(0, 60, (40, rows.size))
+    frames[7, 100:102] += 30_000
+    v2, h2 = find_bands(mean_row_profile(frames))
+    assert abs((v2.row_start + v2.row_stop - 1) / 2 - 300) <= 1
+    assert abs((h2.row_start + h2.row_stop - 1) / 2 - 700) <= 1
     with pytest.raises(ValueError, match="1 band"):
         find_bands(900 * np.exp(-0.5 * ((rows - 300) / 2.0) ** 2) + rng.normal(0, 10, rows.size))
 
