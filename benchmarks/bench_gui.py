@@ -1,18 +1,19 @@
 """GUI responsiveness during a run: display updates per second and the longest event-loop stall.
 
 Runs the main window offscreen on the simulated rig (default: full-frame 1024×1024 image readout,
-25 frames/s, real-time speed), and measures during the run:
+40 ms exposures, real-time speed), and measures during the run:
 
 - display updates per second: display-timer ticks that redrew at least one view, and camera
-  frames drawn per second;
+  frames drawn per second (new frames the camera view started to draw);
 - the event loop's longest stall: the largest gap between ticks of a 10 ms heartbeat QTimer;
-- the time one display refresh takes (all visible views), median and max.
+- the time one display refresh takes on the GUI thread, median and max (the views that prepare
+  their data on helper threads paint it later, from a queued signal: counted in the stalls).
 
     python benchmarks/bench_gui.py [--readout image|tracks] [--speed 1] [--exposure 0.04]
                                    [--frames 250] [--synthetic FPS]
 
 ``--synthetic 30`` skips the rig and feeds the views full frames at 30 frames/s from a thread: the
-GUI's own capacity (the simulated camera makes only ~10 full frames/s on a 2-core machine).
+GUI's own capacity (the simulated camera makes only ~15 full frames/s on a 2-core machine).
 
 Prints figures; asserts nothing.
 """

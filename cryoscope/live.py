@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cryoscope.acquisition import FramesAcquired, RunEvent, TagsAcquired
-from cryoscope.analysis.flid import Flid
+from cryoscope.analysis.flid import Flid, flid
 from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, fit_decay
 from cryoscope.analysis.measurement import Measurement, iter_tag_chunks, open_measurement
 from cryoscope.analysis.photons import PhotonBookkeeper, PhotonTable, rest_angles
@@ -40,15 +40,21 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FrameView",
     "LiveAccumulator",
+    "LiveFlid",
     "PolarizationView",
     "Replay",
     "SpectraView",
+    "SpectralTrace",
+    "flat_background_per_bin",
     "replay_measurement",
     "warm_up",
 ]
 
 #: Angles closer than this are the same waveplate position (deg).
 ANGLE_RESOLUTION_DEG = 0.01
+#: The live FLID's flat background is the mean of the decay histogram over delays this long
+#: before its peak and over the last tenth of the period (where the decay has died out).
+FLID_BACKGROUND_MARGIN_NS = 1.0
 
 
 class _Rows:
@@ -81,6 +87,11 @@ class _Rows:
     def copy(self) -> npt.NDArray[np.generic]:
         return self._buf[: self.n].copy()
 
+    def written(self) -> npt.NDArray[np.generic]:
+        """The rows written so far, without a copy: for append-only use, where they never
+        change again (a later append that grows the buffer moves to a new one)."""
+        return self._buf[: self.n]
+
 
 @dataclass(frozen=True)
 class FrameView:
@@ -94,13 +105,12 @@ class FrameView:
 
 @dataclass(frozen=True)
 class SpectraView:
-    """Summed V and H spectra and the per-frame merged spectra, in sensor column order."""
+    """Summed V and H spectra, in sensor column order."""
 
     wavelength_nm: npt.NDArray[np.float64]
     energy_ev: npt.NDArray[np.float64]
     v: npt.NDArray[np.float64]  #: background-subtracted sum over frames (ADU)
     h: npt.NDArray[np.float64]
-    trace: npt.NDArray[np.float32]  #: [frames, pixels], V + H per frame (ADU)
     frames: int
     #: Exposure start of each frame whose rising camera edge has arrived (tagger time since the
     #: first tag, s) — the time axis of the spectral time trace.
@@ -113,6 +123,29 @@ class SpectraView:
     def peak_ev(self) -> float:
         """Energy of the brightest column of V + H."""
         return float(self.energy_ev[int(np.argmax(self.total))])
+
+
+@dataclass(frozen=True)
+class SpectralTrace:
+    """The merged (V + H) spectrum of every frame, in sensor column order."""
+
+    wavelength_nm: npt.NDArray[np.float64]
+    energy_ev: npt.NDArray[np.float64]
+    image: npt.NDArray[np.float32]  #: [frames, pixels], V + H per frame (ADU)
+    #: Exposure start of each frame whose rising camera edge has arrived (s, as in
+    #: :attr:`SpectraView.frame_start_s`).
+    frame_start_s: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class LiveFlid:
+    """The live FLID (:func:`cryoscope.analysis.flid.flid` of the run's photons so far) and
+    the gate and background it was computed with."""
+
+    flid: Flid
+    gate_start_ns: float  #: delay at which the gate starts (ns)
+    gate_ns: float
+    background_cps: float  #: flat background rate subtracted (counts/s)
 
 
 @dataclass(frozen=True)
@@ -133,16 +166,15 @@ class LiveAccumulator:
 
     ``image_tracks``: in image readout, the row bands binned into the V and H spectra (the
     configuration's tracks). ``trace_bin_s``: intensity-trace bin. ``decay_bin_ps``: decay
-    histogram bin. ``flid_delay_bins``: delay resolution of the per-bin delay record behind the
-    FLID (over one laser period).
+    histogram bin. The photons themselves (arrival time and delay, 16 bytes each) are kept for
+    the FLID.
     """
 
     def __init__(self, *, image_tracks: Sequence[Track] = (), trace_bin_s: float = 0.01,
-                 decay_bin_ps: float = 64.0, flid_delay_bins: int = 256) -> None:
+                 decay_bin_ps: float = 64.0) -> None:
         self.image_tracks = tuple(image_tracks)
         self.trace_bin_s = trace_bin_s
         self.decay_bin_ps = decay_bin_ps
-        self.flid_delay_bins = flid_delay_bins
         self._lock = threading.Lock()
         self.version = 0
         # frames
@@ -161,7 +193,9 @@ class LiveAccumulator:
         self._t0_ps: int | None = None
         self._decay = np.zeros(0, np.int64)
         self._trace = _Rows((), np.int64)
-        self._trace_delay = _Rows((flid_delay_bins,), np.uint32)
+        self._photon_time = _Rows((), np.int64)
+        self._photon_delay = _Rows((), np.int64)
+        self._last_ps = 0
         self._photons = 0
         self._camera_channel = 0
         self._exposure_start_ps = _Rows((), np.int64)
@@ -261,18 +295,12 @@ class LiveAccumulator:
         delay = chunk.delay_ps[known]
         fine = np.bincount(delay * self._decay.shape[0] // self._period_ps,
                            minlength=self._decay.shape[0])[: self._decay.shape[0]]
-        coarse = delay * self.flid_delay_bins // self._period_ps
-        flat = tbin[known] * self.flid_delay_bins + np.minimum(coarse, self.flid_delay_bins - 1)
-        lo = int(tbin.min())
-        cells = np.bincount(flat - lo * self.flid_delay_bins,
-                            minlength=(n_bins - lo) * self.flid_delay_bins)
         with self._lock:
             self._trace.ensure(n_bins)
             self._trace.buf[:n_bins] += counts
-            self._trace_delay.ensure(n_bins)
-            self._trace_delay.buf[lo:n_bins] += cells.reshape(n_bins - lo,
-                                                              self.flid_delay_bins).astype(
-                np.uint32)
+            self._photon_time.append(chunk.time_ps)
+            self._photon_delay.append(chunk.delay_ps)
+            self._last_ps = max(self._last_ps, int(chunk.time_ps.max()))
             self._decay += fine
             self._photons += int(chunk.time_ps.shape[0])
             self.version += 1
@@ -302,17 +330,27 @@ class LiveAccumulator:
         with self._lock:
             return self._frame
 
+    def _frame_start_s(self) -> npt.NDArray[np.float64]:
+        """Exposure starts of the frames so far (s since the first tag); under the lock."""
+        starts = self._exposure_start_ps.buf[: min(self._exposure_start_ps.n, self._frames)]
+        return (starts - (self._t0_ps or 0)) * 1e-12
+
     def spectra(self) -> SpectraView | None:
+        with self._lock:
+            if self._frame_v is None:
+                return None
+            return SpectraView(self._wavelength.copy(), energy_axis_ev(self._wavelength),
+                               self._v_sum.copy(), self._h_sum.copy(), self._frames,
+                               self._frame_start_s())
+
+    def spectral_trace(self) -> SpectralTrace | None:
+        """V + H of every frame so far (a new array: its size grows with the run)."""
         with self._lock:
             if self._frame_v is None or self._frame_h is None:
                 return None
-            trace = (self._frame_v.buf[: self._frame_v.n]
-                     + self._frame_h.buf[: self._frame_h.n])
-            starts = self._exposure_start_ps.buf[: min(self._exposure_start_ps.n, self._frames)]
-            start_s = (starts - (self._t0_ps or 0)) * 1e-12
-            return SpectraView(self._wavelength.copy(), energy_axis_ev(self._wavelength),
-                               self._v_sum.copy(), self._h_sum.copy(), trace, self._frames,
-                               start_s)
+            v, h = self._frame_v.written(), self._frame_h.written()
+            wavelength, start_s = self._wavelength.copy(), self._frame_start_s()
+        return SpectralTrace(wavelength, energy_axis_ev(wavelength), v + h, start_s)
 
     def decay(self) -> DecayHistogram | None:
         with self._lock:
@@ -369,47 +407,44 @@ class LiveAccumulator:
         return PolarizationView(region, angle_deg, v_sum, h_sum, int(use.sum()), fit, message)
 
     def flid(self, gate_after_peak_ns: float = 1.0, gate_ns: float | None = None,
-             delay_bins: int = 50, count_bins: int | None = None) -> Flid | None:
-        """FLID from the per-bin delay record: counts per trace bin against the mean delay of
-        the photons in a gate starting ``gate_after_peak_ns`` after the decay's peak.
+             delay_bins: int = 50, count_bins: int | None = None) -> LiveFlid | None:
+        """FLID of the photons so far, by the file analysis' :func:`~cryoscope.analysis.flid.flid`
+        (counts per trace bin against the background-corrected mean delay in a gate).
 
-        The live FLID does not subtract a background (the file analysis,
-        :func:`cryoscope.analysis.flid.flid`, does).
+        The gate starts ``gate_after_peak_ns`` after the decay's peak and lasts ``gate_ns``
+        (default: the rest of the period). The flat background rate is estimated from the decay
+        histogram (:func:`flat_background_per_bin`); the file analysis takes it from a decay fit,
+        too slow to repeat live.
         """
         with self._lock:
-            if self._period_ps == 0 or self._trace_delay.n == 0:
+            if self._period_ps == 0 or self._photon_time.n == 0 or self._t0_ps is None:
                 return None
             decay = self._decay.copy()
-        period_ns = self._period_ps / 1000.0
-        if decay.sum() == 0:
+            # append-only: the rows written so far never change, no copy needed
+            time_ps, delay_ps = self._photon_time.written(), self._photon_delay.written()
+            duration_s = (self._last_ps - self._t0_ps) * 1e-12
+        if decay.sum() == 0 or duration_s <= 0:
             return None
+        period_ns = self._period_ps / 1000.0
         peak_ns = (int(np.argmax(decay)) + 0.5) * period_ns / decay.shape[0]
+        background_cps = flat_background_per_bin(decay, peak_ns, period_ns) \
+            * decay.shape[0] / duration_s
         start = peak_ns + gate_after_peak_ns
         rest = max(period_ns - start, 1e-3)
         length = rest if gate_ns is None else min(gate_ns, rest)
-        width = period_ns / self.flid_delay_bins
-        centers = (np.arange(self.flid_delay_bins) + 0.5) * width
-        gated = np.flatnonzero((centers >= start) & (centers < start + length))
-        if gated.size == 0:
-            return None
-        first, stop = int(gated[0]), int(gated[-1]) + 1
-        with self._lock:  # copy only the gate's columns
-            cells = self._trace_delay.buf[: self._trace_delay.n, first:stop].astype(np.float32)
-            counts = self._trace.copy().astype(np.float64)
-        n = min(cells.shape[0], counts.shape[0])
-        cells, counts = cells[:n], counts[:n]
-        photons = cells.sum(axis=1, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (cells @ (centers[first:stop] - start).astype(np.float32)) / photons
-        mean[photons < 2] = np.nan
-        ok = np.isfinite(mean)
-        top = max(float(counts.max()) if counts.size else 1.0, 1.0)
-        bins = count_bins if count_bins is not None else int(min(top, 100))
-        count_edges = np.linspace(0, top + 1, bins + 1)
-        delay_edges = np.linspace(0, length, delay_bins + 1)
-        hist, _, _ = np.histogram2d(counts[ok], mean[ok], bins=(count_edges, delay_edges))
-        return Flid(histogram=hist, count_edges=count_edges, delay_edges_ns=delay_edges,
-                    counts=counts, mean_delay_ns=mean, bin_s=self.trace_bin_s)
+        result = flid(time_ps, delay_ps, gate_start_ns=start, gate_ns=length,
+                      bin_s=self.trace_bin_s, background_cps=background_cps,
+                      period_ps=self._period_ps, delay_bins=delay_bins, count_bins=count_bins)
+        return LiveFlid(result, start, length, background_cps)
+
+
+def flat_background_per_bin(decay: npt.NDArray[np.int64], peak_ns: float, period_ns: float
+                            ) -> float:
+    """Mean counts per bin of a decay histogram where only the flat background is left: more
+    than :data:`FLID_BACKGROUND_MARGIN_NS` before the peak and in the last tenth of the period."""
+    centers = (np.arange(decay.shape[0]) + 0.5) * period_ns / decay.shape[0]
+    flat = (centers < peak_ns - FLID_BACKGROUND_MARGIN_NS) | (centers >= 0.9 * period_ns)
+    return float(decay[flat].mean()) if flat.any() else 0.0
 
 
 def warm_up() -> None:

@@ -95,6 +95,8 @@ class InstrumentStatuses:
     ``statuses`` maps an instrument name (``"cryostat"``, ``"laser"``, ...) to its frozen status
     dataclass; ``errors`` maps the names whose status could not be read to the error message;
     ``count_rates_cps`` maps a tagger input number to its rising-edge rate (counts/s).
+    ``laser_remote_control``: whether the laser's emission, rate and power can be set remotely
+    (:attr:`drivers.interfaces.PulsedLaser.remote_control`; False: front-panel only).
     """
 
     statuses: Mapping[str, Any]
@@ -102,6 +104,7 @@ class InstrumentStatuses:
     count_rates_cps: Mapping[int, float]
     waveplate_zero_deg: float
     clock_s: float
+    laser_remote_control: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,7 +557,8 @@ class RigSession:
             except InstrumentError as exc:
                 errors[name] = str(exc)
         self._emit(InstrumentStatuses(statuses, errors, dict(self._rates.rates_cps),
-                                      rig.config.stage.waveplate_zero_deg, rig.clock.now()))
+                                      rig.config.stage.waveplate_zero_deg, rig.clock.now(),
+                                      bool(rig.laser.remote_control)))
 
     def _close_rig(self) -> None:
         rig, self._rig = self._rig, None

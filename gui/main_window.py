@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PyQt6.QtCore import QByteArray, QSettings, Qt, QTimer, pyqtSignal, pyqtSlot
-from PyQt6.QtGui import QAction, QCloseEvent
+from PyQt6.QtGui import QAction, QCloseEvent, QShowEvent
 from PyQt6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -127,8 +127,7 @@ class MainWindow(QMainWindow):
         self._dock("decay", DecayView.title, self.decay_view, bottom)
         self._dock("flid", FlidView.title, self.flid_view, bottom)
         self._dock("log", "Log", self.log_view, bottom)
-        self._default_layout()
-        self._restore_layout()
+        self._laid_out = False  # the docks are arranged on the first show
 
         self.bridge.sessionState.connect(self._on_session_state)
         self.bridge.statuses.connect(self._on_statuses)
@@ -168,6 +167,15 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
 
+    def showEvent(self, event: QShowEvent | None) -> None:
+        """Arrange the docks (default, then the saved layout) on the first show: tabifying docks
+        before the window is shown leaves a stale copy of a tab bar on screen (Qt 6)."""
+        if not self._laid_out:
+            self._laid_out = True
+            self._default_layout()
+            self._restore_layout()
+        super().showEvent(event)
+
     def _default_layout(self) -> None:
         d = self.docks
         self.tabifyDockWidget(d["instruments"], d["run"])
@@ -188,6 +196,8 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def save_layout(self) -> None:
+        if not self._laid_out:
+            return  # never shown: nothing arranged to keep
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
@@ -427,7 +437,7 @@ class MainWindow(QMainWindow):
 
         Views without a minimum interval (the camera) redraw on every tick; of the others, only
         the most overdue one does, so one tick's painting stays short and the event loop free.
-        ``force`` redraws every view.
+        ``force`` redraws every view (the background ones: their computation starts now).
         """
         if self.source is None:
             return 0

@@ -3,7 +3,9 @@
 Every setting is a spin box with its unit and range (what the instrument interfaces accept) and
 goes to the rig through a :class:`cryoscope.session.RigSession` command; a refusal comes back as
 a ``CommandFailed`` event and is shown by the window. Controls are disabled while the rig is not
-connected or a run is going.
+connected, during a run, while the instrument's status cannot be read, and for a laser that takes
+no remote settings (:attr:`drivers.interfaces.PulsedLaser.remote_control` False: the tooltip says
+"front-panel only").
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from drivers.interfaces import (
 )
 
 NOT_CONNECTED = "—"
+FRONT_PANEL_ONLY = "front-panel only"
 
 
 def quantity(lo: float, hi: float, value: float, unit: str, decimals: int = 2,
@@ -99,6 +102,7 @@ class InstrumentPanel(QGroupBox):
         self.form.addRow(self.error)
         self._allowed = False
         self._reachable = False
+        self._remote = True
         self._apply_enabled()
 
     def set_controls_enabled(self, enabled: bool) -> None:
@@ -107,9 +111,18 @@ class InstrumentPanel(QGroupBox):
         self._allowed = enabled
         self._apply_enabled()
 
+    def set_remote_control(self, remote: bool) -> None:
+        """Whether the instrument takes settings remotely; without, the controls stay disabled
+        and say so."""
+        if remote != self._remote:
+            self._remote = remote
+            for w in self.controls:
+                w.setToolTip("" if remote else FRONT_PANEL_ONLY)
+            self._apply_enabled()
+
     def _apply_enabled(self) -> None:
         for w in self.controls:
-            w.setEnabled(self._allowed and self._reachable)
+            w.setEnabled(self._allowed and self._reachable and self._remote)
 
     def show_status(self, statuses: InstrumentStatuses | None) -> None:
         """Show the instrument's part of a poll (None: not connected)."""
@@ -178,6 +191,7 @@ class LaserPanel(InstrumentPanel):
         self.finish()
 
     def display(self, status: LaserStatus, statuses: InstrumentStatuses) -> None:
+        self.set_remote_control(statuses.laser_remote_control)
         self.readouts["emission"].setText("ON" if status.emission_on else "off")
         self.readouts["rate"].setText(f"{status.repetition_rate_hz / 1e6:.3f} MHz")
         self.readouts["power"].setText(f"{status.power_nw:.1f} nW")

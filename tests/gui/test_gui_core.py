@@ -21,8 +21,9 @@ from gui_helpers import (
 )
 
 from cryoscope.acquisition import RunState
+from cryoscope.analysis.flid import flid
 from cryoscope.analysis.photons import collect_photons
-from cryoscope.live import LiveAccumulator, replay_measurement
+from cryoscope.live import LiveAccumulator, flat_background_per_bin, replay_measurement
 from cryoscope.session import (
     CommandFailed,
     InstrumentStatuses,
@@ -117,13 +118,32 @@ def test_live_polarization_finds_the_dipole(measured: tuple[Path, LiveAccumulato
     assert pol.fit.p == pytest.approx(0.7, abs=0.05)
 
 
-def test_live_flid_counts_every_bin(measured: tuple[Path, LiveAccumulator]) -> None:
-    _, live = measured
-    flid = live.flid(gate_ns=300.0)
-    assert flid is not None
-    assert flid.histogram.sum() == np.count_nonzero(np.isfinite(flid.mean_delay_ns))
+def test_live_flid_is_the_file_analysis_flid_with_its_background(
+        measured: tuple[Path, LiveAccumulator]) -> None:
+    path, live = measured
+    result = live.flid(gate_ns=300.0)
+    assert result is not None
+    fl = result.flid
+    assert fl.histogram.sum() == np.count_nonzero(np.isfinite(fl.mean_delay_ns))
     # 70 % of the photons decay with 100 ns: the mean delay in a 300 ns gate is tens of ns.
-    assert 30.0 < float(np.nanmedian(flid.mean_delay_ns)) < 120.0
+    assert 30.0 < float(np.nanmedian(fl.mean_delay_ns)) < 120.0
+    assert result.gate_ns == 300.0
+    # the simulated stray light (200 counts/s) and APD dark counts (25 counts/s)
+    assert result.background_cps == pytest.approx(225.0, rel=0.25)
+    table = collect_photons(path)
+    ref = flid(table.time_ps, table.delay_ps, gate_start_ns=result.gate_start_ns,
+               gate_ns=result.gate_ns, bin_s=fl.bin_s, background_cps=result.background_cps,
+               period_ps=table.laser_period_ps, delay_bins=fl.histogram.shape[1])
+    np.testing.assert_array_equal(fl.histogram, ref.histogram)
+    np.testing.assert_allclose(fl.mean_delay_ns, ref.mean_delay_ns, equal_nan=True)
+
+
+def test_flat_background_is_read_where_the_decay_has_died_out() -> None:
+    period_ns, bins = 1000.0, 1000
+    centers = (np.arange(bins) + 0.5) * period_ns / bins
+    decay = np.full(bins, 7, np.int64)
+    decay[5:] += (1000 * np.exp(-(centers[5:] - 5.0) / 20.0)).astype(np.int64)
+    assert flat_background_per_bin(decay, 5.5, period_ns) == pytest.approx(7.0)
 
 
 def test_replay_shows_what_the_run_showed(measured: tuple[Path, LiveAccumulator]) -> None:

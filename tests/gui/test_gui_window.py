@@ -111,13 +111,18 @@ def test_a_run_fills_every_view_consistently_with_the_file(
     assert photons - 5 <= rate.sum() * 0.01 <= photons
     assert times[-1] == pytest.approx(40.0, rel=0.05)
 
-    image = window.trace_view.image.image
-    assert image is not None and image.shape[0] == FAST["frames"]
+    # the views that are computed on helper threads draw their last state shortly after
+    qtbot.waitUntil(lambda: window.camera_view.info.text().startswith(
+        f"frame {FAST['frames'] - 1}"), timeout=5000)
+    qtbot.waitUntil(lambda: window.trace_view.image.image is not None
+                    and window.trace_view.image.image.shape[0] == FAST["frames"], timeout=5000)
     rect = window.trace_view.image.mapRectToParent(window.trace_view.image.boundingRect())
     assert rect.height() == pytest.approx(FAST["frames"] * 0.502, rel=1e-3)  # seconds
     assert rect.left() <= peak <= rect.right()
     assert window.flid_view.image.image is not None
-    assert window.camera_view.info.text().startswith(f"frame {FAST['frames'] - 1}")
+    flid = window.flid_view.result
+    assert flid is not None and flid.background_cps > 0
+    assert "subtracted" in window.flid_view.info.text()
     assert rig_state(window) == (False, False)
 
 
@@ -210,6 +215,7 @@ def test_replay_shows_a_file_with_its_analysis(qtbot: Any, tmp_path: Path) -> No
     window.open_measurement(path).result(30)
     qtbot.waitUntil(lambda: window.replay is not None, timeout=5000)
     qtbot.waitUntil(lambda: "fit τ" in window.decay_view.info.text(), timeout=5000)
+    qtbot.waitUntil(lambda: window.polarization_view.result is not None, timeout=5000)
     assert window.polarization_view.result is not None
     fit = window.polarization_view.result.fit
     assert fit is not None and fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
@@ -275,3 +281,27 @@ def test_an_unreachable_instrument_disables_its_panel(qtbot: Any, window: MainWi
     assert all(w.isEnabled() for w in window.instruments.panels["laser"].controls)
     monkeypatch.undo()
     qtbot.waitUntil(lambda: all(w.isEnabled() for w in cryostat.controls), timeout=5000)
+
+
+def test_a_front_panel_only_laser_has_its_controls_disabled(qtbot: Any,
+                                                           window: MainWindow) -> None:
+    laser = window.instruments.panels["laser"]
+    assert all(w.isEnabled() for w in laser.controls)
+    window.session.command("make the laser front-panel only",
+                           lambda rig: setattr(rig.laser, "remote_control", False)).result(10)
+    qtbot.waitUntil(lambda: not any(w.isEnabled() for w in laser.controls), timeout=5000)
+    assert all(w.toolTip() == "front-panel only" for w in laser.controls)
+    assert laser.readouts["rate"].text() == "1.000 MHz"  # still read out
+    assert all(w.isEnabled() for w in window.instruments.panels["cryostat"].controls)
+    window.session.command("give the laser remote control back",
+                           lambda rig: setattr(rig.laser, "remote_control", True)).result(10)
+    qtbot.waitUntil(lambda: all(w.isEnabled() for w in laser.controls), timeout=5000)
+    assert all(w.toolTip() == "" for w in laser.controls)
+
+
+def test_each_group_of_tabbed_docks_has_one_tab_bar(window: MainWindow) -> None:
+    from PyQt6.QtWidgets import QTabBar
+
+    bars = [tuple(b.tabText(i) for i in range(b.count()))
+            for b in window.findChildren(QTabBar) if b.isVisible()]
+    assert sorted(bars) == [("FLID", "Log"), ("Instruments", "Run")]

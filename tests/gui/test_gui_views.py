@@ -1,0 +1,78 @@
+"""The views alone (pytest-qt, offscreen): what they draw from an accumulator fed by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cryoscope.live import LiveAccumulator
+from drivers.interfaces import Track
+from gui.views import CameraView, SpectralTraceView, _block_mean, _row_mean
+
+WAVELENGTH = np.linspace(560.0, 600.0, 1024)
+
+
+def frames_with_a_spot(n: int) -> np.ndarray:
+    """``n`` full frames: a 300 ADU floor, a 5000 ADU spot at rows 470–489, column 500."""
+    frames = np.full((n, 1024, 1024), 300, np.uint16)
+    frames[:, 470:490, 500:502] = 5000
+    return frames
+
+
+def test_block_and_row_means_average_what_they_join() -> None:
+    image = np.random.default_rng(1).integers(0, 60_000, (1023, 1021)).astype(np.uint16)
+    for factor in (1, 2, 3, 4):
+        rows, cols = 1023 // factor, 1021 // factor
+        expected = image[: rows * factor, : cols * factor].reshape(
+            rows, factor, cols, factor).mean(axis=(1, 3))
+        np.testing.assert_allclose(_block_mean(image, factor), expected, rtol=1e-6)
+    trace = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    np.testing.assert_allclose(_row_mean(trace, 4)[:, 0], [1.0, 4.0, 7.0, 9.0])
+    assert _row_mean(trace, 10) is trace
+
+
+def test_a_full_frame_is_drawn_binned_to_the_screen_and_in_8_bits(qtbot: Any) -> None:
+    view = CameraView()
+    qtbot.addWidget(view)
+    view.resize(500, 500)
+    view.show()
+    live = LiveAccumulator(image_tracks=(Track("V", 470, 490),))
+    live.add_frames(frames_with_a_spot(1), 0, WAVELENGTH, (), 0.0, False)
+    assert view.refresh(live)
+    qtbot.waitUntil(lambda: view.info.text().startswith("frame 0"), timeout=5000)
+    live.add_frames(frames_with_a_spot(1), 1, WAVELENGTH, (), 0.0, False)
+    # now the view spans the frame: binned to the screen (once the view's duty cycle allows)
+    qtbot.waitUntil(lambda: view.refresh(live), timeout=5000)
+    qtbot.waitUntil(lambda: view.info.text().startswith("frame 1"), timeout=5000)
+    assert not view.refresh(live)  # no new frame, nothing to draw
+    image = view.image.image
+    assert image is not None and image.dtype == np.uint8
+    factor = 1024 // image.shape[0]
+    assert factor >= 2 and f"{factor}×{factor}-binned" in view.info.text()
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert (rect.width(), rect.height()) == (1024, 1024)  # in sensor pixels, whatever the binning
+    assert view.levels is not None and view.levels[0] == pytest.approx(300, abs=1)
+    assert image[480 // factor, 500 // factor] == 255
+    assert image[100 // factor, 100 // factor] == 0
+
+
+def test_a_long_spectral_time_trace_is_drawn_at_most_max_rows_tall(
+        qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SpectralTraceView, "max_rows", 16)
+    view = SpectralTraceView()
+    qtbot.addWidget(view)
+    view.show()
+    live = LiveAccumulator()
+    spectra = np.zeros((50, 2, 1024), np.uint16)
+    spectra[:, :, 512] = np.arange(50, dtype=np.uint16)[:, None] * 10
+    live.add_frames(spectra, 0, WAVELENGTH, ("V", "H"), 0.0, False)
+    assert view.refresh(live)
+    qtbot.waitUntil(lambda: view.image.image is not None, timeout=5000)
+    image = view.image.image
+    assert image.shape == (13, 1024)  # 50 frames in groups of 4
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert rect.height() == pytest.approx(50)  # no exposure edges here: frame numbers
+    column = image[:, int(np.argmax(image.max(axis=0)))]
+    assert np.all(np.diff(column.astype(int)) >= 0)  # the line brightens frame by frame
