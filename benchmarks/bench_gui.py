@@ -38,6 +38,7 @@ from PyQt6.QtWidgets import QApplication
 
 from cryoscope.config import load_config
 from cryoscope.live import LiveAccumulator
+from gui.app import configure_interpreter
 from gui.main_window import MainWindow
 
 
@@ -64,6 +65,7 @@ def main() -> int:
                         "GUI's own capacity, independent of the simulation's speed)")
     args = parser.parse_args()
 
+    configure_interpreter()  # as `cryoscope gui` does
     app = QApplication.instance() or QApplication(sys.argv[:1])
     speed: str | float = "max" if args.speed == "max" else float(args.speed)
     config = load_config()

@@ -14,9 +14,24 @@ from gui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
+#: The interpreter's thread switch interval in the GUI process (s). A thread that wants the GIL
+#: waits this long before asking the running thread for it. Qt's C++ painting calls pyqtgraph's
+#: Python methods item by item, so the GUI thread takes the GIL many times per paint, and with
+#: Python's default 5 ms a paint of 14 ms of CPU was seen to take 290 ms while a helper thread ran
+#: a fit. At 1 ms (``benchmarks/bench_gui.py``): the GUI thread's paints took 20 instead of
+#: 30–40 ms of wall time in image readout, and 2500-frame runs mostly stalled 49–60 instead of
+#: 65–82 ms, the acquisition rate unchanged.
+SWITCH_INTERVAL_S = 0.001
+
+
+def configure_interpreter() -> None:
+    """Set the GUI process' thread switch interval (:data:`SWITCH_INTERVAL_S`)."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
 
 def run_app(config: Config, *, connect: bool = True, open_file: str | None = None) -> int:
     """Show the main window on ``config`` and run the event loop; returns the exit code."""
+    configure_interpreter()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("cryoscope")
     app.setOrganizationName("cryoscope")
