@@ -72,8 +72,8 @@ class PolarizationSeries:
         self._track_names: tuple[str, ...] = ()
         self._period_ps = round(1e12 / rig.laser.repetition_rate_hz())
         # rising and falling edges (tagger ps) of camera exposures and of stage moves
-        self._exposure_edges: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
-        self._motion_edges: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self._exposure_edges = (_EdgeLog(), _EdgeLog())
+        self._motion_edges = (_EdgeLog(), _EdgeLog())
         self._targets: list[float] = []
         self._start_angle = 0.0
 
@@ -185,8 +185,8 @@ class PolarizationSeries:
         t, ch = block.timestamps_ps[normal], block.channels[normal]
         for edges, channel in ((self._exposure_edges, cfg.camera_fire),
                                (self._motion_edges, cfg.stage_motion)):
-            edges[0].append(t[ch == channel])
-            edges[1].append(t[ch == -channel])
+            edges[0].add(t[ch == channel])
+            edges[1].add(t[ch == -channel])
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
 
     def _poll_frames(self) -> None:
@@ -204,11 +204,11 @@ class PolarizationSeries:
     def _frame_waveplate(self, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Waveplate angle θ during each frame's exposure, and whether the stage moved in it,
         from the exposure and motion edges the tagger saw (move k: k-th rising/falling pair)."""
-        rises, falls = (_joined(e)[first:first + n] for e in self._exposure_edges)
+        rises, falls = (e.times[first:first + n] for e in self._exposure_edges)
         if rises.shape[0] < n or falls.shape[0] < n:  # edges not seen: the stage as it is now
             return (np.full(n, self.rig.stage.angle_deg() - self._zero),
                     np.full(n, self._moving is not None))
-        starts, ends = (_joined(e) for e in self._motion_edges)
+        starts, ends = (e.times for e in self._motion_edges)
         stops = np.full(starts.shape, np.iinfo(np.int64).max)
         stops[:min(ends.shape[0], starts.shape[0])] = ends[:starts.shape[0]]
         moving = ((starts[None, :] < falls[:, None]) & (stops[None, :] > rises[:, None])).any(1)
@@ -321,12 +321,28 @@ class PolarizationSeries:
             return {}
         truth = dict(self.rig.truth())
         n = self._frames
-        starts, ends = (_joined(e)[:n] / 1e12 for e in self._exposure_edges)
+        starts, ends = (e.times[:n] / 1e12 for e in self._exposure_edges)
         return {**truth, **_per_frame_truth(starts, ends, truth)}
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.empty(0, np.int64), *parts])
+class _EdgeLog:
+    """Times (tagger ps) of one kind of edge seen so far, in order; cheap to append to and
+    to read whole (few edges arrive per block, most blocks bring none)."""
+
+    def __init__(self) -> None:
+        self._parts: list[np.ndarray] = []
+        self._joined = np.empty(0, np.int64)
+
+    def add(self, times_ps: np.ndarray) -> None:
+        if times_ps.size:
+            self._parts.append(times_ps)
+
+    @property
+    def times(self) -> np.ndarray:
+        if self._parts:
+            self._joined = np.concatenate([self._joined, *self._parts])
+            self._parts.clear()
+        return self._joined
 
 
 def _per_frame_truth(starts: np.ndarray, ends: np.ndarray,
