@@ -16,12 +16,12 @@ log = logging.getLogger(__name__)
 
 #: The interpreter's thread switch interval in the GUI process (s). A thread that wants the GIL
 #: waits this long before asking the running thread for it. Qt's C++ painting calls pyqtgraph's
-#: Python methods item by item, so the GUI thread takes the GIL many times per paint, and with
-#: Python's default 5 ms a paint of 14 ms of CPU was seen to take 290 ms while a helper thread ran
-#: a fit. At 1 ms (``benchmarks/bench_gui.py``): the GUI thread's paints took 20 instead of
-#: 30–40 ms of wall time in image readout, and 2500-frame runs mostly stalled 49–60 instead of
-#: 65–82 ms, the acquisition rate unchanged.
-SWITCH_INTERVAL_S = 0.001
+#: Python methods item by item, so the GUI thread gives the GIL up and takes it back many times
+#: per paint; beside a thread busy in Python (a helper's polarization fit), 200 such re-takes cost
+#: 1030 ms at Python's default 5 ms, 230 ms at 1 ms and 70 ms at 0.2 ms. In
+#: ``benchmarks/bench_gui.py --readout tracks --frames 2500`` paints of 10–20 ms of CPU were seen
+#: taking 0.4 s during such fits at 1 ms; the acquisition rate is the same at 0.2 ms.
+SWITCH_INTERVAL_S = 0.0002
 
 
 def configure_interpreter() -> None:
