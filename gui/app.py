@@ -18,9 +18,8 @@ log = logging.getLogger(__name__)
 #: waits this long before asking the running thread for it. Qt's C++ painting calls pyqtgraph's
 #: Python methods item by item, so the GUI thread gives the GIL up and takes it back many times
 #: per paint; beside a thread busy in Python (a helper's polarization fit), 200 such re-takes cost
-#: 1030 ms at Python's default 5 ms, 230 ms at 1 ms and 70 ms at 0.2 ms. In
-#: ``benchmarks/bench_gui.py --readout tracks --frames 2500`` paints of 10–20 ms of CPU were seen
-#: taking 0.4 s during such fits at 1 ms; the acquisition rate is the same at 0.2 ms.
+#: 1030 ms at Python's default 5 ms, 230 ms at 1 ms and 70 ms at 0.2 ms. The acquisition rate in
+#: ``benchmarks/bench_gui.py`` is the same at 0.2 ms.
 SWITCH_INTERVAL_S = 0.0002
 
 
