@@ -10,6 +10,7 @@ Weighted least squares with EMCCD variances (2 × signal in photons, plus read n
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +93,10 @@ def find_zpls(energy_ev: np.ndarray, spectrum: np.ndarray, noise_sigma: np.ndarr
     # Light is at least as wide as the spectrograph's resolution; single-pixel spikes are not.
     near = np.clip(peaks, 1, y.size - 2)
     raw_peaks = near - 1 + np.argmax(np.stack([y[near - 1], y[near], y[near + 1]]), axis=0)
-    widths = signal.peak_widths(y, raw_peaks, rel_height=0.5)[0]
+    with warnings.catch_warnings():
+        # a raw maximum that is no peak of y has width 0: excluded below, as it should be
+        warnings.filterwarnings("ignore", message="some peaks have a (prominence|width) of 0")
+        widths = signal.peak_widths(y, raw_peaks, rel_height=0.5)[0]
     peaks = peaks[strong & (widths >= min_width_px)]
     if peaks.size == 0:
         return np.zeros(0)
