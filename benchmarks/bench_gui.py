@@ -10,7 +10,11 @@ Runs the main window offscreen on the simulated rig (default: full-frame 1024×1
   their data on helper threads paint it later, from a queued signal: counted in the stalls).
 
     python benchmarks/bench_gui.py [--readout image|tracks] [--speed 1] [--exposure 0.04]
-                                   [--frames 250] [--synthetic FPS]
+                                   [--frames 250] [--synthetic FPS] [--diagnose FILE]
+
+It also prints each background view's longest computation. ``--diagnose FILE`` writes every
+thread's stack to FILE whenever the heartbeat is 150 ms late (``faulthandler``, which needs no
+GIL: it shows the thread that keeps it) and prints garbage collections longer than 20 ms.
 
 ``--synthetic 30`` skips the rig and feeds the views full frames at 30 frames/s from a thread: the
 GUI's own capacity (the simulated camera makes only ~15 full frames/s on a 2-core machine).
@@ -21,6 +25,8 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import gc
 import os
 import statistics
 import sys
@@ -40,6 +46,7 @@ from cryoscope.config import load_config
 from cryoscope.live import LiveAccumulator
 from gui.app import configure_interpreter
 from gui.main_window import MainWindow
+from gui.views import View
 
 
 def _feed(live: LiveAccumulator, frames: int, fps: float) -> None:
@@ -63,6 +70,10 @@ def main() -> int:
     parser.add_argument("--synthetic", type=float, metavar="FPS",
                         help="no rig: feed the views full frames at FPS from a thread (the "
                         "GUI's own capacity, independent of the simulation's speed)")
+    parser.add_argument("--diagnose", metavar="FILE",
+                        help="write every thread's stack to FILE whenever the heartbeat is "
+                        "150 ms late (faulthandler, works while a thread holds the GIL), and "
+                        "print the garbage collections longer than 20 ms")
     args = parser.parse_args()
 
     configure_interpreter()  # as `cryoscope gui` does
@@ -88,8 +99,27 @@ def main() -> int:
         stalls: list[tuple[float, float]] = []  # (time into the run, length) of gaps > 100 ms
         last = [time.perf_counter()]
 
+        slow_gcs: list[tuple[float, int, str, float, int]] = []  # at, gen, thread, s, objs
+        gc_start = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_start[0] = time.perf_counter()
+                return
+            took = time.perf_counter() - gc_start[0]
+            if took > 0.02:
+                slow_gcs.append((gc_start[0] - t_start, info["generation"],
+                                 threading.current_thread().name, took,
+                                 len(gc.get_objects(info["generation"]))))
+
+        stacks = open(args.diagnose, "w") if args.diagnose else None  # noqa: SIM115
+        if stacks is not None:
+            gc.callbacks.append(on_gc)
+
         def beat() -> None:
             now = time.perf_counter()
+            if stacks is not None:
+                faulthandler.dump_traceback_later(0.15, file=stacks)
             gaps.append(now - last[0])
             if gaps[-1] > 0.1:
                 stalls.append((last[0] - t_start, gaps[-1]))
@@ -108,6 +138,25 @@ def main() -> int:
             if drawn:
                 refresh_ms.append((time.perf_counter() - t0) * 1e3)
             return drawn
+
+        slowest: dict[str, float] = {}  # longest computation of each background view (s)
+
+        def timed_compute(view: View) -> None:
+            compute = view.compute
+
+            def timed(source: LiveAccumulator) -> object:
+                t0 = time.perf_counter()
+                try:
+                    return compute(source)
+                finally:
+                    took = time.perf_counter() - t0
+                    slowest[view.title] = max(slowest.get(view.title, 0.0), took)
+
+            view.compute = timed  # type: ignore[method-assign]
+
+        for view in window.views:
+            if view.background:
+                timed_compute(view)
 
         window.timer.timeout.disconnect()
         window.timer.timeout.connect(timed_refresh)
@@ -132,6 +181,10 @@ def main() -> int:
             time.sleep(0.001)
         elapsed = time.perf_counter() - t_start
         heartbeat.stop()
+        if stacks is not None:
+            faulthandler.cancel_dump_traceback_later()
+            gc.callbacks.remove(on_gc)
+            stacks.close()
         updates = window.display_updates - updates0
         camera = window.camera_view.redraws - camera0
         if feeder is not None:
@@ -154,8 +207,14 @@ def main() -> int:
         print(f"event loop          longest stall {max(gaps) * 1e3:.0f} ms (heartbeat 10 ms, "
               f"{sum(g > 0.1 for g in gaps)} stalls > 100 ms, "
               f"99th percentile {statistics.quantiles(gaps, n=100)[-1] * 1e3:.0f} ms)")
+    if slowest:
+        print("longest computation " + ", ".join(f"{title} {took * 1e3:.0f} ms"
+                                                 for title, took in slowest.items()))
     for at, length in stalls[:5]:
         print(f"  stall of {length * 1e3:.0f} ms at {at:.2f} s into the run")
+    for at, gen, thread, took, objects in slow_gcs:
+        print(f"  gc: generation {gen} on {thread} at {at:.2f} s took {took * 1e3:.0f} ms "
+              f"({objects} objects left in it)")
     return 0
 
 
