@@ -94,8 +94,12 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
         a0, b0 = 0.95 * a0 / scale, 0.95 * b0 / scale
     # The wall at p = 1 (nll = 1e300) overflows inside the optimizers' arithmetic: harmless.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        res = optimize.minimize(nll, np.array([r0, a0, b0]), method="Nelder-Mead",
-                                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+        start = np.array([r0, a0, b0])
+        # fatol relative to the likelihood's size: an absolute 1e-10 is below the float
+        # resolution of an nll of ~1e8 (large counts) and ran Nelder–Mead to maxiter
+        fatol = 1e-12 * max(1.0, abs(float(nll(start))))
+        res = optimize.minimize(nll, start, method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": fatol, "maxiter": 4000})
         res = optimize.minimize(nll, res.x, method="BFGS", options={"gtol": 1e-8})
     x = res.x
     f = frac(x)
