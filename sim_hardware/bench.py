@@ -26,10 +26,11 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sim_hardware.emission import HC_EV_NM, LaserState, emit, line_energies_ev
+from sim_hardware.emission import LaserState, emit, line_energies_ev
 from sim_hardware.motion import MotionHistory
 from sim_hardware.params import BenchParams
-from sim_hardware.sample import PS_PER_S, SampleModel
+from sim_hardware.sample import SampleModel
+from sim_hardware.units import HC_EV_NM, PS_PER_S
 
 #: FWHM of a Gaussian in units of its standard deviation, 2·sqrt(2·ln 2).
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))

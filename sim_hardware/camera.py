@@ -26,10 +26,9 @@ from drivers.interfaces import (
 )
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import FWHM_PER_SIGMA, Bench
-from sim_hardware.emission import HC_EV_NM
 from sim_hardware.optics import emccd_readout
-from sim_hardware.sample import PS_PER_S
 from sim_hardware.spectrograph import SimSpectrograph
+from sim_hardware.units import HC_EV_NM, PS_PER_S
 
 AMBIENT_C = 20.0
 MAX_PLAIN_EM_GAIN = 300

@@ -24,9 +24,8 @@ import numpy.typing as npt
 
 from sim_hardware.params import SampleParams
 from sim_hardware.sample import EmitterState, Segment
+from sim_hardware.units import HC_EV_NM, PS_PER_S
 
-PS_PER_S = 1_000_000_000_000
-HC_EV_NM = 1239.84193
 ELEMENTARY_CHARGE_C = 1.602176634e-19
 #: LO-phonon replica offsets from the ZPL (eV): CdSe and CdS.
 PHONON_SHIFTS_EV = (-0.027, -0.037)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-PS_PER_S = 1_000_000_000_000
+from sim_hardware.units import PS_PER_S
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sim_hardware.params import EmitterParams, SampleParams
-
-PS_PER_S = 1_000_000_000_000
+from sim_hardware.units import PS_PER_S
 
 
 class EmitterState(enum.IntEnum):

@@ -25,7 +25,7 @@ from drivers.interfaces import (
 )
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench, dead_time_keep
-from sim_hardware.sample import PS_PER_S
+from sim_hardware.units import PS_PER_S
 
 INPUTS = tuple(range(1, 9))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from cryoscope.analysis.spectra import energy_axis_ev
 from cryoscope.storage import open_h5
 
 __all__ = [
@@ -79,7 +80,7 @@ class Measurement:
     @property
     def energy_ev(self) -> np.ndarray:
         """Photon energy of each pixel column (eV), E = 1239.84193 / λ[nm]."""
-        return 1239.84193 / self.wavelength_nm
+        return energy_axis_ev(self.wavelength_nm)
 
 
 def _attr(group: h5py.Group | h5py.File, name: str, where: str) -> object:

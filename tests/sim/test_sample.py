@@ -8,7 +8,8 @@ import pytest
 from simtools import make_config
 
 from sim_hardware.params import EmitterParams, SampleParams
-from sim_hardware.sample import PS_PER_S, EmitterState, SampleModel
+from sim_hardware.sample import EmitterState, SampleModel
+from sim_hardware.units import PS_PER_S
 
 
 def _model(sample: SampleParams, seed: int = 0) -> SampleModel:
