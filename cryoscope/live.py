@@ -56,10 +56,6 @@ ANGLE_RESOLUTION_DEG = 0.01
 #: before its peak and over the last tenth of the period (where the decay has died out).
 FLID_BACKGROUND_MARGIN_NS = 1.0
 
-#: Fits V and H counts per waveplate angle (deg): the signature of
-#: :func:`~cryoscope.analysis.polarization.fit_polarization`.
-PolarizationFitter = Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64],
-                               npt.NDArray[np.float64]], PolarizationFit]
 
 
 class _Rows:
@@ -374,11 +370,10 @@ class LiveAccumulator:
         return IntensityTrace(start_s=start, counts=counts.astype(np.int64),
                               bin_s=self.trace_bin_s)
 
-    def polarization(self, lo_ev: float, hi_ev: float, min_angles: int = 4,
-                     fitter: PolarizationFitter = fit_polarization) -> PolarizationView:
+    def polarization(self, lo_ev: float, hi_ev: float, min_angles: int = 4
+                     ) -> PolarizationView:
         """V and H in ``[lo_ev, hi_ev]`` per waveplate angle (frames with the stage still), fitted
-        by ``fitter`` (:func:`~cryoscope.analysis.polarization.fit_polarization`, or the same
-        run elsewhere: the GUI runs it in another process, see ``gui.views``)."""
+        by :func:`~cryoscope.analysis.polarization.fit_polarization`."""
         region = (min(lo_ev, hi_ev), max(lo_ev, hi_ev))
         empty = np.zeros(0)
         with self._lock:
@@ -407,7 +402,8 @@ class LiveAccumulator:
             message = f"{angles.shape[0]} of {min_angles} waveplate angles needed for a fit"
         else:
             try:
-                fit = fitter(np.clip(v_sum, 0, None), np.clip(h_sum, 0, None), angle_deg)
+                fit = fit_polarization(np.clip(v_sum, 0, None), np.clip(h_sum, 0, None),
+                                       angle_deg)
             except ValueError as exc:
                 message = str(exc)
         return PolarizationView(region, angle_deg, v_sum, h_sum, int(use.sum()), fit, message)

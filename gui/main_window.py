@@ -52,7 +52,6 @@ from gui.views import (
     SpectralTraceView,
     SpectrumView,
     View,
-    warm_up_fit_process,
 )
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,6 @@ class MainWindow(QMainWindow):
         self._need_gratings = True
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="replay")
         self._executor.submit(warm_up)
-        warm_up_fit_process()
         self.setWindowTitle(self._title())
         self.setDockNestingEnabled(True)
         self.resize(1600, 1000)

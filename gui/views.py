@@ -8,20 +8,16 @@ on every timer tick, for the camera).
 What is drawn on the GUI thread is kept small: the views whose data is large (the camera's full
 frame, the spectral time trace, the FLID, the polarization fit) prepare it on helper threads —
 downsampled to the screen, resampled, scaled to 8 bits with their display levels — and the GUI
-thread only hands the ready array to pyqtgraph. The polarization fit itself runs in a separate
-process (:func:`fit_process`: it would hold the GIL for its whole duration). Images have no
-grid, and the curves' grid is drawn so that a redraw does not repaint the axes (see
-:func:`_plot`).
+thread only hands the ready array to pyqtgraph. Images have no grid, and the curves' grid is
+drawn so that a redraw does not repaint the axes (see :func:`_plot`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
-import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,8 +29,6 @@ from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from cryoscope.analysis.lifetime import DecayFit, model_counts
 from cryoscope.analysis.polarization import (
-    PolarizationFit,
-    fit_polarization,
     polarization_model,
 )
 from cryoscope.analysis.spectra import HC_EV_NM
@@ -159,38 +153,6 @@ def _helper(name: str) -> ThreadPoolExecutor:
     if name not in _HELPERS:
         _HELPERS[name] = ThreadPoolExecutor(1, thread_name_prefix=f"view-{name}")
     return _HELPERS[name]
-
-
-#: The process that runs the live polarization fit, once started (:func:`fit_process`).
-_FIT_PROCESS: list[ProcessPoolExecutor] = []
-_FIT_PROCESS_LOCK = threading.Lock()
-
-
-def fit_process() -> ProcessPoolExecutor:
-    """The process that runs the live polarization fit, started (spawned) on first use.
-
-    Not a thread: scipy's Nelder–Mead calls numpy functions that give the GIL up and take it back
-    every few tens of µs (``np.take``, ``np.argsort``). CPython's GIL hand-off then never lets a
-    waiting thread in — each release wakes it before its switch interval times out, and the fit
-    takes the GIL back first — so while a fit runs (0.4 s when it reaches its iteration limit)
-    the GUI thread and the acquisition wait it out, whatever the switch interval."""
-    with _FIT_PROCESS_LOCK:
-        if not _FIT_PROCESS:
-            _FIT_PROCESS.append(ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn")))
-        return _FIT_PROCESS[0]
-
-
-def warm_up_fit_process() -> None:
-    """Start the fit process and load scipy in it now (about a second), not at the first fit."""
-    fit_process().submit(fit_polarization, np.array([60.0, 50.0, 40.0, 50.0]),
-                         np.array([40.0, 50.0, 60.0, 50.0]), np.array([0.0, 22.5, 45.0, 67.5]))
-
-
-def fit_polarization_in_process(v: npt.NDArray[np.float64], h: npt.NDArray[np.float64],
-                                theta_deg: npt.NDArray[np.float64]) -> PolarizationFit:
-    """:func:`~cryoscope.analysis.polarization.fit_polarization` in :func:`fit_process`."""
-    return fit_process().submit(fit_polarization, v, h, theta_deg).result()
 
 
 GRID_PEN = pg.mkPen("#e4e4e4")
@@ -639,7 +601,7 @@ class PolarizationPlot(View):
         region = self.region_ev
         if region is None:
             return None
-        return source.polarization(*region, fitter=fit_polarization_in_process)
+        return source.polarization(*region)
 
     def paint(self, pol: PolarizationView | None) -> None:
         if pol is None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import pytest
 
-from cryoscope.analysis.polarization import fit_polarization, polarization_model
 from cryoscope.live import LiveAccumulator
 from drivers.interfaces import Track
 from gui.views import (
@@ -16,8 +14,6 @@ from gui.views import (
     SpectralTraceView,
     _block_mean,
     _row_mean,
-    fit_polarization_in_process,
-    fit_process,
 )
 
 WAVELENGTH = np.linspace(560.0, 600.0, 1024)
@@ -87,14 +83,3 @@ def test_a_long_spectral_time_trace_is_drawn_at_most_max_rows_tall(
     assert np.all(np.diff(column.astype(int)) >= 0)  # the line brightens frame by frame
 
 
-def test_the_live_polarization_fit_runs_in_another_process_with_the_same_result() -> None:
-    # In a thread, scipy's Nelder-Mead would keep the GIL from the GUI thread (gui.views).
-    theta = np.arange(0.0, 180.0, 5.0)
-    frac_v = polarization_model(theta, 0.7, 40.0, 1.1)
-    rng = np.random.default_rng(3)
-    v = rng.poisson(2e5 * frac_v).astype(float)
-    h = rng.poisson(2e5 * (1 - frac_v)).astype(float)
-    assert fit_process().submit(os.getpid).result() != os.getpid()
-    assert fit_polarization_in_process(v, h, theta) == fit_polarization(v, h, theta)
-    with pytest.raises(ValueError, match="at least 4"):
-        fit_polarization_in_process(v[:2], h[:2], theta[:2])
