@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import enum
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import NoReturn
 
@@ -19,8 +19,9 @@ from cryoscope import __version__
 from cryoscope.acquisition import Progress, RunEvent, RunResult, RunState
 from cryoscope.config import ConfigError, default_config_path, load_config
 
-#: Modules that add their own sub-commands through ``register(subparsers)``.
-PLUGIN_COMMANDS = ("cryoscope.analysis.cli", "gui.cli")
+#: Entry-point group of the sub-commands other packages add (``register(subparsers)``), declared
+#: in pyproject.toml: the analysis' ``analyze`` and the GUI's ``gui``.
+COMMAND_ENTRY_POINTS = "cryoscope.commands"
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -265,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also run the time tagger's test-signal self-test")
     devices.set_defaults(handler=_cmd_devices)
 
-    for module_name in PLUGIN_COMMANDS:
-        importlib.import_module(module_name).register(sub)
+    for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name):
+        entry.load()(sub)
     return parser
 
 
