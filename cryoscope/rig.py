@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 #: Longest a stage move or homing may take before the rig gives up (s).
 STAGE_TIMEOUT_S = 120.0
 
-TruthSource = Callable[[], Mapping[str, npt.NDArray[Any]]]
+#: Simulated rig only: the ``/simulation`` datasets for frames exposed over [start_s, end_s).
+TruthSource = Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]],
+                       Mapping[str, npt.NDArray[Any]]]
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Rig:
     spectrograph: Spectrograph
     camera: Camera
     tagger: TimeTagger
-    #: Simulated rig only: returns the particle's true state intervals up to now.
+    #: Simulated rig only: the ground truth written to the file's ``/simulation``.
     truth: TruthSource | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -112,10 +114,10 @@ def _build_simulated(config: Config) -> Rig:
     from sim_hardware.cryostat import SimCryostat
     from sim_hardware.laser import SimLaser
     from sim_hardware.params import BenchParams
-    from sim_hardware.sample import STATE_NAMES
     from sim_hardware.spectrograph import SimSpectrograph
     from sim_hardware.stage import SimRotationStage
     from sim_hardware.tagger import SimTimeTagger
+    from sim_hardware.truth import simulation_truth
 
     ch, sim = config.channels, config.simulation
     bench = Bench(
@@ -127,11 +129,6 @@ def _build_simulated(config: Config) -> Rig:
                                    config.spectrograph.focal_length_mm,
                                    config.spectrograph.inclusion_angle_deg)
     cam = config.camera
-
-    def truth() -> dict[str, npt.NDArray[Any]]:
-        times, states, zpls = bench.truth()
-        return {"truth_time_s": times, "truth_state": states, "truth_zpl_ev": zpls,
-                "state_names": np.array(STATE_NAMES, dtype="S")}
 
     return Rig(
         config=config,
@@ -145,7 +142,7 @@ def _build_simulated(config: Config) -> Rig:
         camera=SimCamera(bench, spectrograph, (cam.sensor_rows, cam.sensor_columns),
                          cam.pixel_width_um, cam.readout_rate_mhz),
         tagger=SimTimeTagger(bench),
-        truth=truth,
+        truth=lambda start_s, end_s: simulation_truth(bench, start_s, end_s),
     )
 
 

@@ -319,10 +319,9 @@ class PolarizationSeries:
         edges the tagger saw."""
         if self.rig.truth is None or not self.writer.started:
             return {}
-        truth = dict(self.rig.truth())
         n = self._frames
         starts, ends = (e.times[:n] / 1e12 for e in self._exposure_edges)
-        return {**truth, **_per_frame_truth(starts, ends, truth)}
+        return dict(self.rig.truth(starts, ends))
 
 
 class _EdgeLog:
@@ -343,28 +342,6 @@ class _EdgeLog:
             self._joined = np.concatenate([self._joined, *self._parts])
             self._parts.clear()
         return self._joined
-
-
-def _per_frame_truth(starts: np.ndarray, ends: np.ndarray,
-                     truth: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The state that held longest, and the time-weighted ZPL, during each exposure."""
-    seg_t = truth["truth_time_s"]
-    states, zpls = truth["truth_state"], truth["truth_zpl_ev"]
-    n, centers = starts.shape[0], states.shape[1]
-    frame_state = np.zeros((n, centers), np.int8)
-    frame_zpl = np.zeros((n, centers), np.float64)
-    bounds = np.append(seg_t, np.inf)
-    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        lo = max(int(np.searchsorted(seg_t, a, side="right")) - 1, 0)
-        hi = max(int(np.searchsorted(seg_t, b, side="left")), lo + 1)
-        overlap = np.clip(np.minimum(bounds[lo + 1:hi + 1], b) - np.maximum(seg_t[lo:hi], a),
-                          0, None)
-        weights = overlap / overlap.sum() if overlap.sum() > 0 else np.ones_like(overlap)
-        for c in range(centers):
-            per_state = np.bincount(states[lo:hi, c], weights=weights, minlength=3)
-            frame_state[k, c] = int(np.argmax(per_state))
-            frame_zpl[k, c] = float(np.dot(weights, zpls[lo:hi, c]))
-    return {"frame_state": frame_state, "frame_zpl_ev": frame_zpl}
 
 
 def run_polarization_series(rig: Rig, out: str | Path, plan: PlanConfig | None = None, *,
