@@ -15,12 +15,12 @@ from pathlib import Path
 
 from cryoscope.analysis.figures import write_figures
 from cryoscope.analysis.image import read_image_spectra
-from cryoscope.analysis.measurement import open_measurement, read_frames
 from cryoscope.analysis.photons import collect_photons
 from cryoscope.analysis.report import analyze_file
 from cryoscope.analysis.spectra import prepare_spectra
 from cryoscope.analysis.states import cluster_frames
 from cryoscope.analysis.summary import write_summary
+from cryoscope.datafile import open_measurement, read_frames
 
 
 def standard_file(directory: Path, image: bool = False, apd2: bool = False) -> Path:

@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 
 from cryoscope.analysis.g2 import g2_from_photons
-from cryoscope.analysis.measurement import iter_tag_chunks
-from cryoscope.analysis.photons import PhotonBookkeeper, iter_photon_chunks
+from cryoscope.analysis.photons import PhotonBookkeeper
+from cryoscope.datafile import iter_tag_chunks
 
 PERIOD = 1_000_000
 
@@ -49,7 +49,8 @@ def bench_memory(ts: np.ndarray, ch: np.ndarray, chunk: int) -> None:
         book = PhotonBookkeeper(1, 2, 3, 4, True, PERIOD)
         chunks = ((ts[i:i + chunk], ch[i:i + chunk]) for i in range(0, ts.size, chunk))
         start = time.perf_counter()
-        photons = sum(p.time_ps.size for p in iter_photon_chunks(chunks, book))
+        photons = sum(book.feed(t, c).time_ps.size for t, c in chunks)
+        photons += book.finish().time_ps.size
         dt = time.perf_counter() - start
         print(f"in memory, run {repeat}: {ts.size / 1e6:.1f} M tags -> {photons / 1e6:.1f} M "
               f"photons in {dt:.3f} s = {ts.size / dt / 1e6:.1f} M tags/s")
@@ -67,8 +68,8 @@ def bench_file(ts: np.ndarray, ch: np.ndarray, chunk: int) -> None:
         print(f"HDF5 read only: {n / read / 1e6:.1f} M tags/s")
         book = PhotonBookkeeper(1, 2, 3, 4, True, PERIOD)
         start = time.perf_counter()
-        photons = sum(p.time_ps.size for p in iter_photon_chunks(iter_tag_chunks(path, chunk),
-                                                                 book))
+        photons = sum(book.feed(t, c).time_ps.size for t, c in iter_tag_chunks(path, chunk))
+        photons += book.finish().time_ps.size
         dt = time.perf_counter() - start
         print(f"HDF5 read + bookkeeping (chunks of {chunk / 1e6:g} M): "
               f"{n / dt / 1e6:.1f} M tags/s ({photons / 1e6:.1f} M photons)")

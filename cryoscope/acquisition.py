@@ -1,9 +1,9 @@
-"""What a running plan tells the world, and how the world tells it to stop.
+"""What a run tells the world, and how the world tells it to stop, pause or resume.
 
-Plans publish frozen events to listeners (plain callables: the CLI's progress bar, the GUI's
-thread-safe queue, a script's function). A listener must return quickly; an exception in one is
-logged and does not disturb the run. A :class:`RunControl` carries a stop request across threads;
-plans check it once per loop iteration and then leave the rig safe.
+The run engine publishes frozen events to listeners (plain callables: the CLI's progress bar,
+the GUI's thread-safe queue, a script's function). A listener must return quickly; an exception
+in one is logged and does not disturb the run. A :class:`RunControl` carries stop, pause and
+resume requests across threads; the engine acts on them once per loop iteration.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class RunState(enum.StrEnum):
 
     PREPARING = "preparing"
     RUNNING = "running"
+    PAUSED = "paused"
     STOPPING = "stopping"
     COMPLETE = "complete"
     ABORTED = "aborted"
@@ -42,7 +43,8 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Published about once per loop iteration."""
+    """Published about once per loop iteration. Times are rig-clock seconds of acquisition
+    (pauses left out); ``remaining_s`` is estimated from the measured frame period."""
 
     frames_done: int
     frames_total: int
@@ -56,7 +58,10 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class FramesAcquired:
-    """New camera frames, with the spectrograph calibration to put them on an axis."""
+    """New camera frames, with the spectrograph calibration to put them on an axis.
+
+    ``block.first_index`` is the index of the first frame in the file (not in the camera's
+    series, which starts again after a pause)."""
 
     block: FrameBlock
     wavelength_nm: npt.NDArray[np.float64]
@@ -65,6 +70,8 @@ class FramesAcquired:
     waveplate_deg: npt.NDArray[np.float64]
     #: Per frame: whether the stage moved during its exposure.
     stage_moving: npt.NDArray[np.bool_]
+    #: Per frame: exposure start (tagger time, ps; −1 while its edge has not arrived).
+    start_ps: npt.NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +113,32 @@ class RunResult:
 
 
 class RunControl:
-    """A thread-safe stop request for a running plan."""
+    """Thread-safe stop, pause and resume requests for a run."""
 
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self._pause = threading.Event()
         self._reason = ""
 
     def request_stop(self, reason: str = "stop requested") -> None:
         self._reason = reason
         self._stop.set()
 
+    def request_pause(self) -> None:
+        """Pause the acquisition (camera stopped, waveplate still, the stream kept) until
+        :meth:`request_resume`."""
+        self._pause.set()
+
+    def request_resume(self) -> None:
+        self._pause.clear()
+
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def pause_requested(self) -> bool:
+        return self._pause.is_set()
 
     @property
     def reason(self) -> str:

@@ -5,9 +5,10 @@
     config = api.load_config()                      # config/simulated.toml
     with api.open_rig(config) as rig:
         result = api.run_polarization_series(rig, "particle-01.h5")
+        api.run(rig, "time_series", "particle-01-blinking.h5", frames=2000)
     result.state, result.frames, result.count_rate_cps     # complete, 400, ~1.9e4
 
-or, in one call, :func:`measure`.
+or, in one call, :func:`measure`. The plans are listed in :data:`PLANS`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from typing import Any
 
 from cryoscope.acquisition import Listener, RunControl, RunResult, RunState
 from cryoscope.config import Config, ConfigError, PlanConfig, load_config
-from cryoscope.plans.polarization_series import run_polarization_series
+from cryoscope.datafile import OutputClaim
+from cryoscope.engine import run_plan
+from cryoscope.plans import PLANS, make_plan
+from cryoscope.plans.polarization_series import PolarizationSeries
 from cryoscope.rig import Rig, open_rig
-from cryoscope.storage import check_output_path
 
 __all__ = [
+    "PLANS",
     "Config",
     "ConfigError",
     "PlanConfig",
@@ -33,21 +37,45 @@ __all__ = [
     "load_config",
     "measure",
     "open_rig",
+    "run",
     "run_polarization_series",
 ]
 
 
-def measure(out: str | Path, config: Config | str | Path | None = None, *,
-            overwrite: bool = False, control: RunControl | None = None,
-            listeners: Iterable[Listener] = (), **plan: Any) -> RunResult:
-    """Open the rig of ``config``, run the polarization series into ``out``, close the rig.
+def run(rig: Rig, plan: str, out: str | Path, *, overwrite: bool = False,
+        control: RunControl | None = None, listeners: Iterable[Listener] = (),
+        **params: Any) -> RunResult:
+    """Run the plan named ``plan`` on a connected rig into ``out``; ``params`` override the
+    configuration's parameters of the plan (``frames=40``, ``exposure_s=0.1``, ...)."""
+    return run_plan(rig, make_plan(plan, rig.config, **params), out, overwrite=overwrite,
+                    control=control, listeners=listeners)
 
-    ``plan`` keys override ``[plan]`` of the configuration (``frames=40``, ``exposure_s=0.1``, ...).
+
+def run_polarization_series(rig: Rig, out: str | Path, plan: PlanConfig | None = None, *,
+                            overwrite: bool = False, control: RunControl | None = None,
+                            listeners: Iterable[Listener] = ()) -> RunResult:
+    """The paper's measurement on a connected rig (parameters: ``plan``, default the
+    configuration's ``[plan]``)."""
+    return run_plan(rig, PolarizationSeries(plan or rig.config.plan), out, overwrite=overwrite,
+                    control=control, listeners=listeners)
+
+
+def measure(out: str | Path, config: Config | str | Path | None = None, *,
+            plan: str = PolarizationSeries.name, overwrite: bool = False,
+            control: RunControl | None = None, listeners: Iterable[Listener] = (),
+            **params: Any) -> RunResult:
+    """Open the rig of ``config``, run ``plan`` into ``out``, close the rig.
+
+    The output is claimed before the rig opens; ``params`` override the plan's parameters
+    (``frames=40``, ``exposure_s=0.1``, ...).
     """
     cfg = config if isinstance(config, Config) else load_config(config)
-    if plan:
-        cfg = cfg.with_overrides("plan", **plan)
-    check_output_path(Path(out), overwrite)
-    with open_rig(cfg) as rig:
-        return run_polarization_series(rig, out, cfg.plan, overwrite=overwrite,
-                                       control=control, listeners=listeners)
+    chosen = make_plan(plan, cfg, **params)
+    claim = OutputClaim(out, overwrite)
+    try:
+        rig = open_rig(cfg)
+    except BaseException:
+        claim.settle(began=False, succeeded=False)
+        raise
+    with rig:
+        return run_plan(rig, chosen, claim, control=control, listeners=listeners)

@@ -84,41 +84,62 @@ def _summary(result: RunResult, wall_s: float) -> str:
 
 
 def _default_out() -> Path:
-    from cryoscope.storage import now_iso
+    from cryoscope.datafile import now_iso
 
     stamp = now_iso().replace(":", "").replace("-", "").replace("+0000", "")
     return Path(f"cryoscope-{stamp}.h5")
 
 
+def _plan_values(args: argparse.Namespace) -> dict[str, object]:
+    """Plan parameters from the named options and ``--param KEY=VALUE`` (TOML values)."""
+    import tomllib
+
+    values: dict[str, object] = {key: value for key, value in (
+        ("frames", args.frames), ("exposure_s", args.exposure),
+        ("waveplate_step_deg", args.step_deg), ("waveplate_dwell_s", args.dwell),
+    ) if value is not None}
+    for item in args.param:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param wants KEY=VALUE, got {item!r}")
+        try:
+            values[key.strip()] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            values[key.strip()] = text.strip()
+    return values
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    from cryoscope.plans.polarization_series import run_polarization_series
+    from cryoscope.datafile import OutputClaim, OutputError, OutputExistsError
+    from cryoscope.engine import run_plan
+    from cryoscope.plans import make_plan
     from cryoscope.rig import open_rig
-    from cryoscope.storage import check_output_path
     from drivers.interfaces import InstrumentError
 
     try:
         config = load_config(args.config)
-        overrides = {key: value for key, value in (
-            ("frames", args.frames), ("exposure_s", args.exposure),
-            ("waveplate_step_deg", args.step_deg), ("waveplate_dwell_s", args.dwell),
-        ) if value is not None}
-        if overrides:
-            config = config.with_overrides("plan", **overrides)
         if args.seed is not None:
             config = config.with_overrides("simulation", seed=args.seed)
+        plan = make_plan(args.plan, config, **_plan_values(args))
         out = Path(args.out) if args.out else _default_out()
-        check_output_path(out, args.overwrite)
-    except (ConfigError, OSError) as exc:
+        claim = OutputClaim(out, args.overwrite)
+    except OutputExistsError as exc:
+        return _fail(f"{exc} (use --overwrite to replace it)")
+    except (ConfigError, UsageError, OutputError) as exc:
         return _fail(str(exc))
 
     bar = _ProgressBar()
     started = time.monotonic()
     try:
-        with open_rig(config) as rig:
-            result = run_polarization_series(rig, out, config.plan, overwrite=args.overwrite,
-                                             listeners=[bar])
+        try:
+            rig = open_rig(config)
+        except BaseException:
+            claim.settle(began=False, succeeded=False)
+            raise
+        with rig:
+            result = run_plan(rig, plan, claim, listeners=[bar])
     except InstrumentError as exc:
         bar.close()
         print(f"cryoscope: run failed: {exc}", file=sys.stderr)
@@ -139,40 +160,51 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    import json
+    import numpy as np
 
-    from cryoscope.storage import NotAMeasurementError, open_h5, read_measurement_attrs
+    from cryoscope.datafile import MeasurementError, iter_tag_chunks, open_h5, open_measurement
 
     try:
-        attrs = read_measurement_attrs(args.file)
-    except (NotAMeasurementError, FileNotFoundError) as exc:
+        meas = open_measurement(args.file)
+        with open_h5(args.file) as f:
+            attrs = dict(f.attrs)
+            ch = dict(f["channels"].attrs)
+            tagger = dict(f["tagger"].attrs) if "tagger" in f else {}
+            moves = f["stage/target_deg"].shape[0]
+            seed = f["simulation"].attrs.get("seed") if "simulation" in f else None
+        apds = [meas.apd_channel] + ([meas.apd2_channel] if meas.apd2_channel else [])
+        apd = sum(int(np.count_nonzero(np.isin(c, apds)))
+                  for _, c in iter_tag_chunks(args.file))
+    except MeasurementError as exc:
         return _fail(str(exc))
-    plan = json.loads(attrs.get("plan", "{}"))
     print(f"file          {args.file}")
     print(f"format        {attrs['format']} v{attrs['format_version']} "
           f"(written by cryoscope {attrs.get('software_version', '?')})")
     print(f"created       {attrs.get('created', '?')}   finished {attrs.get('finished', '-')}")
-    status = attrs.get("status", "?")
-    print(f"status        {status}" + (f": {attrs['error']}" if attrs.get("error") else ""))
+    print(f"status        {meas.status}" + (f": {meas.error}" if meas.error else ""))
     print(f"rig           {attrs.get('rig_backend', '?')}")
-    print("plan          " + ", ".join(f"{k}={v}" for k, v in plan.items()))
-    with open_h5(args.file) as f:
-        ch = dict(f["channels"].attrs)
-        channels = f["tags/channel"][:]
-        frames = f["camera/frames"]
-        apd = int(sum(int((channels == ch[k]).sum()) for k in ("apd", "apd2") if k in ch))
-        duration = attrs.get("duration_s")
-        print(f"frames        {frames.shape[0]} x {list(frames.shape[1:])} "
-              f"({', '.join(f['camera'].attrs.get('track_names', [])) or 'image'})")
-        print(f"tags          {channels.shape[0]} ({apd} APD photons)")
-        if duration:
-            print(f"duration      {duration:.1f} s   mean APD rate {apd / duration / 1e3:.1f} kcps")
-        print(f"stage moves   {f['stage/target_deg'].shape[0]}")
-        wl = f["spectrograph/wavelength_nm"][:]
-        print(f"spectrum      {wl.min():.2f}-{wl.max():.2f} nm over {wl.shape[0]} pixels")
-        print("channels      " + ", ".join(f"{k}={v}" for k, v in ch.items()))
-        if "simulation" in f:
-            print(f"simulation    seed {f['simulation'].attrs.get('seed')}")
+    print("plan          " + ", ".join(f"{k}={v}" for k, v in meas.plan.items()))
+    names = ", ".join(meas.track_names) if meas.readout == "tracks" else "image"
+    print(f"frames        {meas.n_frames} x {list(meas.frame_shape)} ({names})")
+    if meas.lost_frames.size:
+        print(f"lost frames   {meas.lost_frames.size} (exposures "
+              f"{', '.join(map(str, meas.lost_frames.tolist()))})")
+    print(f"tags          {meas.n_tags} ({apd} APD photons)")
+    if np.isfinite(meas.duration_s) and meas.duration_s > 0:
+        print(f"duration      {meas.duration_s:.1f} s   mean APD rate "
+              f"{apd / meas.duration_s / 1e3:.1f} kcps")
+    pauses = meas.pauses_ps
+    if pauses.shape[0]:
+        print(f"pauses        {pauses.shape[0]}")
+    print(f"stage moves   {moves}")
+    wl = meas.wavelength_nm
+    print(f"spectrum      {wl.min():.2f}-{wl.max():.2f} nm over {wl.shape[0]} pixels")
+    print("channels      " + ", ".join(f"{k}={v}" for k, v in ch.items()))
+    if tagger.get("overflows"):
+        print(f"overflows     {tagger['overflows']} ({tagger.get('missed_events', 0)} tags "
+              "missed)")
+    if seed is not None:
+        print(f"simulation    seed {seed}")
     return EXIT_OK
 
 
@@ -231,8 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run the polarization series (the paper's measurement)")
+    run = sub.add_parser("run", help="run a plan (default: the polarization series, the "
+                         "paper's measurement)")
     run.add_argument("--config", help="configuration file (default: config/simulated.toml)")
+    run.add_argument("--plan", default="polarization_series",
+                     help="the plan: polarization_series (default) or time_series")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="a plan parameter, e.g. --param waveplate_deg=22.5 (repeatable)")
     run.add_argument("--out", help="output HDF5 file (default: cryoscope-<time>.h5)")
     run.add_argument("--frames", type=int, help="number of camera frames")
     run.add_argument("--exposure", type=float, help="exposure per frame (s)")

@@ -26,6 +26,7 @@ __all__ = [
     "CryostatConfig",
     "LaserConfig",
     "PlanConfig",
+    "PlanParameters",
     "RigConfig",
     "SimulationConfig",
     "SpectrographConfig",
@@ -191,14 +192,23 @@ class CameraConfig(_Section):
         return self
 
 
-class PlanConfig(_Section):
+class PlanParameters(_Section):
+    """Parameters every plan has (``cryoscope.plans``): a camera series of ``frames`` ×
+    ``exposure_s``, the engine's poll interval and the instrument-log interval."""
+
     frames: Annotated[int, Field(gt=0)] = 400
     exposure_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
+    poll_interval_s: Annotated[float, Field(gt=0, le=1)] = 0.05
+    cryostat_log_interval_s: Annotated[float, Field(gt=0)] = 1.0
+
+
+class PlanConfig(PlanParameters):
+    """``[plan]``: the polarization series' parameters (the paper's measurement); other plans
+    take what they share with it from here."""
+
     waveplate_step_deg: float = 5.0
     waveplate_dwell_s: Annotated[float, Field(gt=0)] = 10.0
     waveplate_start_deg: float = 0.0
-    poll_interval_s: Annotated[float, Field(gt=0, le=1)] = 0.05
-    cryostat_log_interval_s: Annotated[float, Field(gt=0)] = 1.0
 
 
 class Config(BaseModel):

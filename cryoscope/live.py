@@ -7,9 +7,17 @@ bookkeeping of :mod:`cryoscope.analysis.photons`) happens outside the lock; read
 whole updates. :func:`replay_measurement` fills an accumulator from a measurement file, so a
 finished measurement is browsed with the same views, plus the analysis results.
 
-Conventions as in ``PHYSICS.md``: θ is the waveplate angle relative to ``waveplate_zero_deg``;
-E[eV] = 1239.84193 / λ[nm]; spectra are background-subtracted per frame and track (median over
-pixels, as :mod:`cryoscope.analysis.spectra` does) and stay in ADU.
+Every step is the analysis' own: photon bookkeeping with both APDs
+(:class:`~cryoscope.analysis.photons.PhotonBookkeeper`), decay binning
+(:func:`~cryoscope.analysis.lifetime.decay_histogram`), trace binning
+(:func:`~cryoscope.analysis.trace.intensity_trace`, on the grid that starts at the first
+exposure, as in the file analysis), background subtraction
+(:func:`~cryoscope.analysis.spectra.subtract_background`), image bands
+(:func:`~cryoscope.analysis.image.bin_bands`), frame timing
+(:func:`cryoscope.datafile.frame_timing`) and the polarization fit; only the cosmic-ray removal,
+which needs the frames after each one, is left to the file analysis. Live, replay and
+``cryoscope analyze`` therefore agree on the same data. θ is the waveplate angle relative to
+``waveplate_zero_deg``; E[eV] = 1239.84193 / λ[nm]; spectra stay in ADU.
 """
 
 from __future__ import annotations
@@ -20,19 +28,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import numpy.typing as npt
 
 from cryoscope.acquisition import FramesAcquired, RunEvent, TagsAcquired
 from cryoscope.analysis.flid import Flid, flid
-from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, fit_decay
-from cryoscope.analysis.measurement import Measurement, iter_tag_chunks, open_measurement
-from cryoscope.analysis.photons import PhotonBookkeeper, PhotonTable, rest_angles
+from cryoscope.analysis.image import RowBand, bin_bands
+from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
+from cryoscope.analysis.photons import PhotonBookkeeper
 from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
-from cryoscope.analysis.spectra import energy_axis_ev
-from cryoscope.analysis.trace import IntensityTrace
+from cryoscope.analysis.spectra import energy_axis_ev, subtract_background
+from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.config import parse_config
+from cryoscope.datafile import (
+    Measurement,
+    iter_frame_blocks,
+    iter_tag_chunks,
+    open_measurement,
+    read_timing,
+)
 from drivers.interfaces import ReadMode, TagEventType, Track
 
 log = logging.getLogger(__name__)
@@ -218,21 +232,20 @@ class LiveAccumulator:
         """V and H spectra ``[n, pixels]`` of a block of frames, background-subtracted."""
         data = np.asarray(frames, np.float64)
         if track_names:
-            names = list(track_names)
+            names = [n.upper() for n in track_names]
             iv = names.index("V") if "V" in names else 0
             ih = names.index("H") if "H" in names else min(1, len(names) - 1)
             v, h = data[:, iv, :], data[:, ih, :]
             if ih == iv:
                 h = np.zeros_like(v)
+        elif len(self.image_tracks) >= 2:
+            bands = [RowBand(t.name, t.row_start, t.row_stop) for t in self.image_tracks[:2]]
+            both = bin_bands(data, bands[0], bands[1])
+            v, h = both[:, 0, :], both[:, 1, :]
         else:
-            bands = [data[:, t.row_start:t.row_stop, :].sum(axis=1) for t in self.image_tracks]
-            if not bands:
-                bands = [data.sum(axis=1)]
-            v = bands[0]
-            h = bands[1] if len(bands) > 1 else np.zeros_like(v)
-        v = v - np.median(v, axis=1, keepdims=True)
-        h = h - np.median(h, axis=1, keepdims=True)
-        return v, h
+            v = data.sum(axis=1)
+            h = np.zeros_like(v)
+        return subtract_background(v), subtract_background(h)
 
     def add_frames(self, frames: npt.NDArray[np.uint16], first_index: int,
                    wavelength_nm: npt.NDArray[np.float64], track_names: Sequence[str],
@@ -272,7 +285,7 @@ class LiveAccumulator:
             self._book = PhotonBookkeeper(channel_map["apd"], channel_map["laser_sync"],
                                           channel_map["camera_fire"],
                                           channel_map["stage_motion"], conditional_filter,
-                                          laser_period_ps)
+                                          laser_period_ps, channel_map.get("apd2"))
             self._period_ps = int(laser_period_ps)
             self._decay = np.zeros(max(round(laser_period_ps / self.decay_bin_ps), 1),
                                    np.int64)
@@ -280,29 +293,27 @@ class LiveAccumulator:
         if timestamps_ps.shape[0] == 0 and not last:
             return
         chunk = self._book.feed(timestamps_ps, channels, last=last)
-        if self._t0_ps is None and timestamps_ps.shape[0]:
-            self._t0_ps = int(timestamps_ps[0])
         exposures = timestamps_ps[channels == self._camera_channel]
         if exposures.shape[0]:
             with self._lock:
                 self._exposure_start_ps.append(exposures)
+                if self._t0_ps is None:
+                    self._t0_ps = int(exposures[0])
         if chunk.time_ps.shape[0] == 0 or self._t0_ps is None:
             return
-        bin_ps = round(self.trace_bin_s * 1e12)
-        tbin = np.maximum((chunk.time_ps - self._t0_ps) // bin_ps, 0)
-        n_bins = int(tbin.max()) + 1
-        counts = np.bincount(tbin, minlength=n_bins)
-        known = chunk.delay_ps >= 0
-        delay = chunk.delay_ps[known]
-        fine = np.bincount(delay * self._decay.shape[0] // self._period_ps,
-                           minlength=self._decay.shape[0])[: self._decay.shape[0]]
+        t0 = self._t0_ps
+        t = chunk.time_ps[chunk.time_ps >= t0]
+        trace = intensity_trace(t, self.trace_bin_s, t0, int(t.max()) + 1) if t.size else None
+        decay = decay_histogram(chunk.delay_ps, self._period_ps, self.decay_bin_ps).counts
         with self._lock:
-            self._trace.ensure(n_bins)
-            self._trace.buf[:n_bins] += counts
-            self._photon_time.append(chunk.time_ps)
-            self._photon_delay.append(chunk.delay_ps)
-            self._last_ps = max(self._last_ps, int(chunk.time_ps.max()))
-            self._decay += fine
+            if trace is not None:
+                n_bins = trace.counts.shape[0]
+                self._trace.ensure(n_bins)
+                self._trace.buf[:n_bins] += trace.counts
+                self._photon_time.append(t)
+                self._photon_delay.append(chunk.delay_ps[chunk.time_ps >= t0])
+                self._last_ps = max(self._last_ps, int(t.max()))
+            self._decay += decay
             self._photons += int(chunk.time_ps.shape[0])
             self.version += 1
 
@@ -313,15 +324,6 @@ class LiveAccumulator:
                           False, last=True)
 
     # -- reading (any thread) -----------------------------------------------------------------
-
-    def timing_edges_ps(self) -> tuple[npt.NDArray[np.int64], ...]:
-        """Camera exposure (rising, falling) and stage motion (start, stop) tag times (ps).
-
-        For a finished feed (replay): not safe while another thread is still adding tags."""
-        if self._book is None:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty, empty
-        return (*self._book.camera_edges_ps, *self._book.stage_edges_ps)
 
     @property
     def photons(self) -> int:
@@ -358,15 +360,15 @@ class LiveAccumulator:
             if self._period_ps == 0:
                 return None
             counts = self._decay.copy()
-        edges = np.linspace(0.0, self._period_ps / 1000.0, counts.shape[0] + 1)
-        return DecayHistogram(counts=counts, edges_ns=edges, period_ns=self._period_ps / 1000.0)
+        empty = decay_histogram(np.zeros(0, np.int64), self._period_ps, self.decay_bin_ps)
+        return DecayHistogram(counts=counts, edges_ns=empty.edges_ns, period_ns=empty.period_ns)
 
     def intensity_trace(self) -> IntensityTrace | None:
         with self._lock:
             if self._t0_ps is None or self._trace.n == 0:
                 return None
             counts = self._trace.copy()
-        start = np.arange(counts.shape[0]) * self.trace_bin_s
+        start = np.arange(counts.shape[0]) * self.trace_bin_s  # s since the first exposure
         return IntensityTrace(start_s=start, counts=counts.astype(np.int64),
                               bin_s=self.trace_bin_s)
 
@@ -472,68 +474,45 @@ class Replay:
     decay_fit_message: str = ""
 
 
-def _image_tracks(h5: h5py.File) -> tuple[Track, ...]:
-    text = h5.attrs.get("config_toml", "")
-    if not text:
+def _image_tracks(meas: Measurement) -> tuple[Track, ...]:
+    if meas.readout != "image" or not meas.config_toml:
         return ()
-    config = parse_config(text.decode() if isinstance(text, bytes) else str(text), "the file")
+    config = parse_config(meas.config_toml, "the file")
     return tuple(Track(t.name, t.row_start, t.row_stop) for t in config.camera.tracks)
-
-
-def _frame_angles(live: LiveAccumulator, meas: Measurement, n_frames: int
-                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """θ at mid-exposure and the moving flag of each frame, from the tag edges."""
-    theta = np.full(n_frames, np.nan)
-    moving = np.ones(n_frames, np.bool_)
-    rise, fall, move_start, move_stop = live.timing_edges_ps()
-    m = min(rise.shape[0], fall.shape[0], n_frames)
-    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-    table = PhotonTable(time_ps=empty_i, delay_ps=empty_i, frame=np.zeros(0, np.int32),
-                        theta_deg=empty_f, moving=np.zeros(0, np.bool_),
-                        frame_start_ps=rise[:m], frame_stop_ps=fall[:m],
-                        move_start_ps=move_start, move_stop_ps=move_stop,
-                        laser_period_ps=meas.laser_period_ps, tags=0)
-    rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
-    theta[:m] = table.frame_theta_deg(rest)
-    moving[:m] = table.frame_moving()
-    return theta, moving
 
 
 def replay_measurement(path: str | Path, *, chunk_tags: int = 2_000_000, frame_block: int = 64,
                        progress: Callable[[float], None] | None = None) -> Replay:
     """Read a measurement file into a :class:`LiveAccumulator` and fit its decay.
 
-    Raises :class:`cryoscope.analysis.measurement.MeasurementError` for a file that is not a
+    Raises :class:`cryoscope.datafile.MeasurementError` for a file that is not a
     measurement. ``progress(fraction)`` is called as the file is read.
     """
     meas = open_measurement(path)
-    with h5py.File(path, "r", libver="latest", swmr=True) as h5:
-        readout = h5["camera"].attrs.get("readout", "tracks")
-        image = (readout.decode() if isinstance(readout, bytes) else str(readout)) == "image"
-        tracks = _image_tracks(h5) if image else ()
-        status = str(h5.attrs.get("status", "unknown"))
-        error = str(h5.attrs.get("error", ""))
-    live = LiveAccumulator(image_tracks=tracks)
+    live = LiveAccumulator(image_tracks=_image_tracks(meas))
     channel_map = {"apd": meas.apd_channel, "laser_sync": meas.sync_channel,
                    "camera_fire": meas.camera_channel, "stage_motion": meas.stage_channel}
+    if meas.apd2_channel is not None:
+        channel_map["apd2"] = meas.apd2_channel
     done = 0
     for timestamps, channels in iter_tag_chunks(path, chunk_tags):
-        live.add_tags(timestamps.copy(), channels.copy(), channel_map, meas.laser_period_ps,
+        live.add_tags(timestamps, channels, channel_map, meas.laser_period_ps,
                       meas.conditional_filter)
         done += timestamps.shape[0]
         if progress is not None:
             progress(0.5 * done / max(meas.n_tags, 1))
     live.finish_tags()
-    theta, moving = _frame_angles(live, meas, meas.n_frames)
-    names = () if image else meas.track_names
-    with h5py.File(path, "r", libver="latest", swmr=True) as h5:
-        frames = h5["camera/frames"]
-        for start in range(0, meas.n_frames, frame_block):
-            stop = min(start + frame_block, meas.n_frames)
-            live.add_frames(frames[start:stop], start, meas.wavelength_nm, names,
-                            theta[start:stop], moving[start:stop])
-            if progress is not None:
-                progress(0.5 + 0.5 * stop / max(meas.n_frames, 1))
+    timing = read_timing(meas, chunk_tags)[2]
+    names = () if meas.readout == "image" else meas.track_names
+    theta = np.full(meas.n_frames, np.nan)
+    moving = np.ones(meas.n_frames, np.bool_)
+    theta[:timing.n], moving[:timing.n] = timing.theta_deg, timing.moving
+    for start, frames in iter_frame_blocks(path, frame_block):
+        stop = start + frames.shape[0]
+        live.add_frames(frames, start, meas.wavelength_nm, names, theta[start:stop],
+                        moving[start:stop])
+        if progress is not None:
+            progress(0.5 + 0.5 * stop / max(meas.n_frames, 1))
     fit, message = None, ""
     hist = live.decay()
     if hist is not None and hist.counts.sum() >= 100:
@@ -543,5 +522,4 @@ def replay_measurement(path: str | Path, *, chunk_tags: int = 2_000_000, frame_b
             message = f"decay fit failed: {exc}"
     else:
         message = "too few photons for a decay fit"
-    return Replay(meas, live, status, error, fit, message)
-
+    return Replay(meas, live, meas.status, meas.error, fit, message)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from cryoscope.acquisition import (
     Listener,
@@ -43,8 +43,9 @@ from cryoscope.acquisition import (
     RunResult,
     TagsAcquired,
 )
-from cryoscope.config import Backend, Config, PlanConfig
-from cryoscope.plans.polarization_series import run_polarization_series
+from cryoscope.config import Backend, Config
+from cryoscope.engine import run_plan
+from cryoscope.plans import PLANS, Plan, make_plan
 from cryoscope.rig import Rig, camera_readout, open_rig
 from drivers.interfaces import (
     InstrumentError,
@@ -62,7 +63,6 @@ __all__ = [
     "PLANS",
     "CommandFailed",
     "InstrumentStatuses",
-    "PlanSpec",
     "RateMeter",
     "RigSession",
     "RunFinished",
@@ -127,36 +127,6 @@ class RunFinished:
 SessionEvent = (SessionStateChanged | InstrumentStatuses | CommandFailed | RunFinished
                 | RunEvent)
 EventCallback = Callable[[SessionEvent], None]
-
-
-# ---------------------------------------------------------------------------------------------
-# Plans the session knows how to run
-
-
-@dataclass(frozen=True)
-class PlanSpec:
-    """A plan as a front end sees it: a title, a pydantic parameter model and a runner.
-
-    ``run(rig, out, params, overwrite=..., control=..., listeners=...)`` must leave the rig safe
-    and return a :class:`RunResult`; ``defaults(config)`` gives the parameters of a configuration.
-    """
-
-    name: str
-    title: str
-    parameters: type[BaseModel]
-    defaults: Callable[[Config], BaseModel]
-    run: Callable[..., RunResult]
-
-
-PLANS: dict[str, PlanSpec] = {
-    "polarization_series": PlanSpec(
-        name="polarization_series",
-        title="Polarization series",
-        parameters=PlanConfig,
-        defaults=lambda config: config.plan,
-        run=run_polarization_series,
-    ),
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,14 +327,7 @@ class RigSession:
 
         Raises :class:`ValueError` naming the offending parameter.
         """
-        spec = _plan_spec(plan)
-        base = spec.defaults(self._config).model_dump()
-        try:
-            return spec.parameters.model_validate({**base, **values})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise ValueError(f"{where}: {err['msg']}") from None
+        return make_plan(plan, self._config, **values).params
 
     def start_run(self, plan: str, out: str | Path, *, overwrite: bool = False,
                   listeners: Iterable[Listener] = (), **values: Any) -> Future[RunResult]:
@@ -373,19 +336,30 @@ class RigSession:
         ``listeners`` receive the run's events on the worker thread (live accumulation);
         the session's callback receives them too.
         """
-        spec = _plan_spec(plan)
-        params = self.plan_parameters(plan, **values)
+        chosen = make_plan(plan, self._config, **values)
         extra = list(listeners)
 
         def action(rig: Rig) -> RunResult:
-            return self._run(rig, spec, Path(out), params, overwrite, extra)
-        return self._submit(_Command(f"run {spec.title.lower()}", action))
+            return self._run(rig, chosen, Path(out), overwrite, extra)
+        return self._submit(_Command(f"run {chosen.title.lower()}", action))
 
     def stop_run(self, reason: str = "stopped by the user") -> None:
         """Ask a running plan to stop (any thread); it stops within one loop iteration."""
         control = self._control
         if control is not None:
             control.request_stop(reason)
+
+    def pause_run(self) -> None:
+        """Pause a running plan (any thread): the camera stops, the file records the pause."""
+        control = self._control
+        if control is not None:
+            control.request_pause()
+
+    def resume_run(self) -> None:
+        """Resume a paused run (any thread)."""
+        control = self._control
+        if control is not None:
+            control.request_resume()
 
     # -- internals (worker thread unless noted) -----------------------------------------------
 
@@ -468,13 +442,13 @@ class RigSession:
         cmd.future.set_result(value)
         self._next_poll = 0.0
 
-    def _run(self, rig: Rig, spec: PlanSpec, out: Path, params: BaseModel, overwrite: bool,
+    def _run(self, rig: Rig, plan: Plan, out: Path, overwrite: bool,
              listeners: list[Listener]) -> RunResult:
         self._stop_probe()
         control = RunControl()
         self._control = control
         self._rates.reset()
-        self._set_state(SessionState.RUNNING, f"{spec.title} → {out.name}")
+        self._set_state(SessionState.RUNNING, f"{plan.title} → {out.name}")
 
         def relay(event: RunEvent) -> None:
             if isinstance(event, TagsAcquired):
@@ -485,17 +459,17 @@ class RigSession:
 
         result: RunResult | None = None
         try:
-            result = spec.run(rig, out, params, overwrite=overwrite, control=control,
+            result = run_plan(rig, plan, out, overwrite=overwrite, control=control,
                               listeners=[*listeners, relay])
         except BaseException as exc:
-            self._emit(RunFinished(spec.name, None, str(exc)))
+            self._emit(RunFinished(plan.name, None, str(exc)))
             raise
         finally:
             self._control = None
             self._rates.reset()
             self._set_state(SessionState.IDLE, "run ended" if result is None
                             else f"run {result.state}")
-        self._emit(RunFinished(spec.name, result, result.error))
+        self._emit(RunFinished(plan.name, result, result.error))
         return result
 
     def _idle_tick(self) -> None:
@@ -567,9 +541,4 @@ class RigSession:
             rig.close()
 
 
-def _plan_spec(plan: str) -> PlanSpec:
-    try:
-        return PLANS[plan]
-    except KeyError:
-        raise ValueError(f"unknown plan {plan!r} (known: {', '.join(PLANS)})") from None
 

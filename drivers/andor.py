@@ -325,11 +325,12 @@ class AndorCamera(Camera):
         if not images:
             return FrameBlock(self._next_frame, np.empty((0, *self._frame_shape()), np.uint16))
         first, stop = int(rng[0]), int(rng[1])
-        if first > self._next_frame:
+        lost = tuple(range(self._next_frame, first))
+        if lost:
             log.warning("camera: frames %d-%d were lost (camera buffer overrun)",
-                        self._next_frame, first - 1)
+                        lost[0], lost[-1])
         self._next_frame = stop
-        return FrameBlock(first, np.asarray(images, dtype=np.uint16))
+        return FrameBlock(first, np.asarray(images, dtype=np.uint16), lost)
 
     def is_acquiring(self) -> bool:
         cam = self._dev()

@@ -226,11 +226,14 @@ class FrameBlock:
     """Frames read from a running series.
 
     ``frames`` has shape ``[n, *frame_shape]`` (uint16 counts); ``first_index`` is the 0-based
-    index of ``frames[0]`` within the series.
+    index of ``frames[0]`` within the series, and the frames are consecutive. ``lost`` are the
+    series indices of frames the camera lost (buffer overrun) since the previous block: they
+    were exposed, but their data is gone.
     """
 
     first_index: int
     frames: npt.NDArray[np.uint16]
+    lost: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

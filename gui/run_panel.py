@@ -1,6 +1,6 @@
 """Run control: choose a plan, edit its parameters, pick the output file, start, stop, progress.
 
-The parameter form is generated from the plan's pydantic model (``cryoscope.session.PLANS``), so
+The parameter form is generated from the plan's pydantic model (``cryoscope.plans.PLANS``), so
 a plan added there appears here with its own parameters and ranges. Validation is the model's:
 the window shows the message naming the parameter.
 """
@@ -123,7 +123,7 @@ class RunPanel(QWidget):
         self.inputs.clear()
         spec = PLANS[self.plan_name]
         defaults: BaseModel = spec.defaults(self.session.config)
-        for name, field in spec.parameters.model_fields.items():
+        for name, field in spec.Parameters.model_fields.items():
             label, unit = _unit(name)
             value = getattr(defaults, name)
             lo, hi = _bounds(field)

@@ -9,6 +9,7 @@ chain. Its Fire output (high while exposing) drives the ``camera_fire`` tagger i
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -106,6 +107,7 @@ class SimCamera(SimInstrument, Camera):
         self._exposure_s = 0.1
         self._readout = Readout(ReadMode.TRACKS, DEFAULT_TRACKS)
         self._series: _Series | None = None
+        self._lose: set[int] = set()
         self._calibration: tuple[tuple[object, ...], _ColumnMap] | None = None
         bench.spectrograph_sink = self
 
@@ -251,15 +253,26 @@ class SimCamera(SimInstrument, Camera):
         if done > first:
             self._bench.flush_spectrograph()
         self._update_temperature()
-        frames = np.empty((max(done - first, 0), *shape), np.uint16)
+        lost: list[int] = []
+        while first < done and first in self._lose:  # lost before this block's first frame
+            series.photons.pop(first, None)
+            lost.append(first)
+            first += 1
+        kept = next((k for k in range(first, done) if k in self._lose), done)
+        frames = np.empty((max(kept - first, 0), *shape), np.uint16)
         binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]
                           if self._readout.mode is ReadMode.TRACKS else [1])[:, None]
-        for i, k in enumerate(range(first, done)):
+        for i, k in enumerate(range(first, kept)):
             photons = series.photons.pop(k, np.zeros(shape, np.int64))
             frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
                                       self._temp_c, self._optics, self._bench.rng_camera)
-        series.next_to_read = max(done, first)
-        return FrameBlock(first, frames)
+        series.next_to_read = max(kept, first)
+        return FrameBlock(first, frames, tuple(lost))
+
+    def lose_frames(self, series_indices: Iterable[int]) -> None:
+        """Fault injection: the frames of these series indices are lost (as in a buffer overrun)
+        and reported in :attr:`FrameBlock.lost` instead of read."""
+        self._lose.update(int(k) for k in series_indices)
 
     # -- photons from the spectrograph arm ----------------------------------------------------
 

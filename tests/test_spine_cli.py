@@ -16,7 +16,7 @@ import pytest
 
 from cryoscope.cli import main
 from cryoscope.config import default_config_path
-from cryoscope.storage import open_h5
+from cryoscope.datafile import open_h5
 
 CLI = [sys.executable, "-m", "cryoscope.cli"]
 

@@ -35,7 +35,10 @@ def test_file_is_complete_and_self_describing(run_file: tuple[Path, api.RunResul
     assert result.state is RunState.COMPLETE
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == "cryoscope"
-        assert f.attrs["format_version"] == 1
+        assert f.attrs["format_version"] == 2
+        np.testing.assert_array_equal(f["camera/exposure_index"][:], np.arange(FRAMES))
+        assert f["camera/lost_exposure_index"].shape == (0,)
+        assert f["events/kind"].shape == (0,)
         assert f.attrs["status"] == "complete"
         assert f.attrs["error"] == ""
         plan = json.loads(f.attrs["plan"])

@@ -15,12 +15,12 @@ Array-level functions (usable live, e.g. by the GUI) and file-level entry points
 
 from cryoscope.analysis.g2 import G2Correlator, G2Result, g2_from_photons
 from cryoscope.analysis.lifetime import DecayFit, decay_histogram, fit_decay
-from cryoscope.analysis.measurement import MeasurementError, open_measurement
 from cryoscope.analysis.photons import PhotonTable, collect_photons
 from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.spectra import prepare_spectra
 from cryoscope.analysis.summary import write_summary
+from cryoscope.datafile import MeasurementError, open_measurement
 
 __all__ = [
     "AnalysisResult",

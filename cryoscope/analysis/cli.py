@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from cryoscope.analysis.measurement import MeasurementError
+from cryoscope.datafile import MeasurementError
 
 __all__ = ["register"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryoscope.analysis.measurement import Measurement, iter_frame_blocks
+from cryoscope.datafile import Measurement, iter_frame_blocks
 
 __all__ = [
     "BAND_FRACTION",

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, optimize, special
 
-from cryoscope.analysis.measurement import MeasurementError
 from cryoscope.analysis.photons import collect_photons
+from cryoscope.datafile import MeasurementError
 
 __all__ = [
     "DecayFit",

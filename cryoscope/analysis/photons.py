@@ -10,28 +10,36 @@ Rules (``docs/file-format.md``):
 - delay with the conditional filter: ``laser_period_ps − (t_sync_next − t_photon)``; without it:
   ``t_photon − t_sync_previous``; both folded into ``[0, laser_period_ps)``. A photon without the
   sync it needs (stream start or end) gets delay ``-1``.
-- frame ``k`` lies between the ``k``-th rising and ``k``-th falling ``camera_fire`` tag; photons
-  outside every exposure get frame ``-1``.
-- between the falling edge of stage move ``k`` and the rising edge of move ``k+1`` the stage stood
-  at ``reached_deg[k]`` (before the first move: ``start_angle_deg``); during a move the angle is
-  interpolated linearly in time and the photon is flagged ``moving``. θ = stage − waveplate_zero.
+- a photon belongs to exposure ``k`` when it arrives while ``camera_fire`` is high after its
+  ``k``-th rising edge; the stored frame of that exposure is
+  :attr:`~cryoscope.datafile.FrameTiming.exposure_to_frame` (photons outside every exposure, or in
+  one whose frame was lost, get frame ``-1``).
+- the waveplate angle θ and the moving flag come from
+  :func:`cryoscope.datafile.stage_angle_at`, the one timing function of live, replay and analysis.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numba
 import numpy as np
 
-from cryoscope.analysis.measurement import (
+from cryoscope.datafile import (
     DEFAULT_TAG_CHUNK,
+    EdgePairs,
+    FrameTiming,
     Measurement,
+    StageTiming,
+    frame_timing,
     iter_tag_chunks,
     open_measurement,
+    pair_edges,
+    read_timing,
+    stage_angle_at,
 )
 
 __all__ = [
@@ -39,10 +47,8 @@ __all__ = [
     "PhotonChunk",
     "PhotonTable",
     "collect_photons",
-    "iter_photon_chunks",
+    "iter_photons",
     "photon_table_from_tags",
-    "rest_angles",
-    "stage_angle_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,25 +56,23 @@ log = logging.getLogger(__name__)
 #: Photons that may wait for their sync tag at once (conditional filter); more are flushed.
 _PENDING = 1024
 
-# Indices into the carried state vector.
-_LAST_SYNC, _CAM_RISE, _CAM_FALL, _STG_RISE, _STG_FALL, _N_PEND = range(6)
-# Columns of the pending-photon buffer [_PENDING, 5]: arrival, frame, stage segment, moving,
-# detector (one photon per row, contiguous).
-_P_T, _P_FRAME, _P_SEG, _P_MOVING, _P_DET = range(5)
+# Indices into the carried state vector: last sync time, rising camera edges so far, whether the
+# camera fire output is high.
+_LAST_SYNC, _CAM_RISE, _CAM_HIGH, _N_PEND = range(4)
+# Columns of the pending-photon buffer [_PENDING, 3]: arrival, exposure, detector.
+_P_T, _P_EXPO, _P_DET = range(3)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _emit_pending(n_pend, sync_t, period, pend, out_t, out_delay, out_frame, out_seg,
-                  out_moving, out_det, n_out):  # pragma: no cover - compiled
+def _emit_pending(n_pend, sync_t, period, pend, out_t, out_delay, out_expo, out_det,
+                  n_out):  # pragma: no cover - compiled
     """Move the ``n_pend`` waiting photons to the output; ``sync_t`` is the sync tag that ends
     their wait (delay ``period − (sync_t − t)``), or −1: no sync, delay −1. Returns ``n_out``."""
     for j in range(n_pend):
         t = pend[j, _P_T]
         out_t[n_out] = t
         out_delay[n_out] = (period - (sync_t - t)) % period if sync_t >= 0 else -1
-        out_frame[n_out] = pend[j, _P_FRAME]
-        out_seg[n_out] = pend[j, _P_SEG]
-        out_moving[n_out] = pend[j, _P_MOVING] != 0
+        out_expo[n_out] = pend[j, _P_EXPO]
         out_det[n_out] = pend[j, _P_DET]
         n_out += 1
     return n_out
@@ -76,103 +80,83 @@ def _emit_pending(n_pend, sync_t, period, pend, out_t, out_delay, out_frame, out
 
 @numba.njit(cache=True, nogil=True)
 def _kernel(ts, ch, apd, apd2, sync, cam, stage, conditional, period, state, pend,
-            out_t, out_delay, out_frame, out_seg, out_moving, out_det,
-            edge_t, edge_kind, flush):  # pragma: no cover - compiled
+            out_t, out_delay, out_expo, out_det, edge_t, edge_kind,
+            flush):  # pragma: no cover - compiled
     n_out = 0
     n_edge = 0
     last_sync = state[_LAST_SYNC]
     cam_rise = state[_CAM_RISE]
-    cam_fall = state[_CAM_FALL]
-    stg_rise = state[_STG_RISE]
-    stg_fall = state[_STG_FALL]
+    cam_high = state[_CAM_HIGH]
     n_pend = state[_N_PEND]
     for i in range(ts.shape[0]):
         c = ch[i]
         t = ts[i]
         if c in (apd, apd2):
-            frame = cam_rise - 1 if cam_rise > cam_fall else -1
-            moving = stg_rise > stg_fall
+            expo = cam_rise - 1 if cam_high else -1
             det = 0 if c == apd else 1
             if conditional:
                 if n_pend == pend.shape[0]:
                     n_out = _emit_pending(n_pend, -1, period, pend, out_t, out_delay,
-                                          out_frame, out_seg, out_moving, out_det, n_out)
+                                          out_expo, out_det, n_out)
                     n_pend = 0
                 pend[n_pend, _P_T] = t
-                pend[n_pend, _P_FRAME] = frame
-                pend[n_pend, _P_SEG] = stg_fall
-                pend[n_pend, _P_MOVING] = moving
+                pend[n_pend, _P_EXPO] = expo
                 pend[n_pend, _P_DET] = det
                 n_pend += 1
             else:
                 out_t[n_out] = t
                 out_delay[n_out] = (t - last_sync) % period if last_sync >= 0 else -1
-                out_frame[n_out] = frame
-                out_seg[n_out] = stg_fall
-                out_moving[n_out] = moving
+                out_expo[n_out] = expo
                 out_det[n_out] = det
                 n_out += 1
         elif c == sync:
             last_sync = t
             if n_pend > 0:
-                n_out = _emit_pending(n_pend, t, period, pend, out_t, out_delay, out_frame,
-                                      out_seg, out_moving, out_det, n_out)
+                n_out = _emit_pending(n_pend, t, period, pend, out_t, out_delay, out_expo,
+                                      out_det, n_out)
                 n_pend = 0
-        elif c == cam:
-            cam_rise += 1
+        elif c in (cam, -cam, stage, -stage):
+            if c == cam:
+                cam_rise += 1
+                cam_high = 1
+                edge_kind[n_edge] = 0
+            elif c == -cam:
+                cam_high = 0
+                edge_kind[n_edge] = 1
+            elif c == stage:
+                edge_kind[n_edge] = 2
+            else:
+                edge_kind[n_edge] = 3
             edge_t[n_edge] = t
-            edge_kind[n_edge] = 0
-            n_edge += 1
-        elif c == -cam:
-            cam_fall += 1
-            edge_t[n_edge] = t
-            edge_kind[n_edge] = 1
-            n_edge += 1
-        elif c == stage:
-            stg_rise += 1
-            edge_t[n_edge] = t
-            edge_kind[n_edge] = 2
-            n_edge += 1
-        elif c == -stage:
-            stg_fall += 1
-            edge_t[n_edge] = t
-            edge_kind[n_edge] = 3
             n_edge += 1
     if flush:
-        n_out = _emit_pending(n_pend, -1, period, pend, out_t, out_delay, out_frame, out_seg,
-                              out_moving, out_det, n_out)
+        n_out = _emit_pending(n_pend, -1, period, pend, out_t, out_delay, out_expo, out_det,
+                              n_out)
         n_pend = 0
     state[_LAST_SYNC] = last_sync
     state[_CAM_RISE] = cam_rise
-    state[_CAM_FALL] = cam_fall
-    state[_STG_RISE] = stg_rise
-    state[_STG_FALL] = stg_fall
+    state[_CAM_HIGH] = cam_high
     state[_N_PEND] = n_pend
     return n_out, n_edge
 
 
 @dataclass(frozen=True)
 class PhotonChunk:
-    """Photons of one chunk, in time order (before the angle lookup).
-
-    ``segment`` is the number of completed stage moves when the photon arrived.
-    """
+    """Photons of one chunk of tags, in time order, before the frame and angle lookup."""
 
     time_ps: np.ndarray  #: int64, tagger time (ps)
     delay_ps: np.ndarray  #: int64, delay after its own laser pulse (ps), -1 = unknown
-    frame: np.ndarray  #: int32, camera frame index, -1 = between frames
-    segment: np.ndarray  #: int32, completed stage moves at arrival
-    moving: np.ndarray  #: bool, the stage was moving
+    exposure: np.ndarray  #: int64, exposure (``camera_fire`` pair) it arrived in, -1 = none
     detector: np.ndarray  #: int8, 0 = APD (``apd``), 1 = second APD (``apd2``)
 
 
 class PhotonBookkeeper:
-    """Streaming photon bookkeeping: feed tag chunks in order, get photon chunks back.
+    """Streaming photon bookkeeping: feed tag chunks in order, then :meth:`finish`.
 
     Parameters are the tagger input numbers (``/channels``) and the laser period (ps); ``apd2``
     is the second APD's input (None: one APD). With the conditional filter a click of either APD
-    lets the next sync through. Camera and stage edges are collected in
-    :attr:`camera_edges_ps` / :attr:`stage_edges_ps`.
+    lets the next sync through. Camera and stage edges are collected (:attr:`exposures`,
+    :attr:`moves`).
     """
 
     def __init__(self, apd: int, laser_sync: int, camera_fire: int, stage_motion: int,
@@ -183,10 +167,15 @@ class PhotonBookkeeper:
         self._apd2 = 0 if apd2 is None else int(apd2)
         self._conditional = conditional_filter
         self._period = int(laser_period_ps)
-        self._state = np.array([-1, 0, 0, 0, 0, 0], np.int64)
-        self._pend = np.empty((_PENDING, 5), np.int64)
+        self._state = np.array([-1, 0, 0, 0], np.int64)
+        self._pend = np.empty((_PENDING, 3), np.int64)
         self._edges: list[tuple[np.ndarray, np.ndarray]] = []
         self.tags_seen = 0
+
+    @classmethod
+    def for_measurement(cls, meas: Measurement) -> PhotonBookkeeper:
+        return cls(meas.apd_channel, meas.sync_channel, meas.camera_channel, meas.stage_channel,
+                   meas.conditional_filter, meas.laser_period_ps, meas.apd2_channel)
 
     def feed(self, timestamp_ps: np.ndarray, channel: np.ndarray, last: bool = False
              ) -> PhotonChunk:
@@ -194,9 +183,7 @@ class PhotonBookkeeper:
         n = timestamp_ps.shape[0] + _PENDING
         out_t = np.empty(n, np.int64)
         out_delay = np.empty(n, np.int64)
-        out_frame = np.empty(n, np.int64)
-        out_seg = np.empty(n, np.int64)
-        out_moving = np.empty(n, np.bool_)
+        out_expo = np.empty(n, np.int64)
         out_det = np.empty(n, np.int8)
         edge_t = np.empty(timestamp_ps.shape[0], np.int64)
         edge_kind = np.empty(timestamp_ps.shape[0], np.int8)
@@ -204,35 +191,40 @@ class PhotonBookkeeper:
         n_out, n_edge = _kernel(
             np.ascontiguousarray(timestamp_ps, np.int64), np.ascontiguousarray(channel, np.int32),
             apd, self._apd2, sync, cam, stage, self._conditional, self._period, self._state,
-            self._pend, out_t, out_delay, out_frame, out_seg, out_moving, out_det,
-            edge_t, edge_kind, last)
-        self._edges.append((edge_t[:n_edge].copy(), edge_kind[:n_edge].copy()))
+            self._pend, out_t, out_delay, out_expo, out_det, edge_t, edge_kind, last)
+        if n_edge:
+            self._edges.append((edge_t[:n_edge].copy(), edge_kind[:n_edge].copy()))
         self.tags_seen += timestamp_ps.shape[0]
         return PhotonChunk(out_t[:n_out].copy(), out_delay[:n_out].copy(),
-                           out_frame[:n_out].astype(np.int32), out_seg[:n_out].astype(np.int32),
-                           out_moving[:n_out].copy(), out_det[:n_out].copy())
+                           out_expo[:n_out].copy(), out_det[:n_out].copy())
+
+    def finish(self) -> PhotonChunk:
+        """Flush the photons still waiting for a sync tag (the end of the stream)."""
+        return self.feed(np.zeros(0, np.int64), np.zeros(0, np.int32), last=True)
 
     def _edges_of(self, kind: int) -> np.ndarray:
         if not self._edges:
             return np.zeros(0, np.int64)
-        t = np.concatenate([e[0] for e in self._edges])
-        k = np.concatenate([e[1] for e in self._edges])
+        if len(self._edges) > 1:
+            self._edges = [(np.concatenate([e[0] for e in self._edges]),
+                            np.concatenate([e[1] for e in self._edges]))]
+        t, k = self._edges[0]
         return t[k == kind]
 
     @property
-    def camera_edges_ps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rising and falling ``camera_fire`` tag times (ps)."""
-        return self._edges_of(0), self._edges_of(1)
+    def exposures(self) -> EdgePairs:
+        """The camera exposures seen so far."""
+        return pair_edges(self._edges_of(0), self._edges_of(1))
 
     @property
-    def stage_edges_ps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rising and falling ``stage_motion`` tag times (ps)."""
-        return self._edges_of(2), self._edges_of(3)
+    def moves(self) -> EdgePairs:
+        """The waveplate moves seen so far."""
+        return pair_edges(self._edges_of(2), self._edges_of(3))
 
 
 @dataclass(frozen=True)
 class PhotonTable:
-    """Every APD photon of a measurement with its bookkeeping, plus the timing edges.
+    """APD photons with their bookkeeping, plus the frame and waveplate timing.
 
     With two APDs the photons of both are in one time-ordered table, told apart by
     :attr:`detector`.
@@ -240,17 +232,14 @@ class PhotonTable:
 
     time_ps: np.ndarray  #: int64, tagger time (ps)
     delay_ps: np.ndarray  #: int64, delay after its own laser pulse (ps), -1 = unknown
-    frame: np.ndarray  #: int32, camera frame, -1 = between frames
+    frame: np.ndarray  #: int32, stored camera frame, -1 = between frames or a lost frame
     theta_deg: np.ndarray  #: float64, waveplate angle θ = stage − waveplate_zero (deg)
     moving: np.ndarray  #: bool, the stage was moving
-    frame_start_ps: np.ndarray  #: int64 [frames], exposure start (rising camera_fire)
-    frame_stop_ps: np.ndarray  #: int64 [frames], exposure end (falling camera_fire)
-    move_start_ps: np.ndarray  #: int64 [moves], stage starts moving
-    move_stop_ps: np.ndarray  #: int64 [moves], stage still again
+    detector: np.ndarray  #: int8, 0 = APD (``apd``), 1 = second APD (``apd2``)
+    frames: FrameTiming  #: timing of the stored frames with a complete exposure
+    stage: StageTiming
     laser_period_ps: int
     tags: int  #: tags processed
-    #: int8, 0 = APD (``apd``), 1 = second APD (``apd2``); None: every photon is from the APD
-    detector: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -260,113 +249,85 @@ class PhotonTable:
     @property
     def from_apd2(self) -> np.ndarray:
         """Whether each photon was detected by the second APD (bool [photons])."""
-        if self.detector is None:
-            return np.zeros(self.n, bool)
         return self.detector == 1
 
-    def frame_theta_deg(self, rest_deg: np.ndarray) -> np.ndarray:
-        """Waveplate angle θ at the middle of each complete frame (deg), from the rest angles."""
-        n = min(self.frame_start_ps.shape[0], self.frame_stop_ps.shape[0])
-        mid = (self.frame_start_ps[:n] + self.frame_stop_ps[:n]) // 2
-        return stage_angle_at(mid, self.move_start_ps, self.move_stop_ps, rest_deg)[0]
+    @property
+    def frame_start_ps(self) -> np.ndarray:
+        """Exposure start of each frame (int64 [frames])."""
+        return self.frames.start_ps
 
-    def frame_moving(self) -> np.ndarray:
-        """Whether the stage moved at any time during each complete frame (bool [frames])."""
-        n = min(self.frame_start_ps.shape[0], self.frame_stop_ps.shape[0])
-        out = np.zeros(n, bool)
-        stops = self.move_stop_ps
-        for k, start in enumerate(self.move_start_ps):
-            stop = stops[k] if k < stops.shape[0] else np.iinfo(np.int64).max
-            out |= (self.frame_start_ps[:n] < stop) & (self.frame_stop_ps[:n] > start)
-        return out
+    @property
+    def frame_stop_ps(self) -> np.ndarray:
+        """Exposure end of each frame (int64 [frames])."""
+        return self.frames.stop_ps
 
 
-def rest_angles(start_angle_deg: float, reached_deg: np.ndarray, zero_deg: float) -> np.ndarray:
-    """Waveplate angle θ (deg) in each rest segment: before move 0, after move 0, ..."""
-    reached = np.asarray(reached_deg, float)
-    stage = np.concatenate([[start_angle_deg], reached])
-    # A move without a read-back keeps the previous angle.
-    for k in range(1, stage.shape[0]):
-        if not np.isfinite(stage[k]):
-            stage[k] = stage[k - 1]
-    return stage - zero_deg
+def _locate(chunk: PhotonChunk, frames: FrameTiming, stage: StageTiming, period: int,
+            tags: int) -> PhotonTable:
+    """Frame, θ and moving flag of a chunk's photons."""
+    to_frame = frames.exposure_to_frame
+    expo = chunk.exposure
+    known = (expo >= 0) & (expo < to_frame.shape[0])
+    frame = np.full(expo.shape, -1, np.int32)
+    frame[known] = to_frame[expo[known]]
+    theta, moving = stage_angle_at(chunk.time_ps, stage)
+    return PhotonTable(chunk.time_ps, chunk.delay_ps, frame, theta, moving, chunk.detector,
+                       frames, stage, period, tags)
 
 
-def stage_angle_at(t_ps: np.ndarray, move_start_ps: np.ndarray, move_stop_ps: np.ndarray,
-                   rest_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Waveplate angle θ (deg) and moving flag at times ``t_ps`` (linear during a move)."""
-    t = np.asarray(t_ps, np.int64)
-    starts = np.asarray(move_start_ps, np.int64)
-    stops = np.concatenate([np.asarray(move_stop_ps, np.int64),
-                            np.full(max(starts.shape[0] - move_stop_ps.shape[0], 0),
-                                    np.iinfo(np.int64).max)])
-    n_started = np.searchsorted(starts, t, side="right")
-    n_stopped = np.searchsorted(stops[: starts.shape[0]], t, side="right")
-    moving = n_started > n_stopped
-    seg = np.minimum(n_stopped, rest_deg.shape[0] - 1)
-    theta = rest_deg[seg].astype(float)
-    if np.any(moving):
-        k = n_started[moving] - 1
-        a0 = rest_deg[np.minimum(k, rest_deg.shape[0] - 1)]
-        a1 = rest_deg[np.minimum(k + 1, rest_deg.shape[0] - 1)]
-        span = np.maximum((stops[k] - starts[k]).astype(float), 1.0)
-        frac = np.clip((t[moving] - starts[k]) / span, 0.0, 1.0)
-        theta[moving] = a0 + (a1 - a0) * frac
-    return theta, moving
+def _concatenate(parts: list[PhotonTable], frames: FrameTiming, stage: StageTiming,
+                 period: int, tags: int) -> PhotonTable:
+    def cat(name: str, dtype: type) -> np.ndarray:
+        arrays = [getattr(p, name) for p in parts]
+        return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
+
+    return PhotonTable(cat("time_ps", np.int64), cat("delay_ps", np.int64),
+                       cat("frame", np.int32), cat("theta_deg", np.float64),
+                       cat("moving", np.bool_), cat("detector", np.int8), frames, stage,
+                       period, tags)
 
 
-def iter_photon_chunks(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray]], book: PhotonBookkeeper
-) -> Iterator[PhotonChunk]:
-    """Run the bookkeeper over tag chunks, flushing after the last one."""
-    iterator = iter(chunks)
-    current = next(iterator, None)
-    while current is not None:
-        nxt = next(iterator, None)
-        yield book.feed(current[0], current[1], last=nxt is None)
-        current = nxt
-
-
-def _table(parts: list[PhotonChunk], book: PhotonBookkeeper, period: int,
-           rest_deg: np.ndarray) -> PhotonTable:
-    time_ps = np.concatenate([p.time_ps for p in parts]) if parts else np.zeros(0, np.int64)
-    delay = np.concatenate([p.delay_ps for p in parts]) if parts else np.zeros(0, np.int64)
-    frame = np.concatenate([p.frame for p in parts]) if parts else np.zeros(0, np.int32)
-    detector = (np.concatenate([p.detector for p in parts]) if parts
-                else np.zeros(0, np.int8))
-    cam_rise, cam_fall = book.camera_edges_ps
-    stg_rise, stg_fall = book.stage_edges_ps
-    theta, moving = stage_angle_at(time_ps, stg_rise, stg_fall, rest_deg)
-    return PhotonTable(time_ps=time_ps, delay_ps=delay, frame=frame, theta_deg=theta,
-                       moving=moving, frame_start_ps=cam_rise, frame_stop_ps=cam_fall,
-                       move_start_ps=stg_rise, move_stop_ps=stg_fall, laser_period_ps=period,
-                       tags=book.tags_seen, detector=detector)
+def iter_photons(meas: Measurement, chunk_tags: int = DEFAULT_TAG_CHUNK,
+                 timing: tuple[EdgePairs, StageTiming, FrameTiming] | None = None
+                 ) -> Iterator[PhotonTable]:
+    """The photons of a measurement file chunk by chunk (each photon exactly once, in time
+    order), each chunk with its frames and angles; memory bounded by ``chunk_tags``."""
+    _, stage, frames = timing if timing is not None else read_timing(meas, chunk_tags)
+    book = PhotonBookkeeper.for_measurement(meas)
+    period = meas.laser_period_ps
+    for ts, ch in iter_tag_chunks(meas.path, chunk_tags):
+        yield _locate(book.feed(ts, ch), frames, stage, period, book.tags_seen)
+    yield _locate(book.finish(), frames, stage, period, book.tags_seen)
 
 
 def photon_table_from_tags(timestamp_ps: np.ndarray, channel: np.ndarray, *, apd: int,
                            laser_sync: int, camera_fire: int, stage_motion: int,
                            conditional_filter: bool, laser_period_ps: int,
                            rest_deg: np.ndarray, chunk_tags: int = DEFAULT_TAG_CHUNK,
-                           apd2: int | None = None) -> PhotonTable:
-    """Photon table from in-memory tag arrays (``rest_deg`` from :func:`rest_angles`)."""
+                           apd2: int | None = None,
+                           exposure_index: np.ndarray | None = None) -> PhotonTable:
+    """Photon table from in-memory tag arrays (``rest_deg`` from
+    :func:`cryoscope.datafile.rest_angles`)."""
     book = PhotonBookkeeper(apd, laser_sync, camera_fire, stage_motion, conditional_filter,
                             laser_period_ps, apd2)
-    chunks = ((timestamp_ps[i:i + chunk_tags], channel[i:i + chunk_tags])
-              for i in range(0, max(timestamp_ps.shape[0], 1), chunk_tags))
-    parts = list(iter_photon_chunks(chunks, book))
-    return _table(parts, book, laser_period_ps, rest_deg)
+    chunks = [book.feed(timestamp_ps[i:i + chunk_tags], channel[i:i + chunk_tags])
+              for i in range(0, timestamp_ps.shape[0], chunk_tags)]
+    chunks.append(book.finish())
+    stage = StageTiming(book.moves, np.asarray(rest_deg, float))
+    frames = frame_timing(book.exposures, stage, exposure_index)
+    parts = [_locate(c, frames, stage, laser_period_ps, book.tags_seen) for c in chunks]
+    return _concatenate(parts, frames, stage, laser_period_ps, book.tags_seen)
 
 
 def collect_photons(path: str | Path, chunk_tags: int = DEFAULT_TAG_CHUNK,
                     measurement: Measurement | None = None) -> PhotonTable:
-    """All photons of a measurement file, read in chunks of ``chunk_tags`` tags."""
+    """All photons of a measurement file in one table (memory grows with the file: the
+    streaming analysis uses :func:`iter_photons`)."""
     meas = measurement if measurement is not None else open_measurement(path)
-    book = PhotonBookkeeper(meas.apd_channel, meas.sync_channel, meas.camera_channel,
-                            meas.stage_channel, meas.conditional_filter, meas.laser_period_ps,
-                            meas.apd2_channel)
-    parts = list(iter_photon_chunks(iter_tag_chunks(path, chunk_tags), book))
-    rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
-    table = _table(parts, book, meas.laser_period_ps, rest)
+    timing = read_timing(meas, chunk_tags)
+    parts = list(iter_photons(meas, chunk_tags, timing))
+    table = _concatenate(parts, timing[2], timing[1], meas.laser_period_ps,
+                         parts[-1].tags if parts else 0)
     log.info("%d tags -> %d photons (%d from APD 2), %d frames", table.tags, table.n,
-             int(np.count_nonzero(table.from_apd2)), table.frame_start_ps.size)
+             int(np.count_nonzero(table.from_apd2)), table.frames.n)
     return table

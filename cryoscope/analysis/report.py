@@ -26,19 +26,20 @@ from cryoscope.analysis.lifetime import (
     fit_decay,
 )
 from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, find_zpls, fit_lines
-from cryoscope.analysis.measurement import (
-    DEFAULT_TAG_CHUNK,
-    Measurement,
-    MeasurementError,
-    open_measurement,
-    read_frames,
-)
-from cryoscope.analysis.photons import PhotonTable, collect_photons, rest_angles
+from cryoscope.analysis.photons import PhotonTable, collect_photons
 from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
 from cryoscope.analysis.spectra import SpectralFrames, prepare_spectra
 from cryoscope.analysis.states import SpectralStates, cluster_frames
 from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.analysis.tracking import PeakTracks, track_peaks
+from cryoscope.datafile import (
+    DEFAULT_TAG_CHUNK,
+    Measurement,
+    MeasurementError,
+    in_intervals,
+    open_measurement,
+    read_frames,
+)
 
 __all__ = ["AnalysisResult", "LineResult", "StateResult", "align_apd2_delays", "analyze_file",
            "analyze_state_decay", "line_polarization"]
@@ -262,7 +263,7 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         photons, apd2_offset = align_apd2_delays(photons)
         g2 = g2_from_photons(photons.time_ps, photons.from_apd2.astype(np.int8),
                              photons.laser_period_ps)
-    n_frames = min(meas.n_frames, photons.frame_start_ps.size, photons.frame_stop_ps.size)
+    n_frames = photons.frames.n
     if n_frames == 0:
         raise ValueError(f"{path}: no complete camera frame")
     bands = None
@@ -275,15 +276,13 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         v_track = names.index("V") if "V" in names else 0
         h_track = names.index("H") if "H" in names else 1
     spectra = prepare_spectra(frames, meas.wavelength_nm, v_track=v_track, h_track=h_track)
-    rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
-    theta = photons.frame_theta_deg(rest)[:n_frames]
-    moving = photons.frame_moving()[:n_frames]
+    theta = photons.frames.theta_deg
+    moving = photons.frames.moving
     states = cluster_frames(spectra, k_max=max_states, seed=seed)
     exposure_s = (photons.frame_stop_ps[:n_frames] - photons.frame_start_ps[:n_frames]) * 1e-12
     label_of_frame = np.full(n_frames + 1, -1, int)
     label_of_frame[:n_frames] = states.labels
-    ph_frame = np.where(photons.frame < n_frames, photons.frame, -1)
-    ph_state = label_of_frame[ph_frame]
+    ph_state = label_of_frame[photons.frame]
     state_results = []
     for sid in range(states.n_states):
         idx = np.flatnonzero(states.labels == sid)
@@ -310,13 +309,14 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     duration_s = (stop_ps - start_ps) * 1e-12
     if math.isfinite(meas.duration_s) and meas.duration_s > 0:
         duration_s = meas.duration_s
-    in_run = (photons.time_ps >= start_ps) & (photons.time_ps < stop_ps)
+    in_run = ((photons.time_ps >= start_ps) & (photons.time_ps < stop_ps)
+              & ~in_intervals(photons.time_ps, meas.pauses_ps))
     trace = intensity_trace(photons.time_ps[in_run], bin_s, start_ps, stop_ps)
     cps, levels = None, None
     if change_points and photons.n > 20:
         cps = find_change_points(photons.time_ps[in_run])
         levels = group_levels(cps)
-    hist_all, fit_all = analyze_state_decay(photons.delay_ps, photons.laser_period_ps)
+    hist_all, fit_all = analyze_state_decay(photons.delay_ps[in_run], photons.laser_period_ps)
     t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
     bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
               if fit_all else 0.0)

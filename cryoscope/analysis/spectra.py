@@ -70,8 +70,9 @@ class SpectralFrames:
         return float(np.mean(np.diff(self.energy_ev))) * 1000.0
 
 
-def _remove_background(track: np.ndarray) -> np.ndarray:
-    """Subtract each frame's baseline: the median over pixels (lines are sparse)."""
+def subtract_background(track: np.ndarray) -> np.ndarray:
+    """Subtract each frame's baseline: the median over pixels (lines are sparse). ``track``:
+    ``[frames, pixels]``; the live views use it too."""
     return track - np.median(track, axis=1, keepdims=True)
 
 
@@ -163,8 +164,8 @@ def prepare_spectra(frames: np.ndarray, wavelength_nm: np.ndarray, *,
         raise ValueError(f"frames must be [frames, tracks>=2, pixels], got {data.shape}")
     energy = energy_axis_ev(wavelength_nm)
     order = np.argsort(energy)
-    v = _remove_background(data[:, v_track, :])[:, order]
-    h = _remove_background(data[:, h_track, :])[:, order]
+    v = subtract_background(data[:, v_track, :])[:, order]
+    h = subtract_background(data[:, h_track, :])[:, order]
     noise = estimate_noise(v, h)
     v2, nv = _remove_cosmics(v, h, noise, cosmic_threshold)
     h2, nh = _remove_cosmics(h, v, noise, cosmic_threshold)

@@ -15,6 +15,7 @@ from cryoscope.analysis.lifetime import detector_offset_ps
 from cryoscope.analysis.photons import PhotonTable
 from cryoscope.analysis.report import align_apd2_delays, analyze_file
 from cryoscope.analysis.summary import write_summary
+from cryoscope.datafile import StageTiming, frame_timing, pair_edges
 from sim_hardware.emission import LaserState, expected_g2_zero
 from tests.analysis.simfiles import emitter, simulated_file
 
@@ -85,12 +86,12 @@ def test_second_apd_offset_is_measured_and_removed() -> None:
     assert detector_offset_ps(d1, d2, period) == pytest.approx(700.0, abs=15.0)
     delay = np.concatenate([d1, d2])
     detector = np.repeat(np.array([0, 1], np.int8), n)
-    empty = np.zeros(0, np.int64)
+    stage = StageTiming(pair_edges([], []), np.zeros(1))
     table = PhotonTable(time_ps=np.arange(2 * n, dtype=np.int64), delay_ps=delay,
                         frame=np.zeros(2 * n, np.int32), theta_deg=np.zeros(2 * n),
-                        moving=np.zeros(2 * n, bool), frame_start_ps=empty, frame_stop_ps=empty,
-                        move_start_ps=empty, move_stop_ps=empty, laser_period_ps=period,
-                        tags=2 * n, detector=detector)
+                        moving=np.zeros(2 * n, bool), detector=detector,
+                        frames=frame_timing(pair_edges([], []), stage), stage=stage,
+                        laser_period_ps=period, tags=2 * n)
     aligned, offset = align_apd2_delays(table)
     assert offset == pytest.approx(700.0, abs=15.0)
     np.testing.assert_array_equal(aligned.delay_ps[:n], d1)

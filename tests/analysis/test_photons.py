@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryoscope.analysis.photons import (
-    PhotonBookkeeper,
-    photon_table_from_tags,
-    rest_angles,
-    stage_angle_at,
-)
+from cryoscope.analysis.photons import PhotonBookkeeper, photon_table_from_tags
+from cryoscope.datafile import StageTiming, pair_edges, rest_angles, stage_angle_at
 
 PERIOD = 1_000_000
 APD, SYNC, CAM, STAGE, APD2 = 1, 2, 3, 4, 5
@@ -46,7 +42,7 @@ def _stream(conditional: bool, seed: int = 0):
 @pytest.mark.parametrize("chunk", [7, 1000, 10_000_000])
 def test_delay_frame_and_motion_of_every_photon(conditional: bool, chunk: int) -> None:
     ts, ch, delay, frame, moving, t_ph, moves = _stream(conditional)
-    rest = rest_angles(10.0, np.array([15.0, 20.0]), zero_deg=4.0)
+    rest = rest_angles(10.0, np.array([15.0, 20.0]), np.array([15.0, 20.0]), zero_deg=4.0)
     table = photon_table_from_tags(ts, ch, apd=APD, laser_sync=SYNC, camera_fire=CAM,
                                    stage_motion=STAGE, conditional_filter=conditional,
                                    laser_period_ps=PERIOD, rest_deg=rest, chunk_tags=chunk)
@@ -67,9 +63,9 @@ def test_delay_frame_and_motion_of_every_photon(conditional: bool, chunk: int) -
     expected = 6.0 + 5.0 * (t_ph[mid] - moves[0][0]) / (moves[0][1] - moves[0][0])
     np.testing.assert_allclose(table.theta_deg[mid], expected)
     np.testing.assert_array_equal(table.frame_start_ps, [2e9, 6.5e9, 12e9])
-    np.testing.assert_array_equal(table.frame_moving(), [True, True, True])
+    np.testing.assert_array_equal(table.frames.moving, [True, True, True])
     # Frame 2 is centred on the start of move 2: still at 11°.
-    np.testing.assert_allclose(table.frame_theta_deg(rest), [6.0, 11.0, 11.0], atol=1e-9)
+    np.testing.assert_allclose(table.frames.theta_deg, [6.0, 11.0, 11.0], atol=1e-9)
 
 
 @pytest.mark.parametrize("conditional", [True, False])
@@ -81,7 +77,7 @@ def test_second_apd_photons_are_booked_and_marked(conditional: bool, chunk: int)
     photon_tags = np.flatnonzero(ch == APD)  # in time order, like t_ph
     ch = ch.copy()
     ch[photon_tags[on_apd2]] = APD2
-    rest = rest_angles(10.0, np.array([15.0, 20.0]), zero_deg=4.0)
+    rest = rest_angles(10.0, np.array([15.0, 20.0]), np.array([15.0, 20.0]), zero_deg=4.0)
     kwargs = dict(apd=APD, laser_sync=SYNC, camera_fire=CAM, stage_motion=STAGE,
                   conditional_filter=conditional, laser_period_ps=PERIOD, rest_deg=rest,
                   chunk_tags=chunk)
@@ -113,8 +109,8 @@ def test_photon_without_its_sync_is_flagged_not_dropped() -> None:
 
 def test_stage_angle_interpolates_and_holds() -> None:
     rest = np.array([0.0, 5.0, 10.0])
-    theta, moving = stage_angle_at(np.array([0, 150, 250, 400]), np.array([100, 300]),
-                                   np.array([200, 350]), rest)
+    stage = StageTiming(pair_edges([100, 300], [200, 350]), rest)
+    theta, moving = stage_angle_at(np.array([0, 150, 250, 400]), stage)
     np.testing.assert_allclose(theta, [0.0, 2.5, 5.0, 10.0])
     assert moving.tolist() == [False, True, False, False]
 
@@ -126,7 +122,8 @@ def test_exposure_cut_short_by_the_end_of_the_run() -> None:
     table = photon_table_from_tags(ts, ch, apd=APD, laser_sync=SYNC, camera_fire=CAM,
                                    stage_motion=STAGE, conditional_filter=False,
                                    laser_period_ps=PERIOD, rest_deg=np.array([0.0]))
-    assert table.frame.tolist() == [0, 1]  # the second photon is in the unfinished frame 1
+    # the second photon is in the unfinished exposure 1, which has no frame
+    assert table.frame.tolist() == [0, -1]
     assert table.delay_ps.tolist() == [-1, 1_000]
-    assert table.frame_theta_deg(np.array([0.0])).shape == (1,)
-    assert table.frame_moving().shape == (1,)
+    assert table.frames.n == 1
+    assert table.frames.theta_deg.shape == table.frames.moving.shape == (1,)

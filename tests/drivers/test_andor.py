@@ -145,6 +145,7 @@ def test_lost_frames_keep_their_index(camera: AndorCamera, camera_class: Any):
     cam.read_multiple_images.return_value = (_frames(4, 2), (4, 6))
     block = camera.read_new_frames()
     assert (block.first_index, len(block)) == (4, 2)
+    assert block.lost == (0, 1, 2, 3)
 
 
 def test_status_and_errors(camera: AndorCamera, camera_class: Any):

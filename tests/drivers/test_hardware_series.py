@@ -15,8 +15,8 @@ from vendor_fakes import COLUMNS, SwabianSdk, stream_buffer
 
 from cryoscope import hardware_rig
 from cryoscope.acquisition import RunState
+from cryoscope.api import run_polarization_series
 from cryoscope.config import Config, load_config
-from cryoscope.plans.polarization_series import run_polarization_series
 from cryoscope.rig import open_rig
 from drivers.interfaces import Clock
 

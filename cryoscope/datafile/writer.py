@@ -1,9 +1,14 @@
-"""The measurement file: HDF5 written while the run goes (layout in ``docs/file-format.md``).
+"""Writing the measurement file: HDF5 written while the run goes (layout in
+``docs/file-format.md``).
 
-The writer creates every node up front, switches the file to single-writer/multiple-reader (SWMR)
-mode and then only appends and flushes (at least once per second of wall time), so a crash or
-``kill -9`` loses at most the last second and leaves a file that opens. At the end it reopens the
-file normally to record the final status, error and ground truth.
+An :class:`OutputClaim` takes the output path when a run is accepted, before any instrument
+moves: a new file is created at once (exclusively), a file being replaced stays untouched until
+the replacement run has succeeded, and a lock file next to it keeps every other run away while
+this one lives. The writer creates every node up front, switches the file to
+single-writer/multiple-reader (SWMR) mode and then only appends and flushes (at least once per
+second of wall time), so a crash or ``kill -9`` loses at most the last second and leaves a file
+that opens. At the end it reopens the file normally to record the final status, error and
+ground truth.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,41 +29,142 @@ import numpy as np
 import numpy.typing as npt
 
 from cryoscope import __version__
-from drivers.interfaces import FrameBlock, Identity, TagBlock, TagEventType
+from cryoscope.datafile.schema import FORMAT, FORMAT_VERSION
+from drivers.interfaces import Identity, TagBlock, TagEventType
 
 log = logging.getLogger(__name__)
 
-FORMAT = "cryoscope"
-FORMAT_VERSION = 1
 #: Queued data reaches the disk at least this often (wall time, s).
 FLUSH_INTERVAL_S = 0.5
 #: ... or as soon as this many tags are queued.
 TAG_BUFFER_LIMIT = 2_000_000
 
 
-class OutputExistsError(FileExistsError):
-    """The output file exists and overwriting was not asked for."""
+#: Longest text of an event kind and message in ``/events`` (bytes, UTF-8).
+EVENT_KIND_BYTES, EVENT_MESSAGE_BYTES = 16, 240
+
+
+class OutputError(OSError):
+    """The output path cannot be claimed. ``str()`` is one line naming the path."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output file exists and replacing it was not asked for."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(f"output file exists: {path} (use --overwrite to replace it)")
+        super().__init__(f"output file exists: {path}")
+        self.path = path
 
 
-class NotAMeasurementError(ValueError):
-    """A file is not a cryoscope measurement file."""
+class OutputBusyError(OutputError):
+    """Another live run holds the output path."""
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def check_output_path(path: Path, overwrite: bool) -> None:
-    """Raise if ``path`` cannot be written: it exists (and no overwrite) or has no folder."""
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"output path is a directory: {path}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutputClaim:
+    """The right to write one measurement file, taken when a run is accepted.
+
+    A new file is created empty at once (``O_EXCL``: two runs can never both create it). With
+    ``overwrite`` an existing measurement stays in place while the run writes to a hidden file
+    beside it, and replaces it only when the run ends without failing (:meth:`settle`). A lock
+    file ``<name>.lock`` holding the process id keeps other runs away from the path while this
+    one lives; a lock left by a dead process is taken over.
+    """
+
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise OutputError(f"output path is a directory: {self.path}")
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise OutputError(f"output folder does not exist: {folder}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder is not writable: {folder}")
+        if self.path.exists() and not overwrite:
+            raise OutputExistsError(self.path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._take_lock()
+        self.replacing = self.path.exists()
+        self._created = False
+        self._released = False
+        try:
+            if self.replacing:
+                self.write_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+            else:
+                self.write_path = self.path
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                self._created = True
+        except FileExistsError:
+            self._drop_lock()
+            raise OutputExistsError(self.path) from None
+        except OSError as exc:
+            self._drop_lock()
+            raise OutputError(f"cannot create {self.path}: {exc.strerror}") from None
+
+    def _take_lock(self) -> None:
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.lock_path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and _pid_alive(pid):
+                    raise OutputBusyError(
+                        f"{self.path} is being written by a live run (process {pid})") from None
+                log.warning("taking over the stale lock %s of process %d", self.lock_path, pid)
+                self.lock_path.unlink(missing_ok=True)
+                continue
+            except OSError as exc:
+                raise OutputError(f"cannot lock {self.path}: {exc.strerror}") from None
+            with os.fdopen(fd, "w") as lock:
+                lock.write(f"{os.getpid()}\n")
+            return
+        raise OutputBusyError(f"{self.path} is being claimed by another run")
+
+    def _drop_lock(self) -> None:
+        self.lock_path.unlink(missing_ok=True)
+
+    def settle(self, began: bool, succeeded: bool) -> Path:
+        """End the claim: where the run's data now is. A replacement that failed keeps the old
+        measurement and leaves its own data next to it as ``<stem>.failed-<time>.h5``."""
+        if self._released:
+            return self.path
+        self._released = True
+        try:
+            if not began:
+                if self._created:
+                    self.path.unlink(missing_ok=True)
+                elif self.replacing:
+                    self.write_path.unlink(missing_ok=True)
+                return self.path
+            if not self.replacing:
+                return self.path
+            if succeeded:
+                os.replace(self.write_path, self.path)
+                return self.path
+            stamp = now_iso().replace(":", "").replace("-", "").replace("+0000", "")
+            kept = self.path.with_name(f"{self.path.stem}.failed-{stamp}{self.path.suffix}")
+            os.replace(self.write_path, kept)
+            log.warning("the replacement run failed: %s is unchanged, its data is in %s",
+                        self.path, kept)
+            return kept
+        finally:
+            self._drop_lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +208,9 @@ def _set_attrs(node: h5py.Group, values: Mapping[str, Any]) -> None:
 class MeasurementWriter:
     """Appends a run's data to its HDF5 file as it arrives."""
 
-    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
-        self.path = Path(path)
-        check_output_path(self.path, overwrite)
+    def __init__(self, claim: OutputClaim) -> None:
+        self.claim = claim
+        self.path = claim.path
         self._file: h5py.File | None = None
         self._last_flush = 0.0
         self._frames = 0
@@ -132,7 +239,7 @@ class MeasurementWriter:
 
     def begin(self, meta: RunMetadata) -> None:
         """Create the file with every node, then enter SWMR append mode."""
-        f = h5py.File(self.path, "w", libver="latest")
+        f = h5py.File(self.claim.write_path, "w", libver="latest")
         self._file = f
         self._began = True
         _set_attrs(f, {
@@ -162,6 +269,9 @@ class MeasurementWriter:
         _set_attrs(camera, {"identity": ids.get("camera"), **meta.camera})
         camera.create_dataset("frames", (0, *meta.frame_shape), np.uint16,
                               maxshape=(None, *meta.frame_shape), chunks=(1, *meta.frame_shape))
+        camera.create_dataset("exposure_index", (0,), np.int64, maxshape=(None,), chunks=(1024,))
+        camera.create_dataset("lost_exposure_index", (0,), np.int64, maxshape=(None,),
+                              chunks=(256,))
         for name in ("log_time_s", "log_temperature_c"):
             camera.create_dataset(name, (0,), np.float64, maxshape=(None,), chunks=(256,))
 
@@ -184,6 +294,12 @@ class MeasurementWriter:
         for name, dtype in (("log_time_s", np.float64), ("repetition_rate_hz", np.float64),
                             ("power_nw", np.float64), ("emission_on", np.uint8)):
             laser.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(256,))
+
+        events = f.create_group("events")
+        for name, dtype in (("time_s", np.float64), ("tagger_ps", np.int64),
+                            ("kind", f"S{EVENT_KIND_BYTES}"),
+                            ("message", f"S{EVENT_MESSAGE_BYTES}")):
+            events.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(256,))
 
         if meta.simulation is not None:
             _set_attrs(f.create_group("simulation"), meta.simulation)
@@ -241,16 +357,32 @@ class MeasurementWriter:
             log.warning("time tagger overflow: %d tags missed so far", self._missed)
         self._event_buffer.clear()
 
-    def append_frames(self, block: FrameBlock) -> None:
-        if len(block) == 0:
+    def append_frames(self, frames: npt.NDArray[np.uint16], exposure_index: npt.ArrayLike
+                      ) -> None:
+        """Frames ``[n, ...]`` and the exposure (``camera_fire`` edge pair) each came from."""
+        index = np.asarray(exposure_index, np.int64)
+        if frames.shape[0] != index.shape[0]:
+            raise ValueError(f"{frames.shape[0]} frames with {index.shape[0]} exposure indices")
+        if frames.shape[0] == 0:
             return
-        if block.first_index != self._frames:
-            raise ValueError(
-                f"frames arrive out of order: expected frame {self._frames}, got "
-                f"{block.first_index}")
-        _append(self._f()["camera/frames"], block.frames)
-        self._frames += len(block)
+        f = self._f()
+        _append(f["camera/frames"], frames)
+        _append(f["camera/exposure_index"], index)
+        self._frames += frames.shape[0]
         self.flush()
+
+    def log_lost_frames(self, exposure_index: npt.ArrayLike) -> None:
+        """Exposures whose frame the camera lost."""
+        _append(self._f()["camera/lost_exposure_index"], np.asarray(exposure_index, np.int64))
+
+    def log_event(self, kind: str, time_s: float, tagger_ps: int, message: str = "") -> None:
+        """An event of the run (``pause``, ``resume``, ``lost_frame``, ``interlock``, ...)."""
+        f = self._f()
+        _append(f["events/time_s"], [time_s])
+        _append(f["events/tagger_ps"], [tagger_ps])
+        _append(f["events/kind"], [kind.encode()[:EVENT_KIND_BYTES]])
+        _append(f["events/message"], [message.encode()[:EVENT_MESSAGE_BYTES]])
+        self.flush(force=True)
 
     def log_camera(self, time_s: float, temperature_c: float) -> None:
         f = self._f()
@@ -293,7 +425,7 @@ class MeasurementWriter:
         self.flush(force=True)
         self._file.close()
         self._file = None
-        with h5py.File(self.path, "r+", libver="latest") as f:
+        with h5py.File(self.claim.write_path, "r+", libver="latest") as f:
             _set_attrs(f, {"status": status, "error": " ".join(error.split()),
                            "finished": now_iso(), "duration_s": duration_s})
             _set_attrs(f["tagger"], {"overflows": self._overflows,
@@ -303,27 +435,3 @@ class MeasurementWriter:
                 for name, values in truth.items():
                     group.create_dataset(name, data=np.asarray(values))
         log.info("%s: %s, %d frames, %d tags", self.path, status, self._frames, self._tags)
-
-
-def open_h5(path: str | Path) -> h5py.File:
-    """Open a measurement file for reading: finished, still being written, or left behind by a
-    writer that crashed (SWMR read mode reads all three); files written without SWMR (older
-    HDF5 superblocks) open plainly."""
-    try:
-        return h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError:
-        return h5py.File(path, "r")
-
-
-def read_measurement_attrs(path: str | Path) -> dict[str, Any]:
-    """Root attributes of a measurement file; raises :class:`NotAMeasurementError` otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such file: {p}")
-    try:
-        with open_h5(p) as f:
-            if f.attrs.get("format") != FORMAT:
-                raise NotAMeasurementError(f"not a cryoscope measurement file: {p}")
-            return dict(f.attrs)
-    except OSError:
-        raise NotAMeasurementError(f"not an HDF5 file: {p}") from None
