@@ -59,13 +59,13 @@ class SettingRange:
         return above and value <= self.high
 
     def _quantity(self, value: float) -> str:
-        return f"{value:g} {self.unit}" if self.unit else f"{value:g}"
+        return f"{value:.10g} {self.unit}" if self.unit else f"{value:.10g}"
 
     def describe(self) -> str:
         """The range as text, e.g. ``"1.5-320 K"``, or ``"(0, 25] deg/s"`` without its low end."""
         if self.low_inclusive:
-            return f"{self.low:g}-{self._quantity(self.high)}"
-        return f"({self.low:g}, {self._quantity(self.high)}]"
+            return f"{self.low:.10g}-{self._quantity(self.high)}"
+        return f"({self.low:.10g}, {self._quantity(self.high)}]"
 
     def problem(self, value: float) -> str | None:
         """Why ``value`` is refused (one line), or None if it is within the range."""
