@@ -180,7 +180,9 @@ class CryostatPanel(InstrumentPanel):
         self.readouts["setpoint"].setText(f"{status.setpoint_k:.2f} K")
         state = "controlling" if status.controlling else "not controlling"
         if status.pressure_mbar is not None:
-            state += f", {status.pressure_mbar:.2e} mbar"
+            state += f", sample space {status.pressure_mbar:.2e} mbar"
+        if status.inlet_pressure_mbar is not None:
+            state += f", inlet {status.inlet_pressure_mbar:.2e} mbar"
         self.readouts["state"].setText(state)
 
 
