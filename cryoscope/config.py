@@ -1,20 +1,42 @@
 """The configuration of a cryoscope rig and its measurement: TOML validated with pydantic.
 
 ``config/simulated.toml`` is the default; ``config/lab.toml`` documents the real rig. Unknown or
-invalid keys are errors that name the key (:class:`ConfigError`).
+invalid keys are errors that name the key and the value (:class:`ConfigError`), and so is
+everything the run would die on or the instruments would refuse: NaN and infinity, values beyond
+sensible ceilings, empty lists, and values outside the instruments' ranges, which are read from
+their one declaration in :mod:`drivers.limits` (``docs/limits.md``).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from drivers.limits import (
+    ATTODRY800,
+    IXON_ULTRA_888,
+    KYMERA_328I,
+    LASERS,
+    PRM1_Z8,
+    TIME_TAGGER_20,
+    SettingRange,
+    track_layout_problem,
+)
 from sim_hardware.params import OpticsParams, SampleParams
 
 __all__ = [
@@ -42,6 +64,43 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or invalid. ``str()`` is one line."""
 
 
+class _BadValue(ValueError):
+    """A refused value whose key is known where it is found (cross-field and whole-file
+    checks); :func:`_describe` names ``key`` and ``value``."""
+
+    def __init__(self, key: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.key, self.value, self.message = key, value, message
+
+
+def _within(limit: SettingRange) -> AfterValidator:
+    """A field validator refusing what the instrument declaration ``limit`` refuses."""
+
+    def check(value: float) -> float:
+        problem = limit.problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def _first_non_finite(data: Any, key: str = "") -> tuple[str, float] | None:
+    """The dotted key and value of the first NaN or infinite number in parsed TOML."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return key, data
+    items: Any = ()
+    if isinstance(data, dict):
+        items = ((f"{key}.{k}" if key else str(k), v) for k, v in data.items())
+    elif isinstance(data, list | tuple):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(data))
+    for sub_key, value in items:
+        found = _first_non_finite(value, sub_key)
+        if found is not None:
+            return found
+    return None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,8 +116,9 @@ class RigConfig(_Section):
 
 
 class SimulationConfig(_Section):
-    speed: Literal["max"] | Annotated[float, Field(gt=0)] = "max"
-    seed: int = 0
+    speed: Literal["max"] | Annotated[float, Field(gt=0, le=1e6)] = "max"
+    #: Stored as an int64 in every file, and numpy seeds are non-negative.
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
 
     @property
     def speed_factor(self) -> float | None:
@@ -66,7 +126,8 @@ class SimulationConfig(_Section):
         return None if self.speed == "max" else float(self.speed)
 
 
-ChannelNumber = Annotated[int, Field(ge=1, le=18)]
+#: An input of the Time Tagger 20 (both the real and the simulated tagger are one).
+ChannelNumber = Annotated[int, _within(TIME_TAGGER_20.inputs)]
 
 
 class ChannelsConfig(_Section):
@@ -94,23 +155,54 @@ class ChannelsConfig(_Section):
 
 
 class TaggerConfig(_Section):
-    trigger_level_v: Annotated[float, Field(ge=0, le=2.5)] = 0.5
-    apd_deadtime_ps: Annotated[int, Field(ge=0)] = 6000
+    trigger_level_v: Annotated[float, _within(TIME_TAGGER_20.trigger_level_v)] = 0.5
+    apd_deadtime_ps: Annotated[int, Field(ge=0, le=1_000_000_000)] = 6000
     serial: str = ""
-    buffer_tags: Annotated[int, Field(gt=0)] = 4_000_000
+    #: Events of the stream buffer (~17 bytes each in the SDK and the simulator).
+    buffer_tags: Annotated[int, Field(gt=0, le=100_000_000)] = 4_000_000
     self_test_s: Annotated[float, Field(gt=0, le=10)] = 0.2
 
 
 class LaserConfig(_Section):
     model: Literal["simulated", "epl", "pilas"] = "simulated"
     port: str = ""
-    repetition_rate_hz: Annotated[float, Field(gt=0, le=100e6)] = 1e6
-    power_nw: Annotated[float, Field(ge=0)] = 300.0
-    wavelength_nm: Annotated[float, Field(gt=0)] = 475.0
-    pulse_width_ps: Annotated[float, Field(gt=0)] = 50.0
+    #: Within the model's range (``drivers.limits.LASERS``), checked below.
+    repetition_rate_hz: float = 1e6
+    power_nw: float = 300.0
+    wavelength_nm: Annotated[float, Field(ge=200, le=2000)] = 475.0
+    pulse_width_ps: Annotated[float, Field(gt=0, le=1e6)] = 50.0
     emission_off_after_run: bool = False
-    full_power_nw: Annotated[float, Field(gt=0)] = 1000.0
+    full_power_nw: Annotated[float, Field(gt=0, le=1e9)] = 1000.0
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    #: Whether emission, rate and power are set remotely. Absent: the model's own (the EPL-475
+    #: is front-panel only, the PiLas remote); ``false`` makes the simulated laser front-panel
+    #: only, like the lab's EPL-475.
+    remote_control: bool | None = None
+
+    @property
+    def takes_remote_settings(self) -> bool:
+        """``remote_control``, or the model's own where it is absent."""
+        return self.model != "epl" if self.remote_control is None else self.remote_control
+
+    @model_validator(mode="after")
+    def _model_limits(self) -> LaserConfig:
+        limits = LASERS[self.model]
+        for key in ("repetition_rate_hz", "power_nw"):
+            value = getattr(self, key)
+            problem = getattr(limits, key).problem(value)
+            if problem is not None:
+                raise _BadValue(f"laser.{key}", value, f"{problem} ({limits.model})")
+        if self.model == "pilas" and self.power_nw > self.full_power_nw:
+            raise _BadValue("laser.power_nw", self.power_nw,
+                            f"power {self.power_nw:g} nW exceeds full_power_nw "
+                            f"({self.full_power_nw:g} nW), the PiLas's power at full tuning")
+        if self.model == "epl" and self.remote_control:
+            raise _BadValue("laser.remote_control", self.remote_control,
+                            "the EPL-475 has no remote control (front panel only)")
+        if self.model == "pilas" and self.remote_control is False:
+            raise _BadValue("laser.remote_control", self.remote_control,
+                            "the PiLas is always remote-controlled")
+        return self
 
 
 class CryostatConfig(_Section):
@@ -121,26 +213,33 @@ class CryostatConfig(_Section):
     com_port: str = ""
     dll_path: str = ""
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
-    target_temperature_k: Annotated[float, Field(gt=0, le=320)] = 4.0
+    target_temperature_k: Annotated[float, _within(ATTODRY800.setpoint_k)] = 4.0
     control_temperature: bool = True
+
+
+Angle = Annotated[float, Field(ge=-360, le=360)]
 
 
 class StageConfig(_Section):
     serial: str = ""
-    waveplate_zero_deg: float = 0.0
-    max_velocity_deg_s: Annotated[float, Field(gt=0, le=25)] = 10.0
-    acceleration_deg_s2: Annotated[float, Field(gt=0, le=25)] = 10.0
+    waveplate_zero_deg: Angle = 0.0
+    max_velocity_deg_s: Annotated[float, _within(PRM1_Z8.max_velocity_deg_s)] = 10.0
+    acceleration_deg_s2: Annotated[float, _within(PRM1_Z8.acceleration_deg_s2)] = 10.0
     home_on_connect: bool = True
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
 
 
+LinesPerMm = Annotated[float, Field(gt=0, le=10_000)]
+
+
 class SpectrographConfig(_Section):
     index: Annotated[int, Field(ge=0)] = 0
-    grating_lines_per_mm: Annotated[float, Field(gt=0)] = 600.0
-    center_wavelength_nm: Annotated[float, Field(gt=0)] = 580.0
-    focal_length_mm: Annotated[float, Field(gt=0)] = 328.0
+    grating_lines_per_mm: LinesPerMm = 600.0
+    center_wavelength_nm: Annotated[float, _within(KYMERA_328I.center_wavelength_nm)] = 580.0
+    focal_length_mm: Annotated[float, Field(gt=0, le=10_000)] = 328.0
     inclusion_angle_deg: Annotated[float, Field(ge=0, lt=90)] = 30.0
-    gratings_lines_per_mm: tuple[Annotated[float, Field(gt=0)], ...] = (150.0, 600.0, 1200.0)
+    gratings_lines_per_mm: Annotated[tuple[LinesPerMm, ...], Field(min_length=1)] = (
+        150.0, 600.0, 1200.0)
 
 
 class TrackConfig(_Section):
@@ -160,35 +259,37 @@ class TrackConfig(_Section):
 
 class CameraConfig(_Section):
     index: Annotated[int, Field(ge=0)] = 0
-    em_gain: Annotated[int, Field(ge=0, le=1000)] = 100
+    em_gain: Annotated[int, _within(IXON_ULTRA_888.em_gain)] = 100
     advanced_em_gain: bool = False
-    temperature_c: Annotated[float, Field(ge=-100, le=30)] = -80.0
+    temperature_c: Annotated[float, _within(IXON_ULTRA_888.cooling_setpoint_c)] = -80.0
     wait_for_cooling: bool = False
     readout: Literal["tracks", "image"] = "tracks"
     tracks: tuple[TrackConfig, ...] = (
         TrackConfig(name="V", row_start=470, row_stop=490),
         TrackConfig(name="H", row_start=530, row_stop=550),
     )
-    sensor_rows: Annotated[int, Field(gt=0)] = 1024
-    sensor_columns: Annotated[int, Field(gt=0)] = 1024
-    pixel_width_um: Annotated[float, Field(gt=0)] = 13.0
-    readout_rate_mhz: Annotated[float, Field(gt=0)] = 30.0
+    sensor_rows: Annotated[int, Field(gt=0, le=8192)] = 1024
+    sensor_columns: Annotated[int, Field(gt=0, le=8192)] = 1024
+    pixel_width_um: Annotated[float, Field(gt=0, le=100)] = 13.0
+    readout_rate_mhz: Annotated[float, Field(gt=0, le=1000)] = 30.0
     frame_transfer: bool = True
 
     @model_validator(mode="after")
     def _tracks_fit(self) -> CameraConfig:
-        if self.readout == "tracks" and not self.tracks:
-            raise ValueError("readout = 'tracks' needs at least one [[camera.tracks]] table")
-        for track in self.tracks:
-            if track.row_stop > self.sensor_rows:
-                raise ValueError(
-                    f"track {track.name!r} ends at row {track.row_stop}, beyond the "
-                    f"{self.sensor_rows}-row sensor"
-                )
-        if self.em_gain > 300 and not self.advanced_em_gain:
-            raise ValueError(
-                f"em_gain = {self.em_gain} exceeds 300 and needs advanced_em_gain = true"
-            )
+        if self.readout == "tracks" or self.tracks:
+            spans = [(t.row_start, t.row_stop) for t in self.tracks]
+            problem = track_layout_problem(spans, self.sensor_rows)
+            if problem is not None:
+                raise _BadValue("camera.tracks", spans, f"{problem} (Andor random-track "
+                                "readout)")
+        names = [t.name for t in self.tracks]
+        if len(set(names)) != len(names):
+            raise _BadValue("camera.tracks", names, "track names must be distinct")
+        plain_max = IXON_ULTRA_888.em_gain_plain_max
+        if self.em_gain > plain_max and not self.advanced_em_gain:
+            raise _BadValue("camera.em_gain", self.em_gain,
+                            f"em_gain = {self.em_gain} exceeds {plain_max} and needs "
+                            "advanced_em_gain = true")
         return self
 
 
@@ -196,19 +297,19 @@ class PlanParameters(_Section):
     """Parameters every plan has (``cryoscope.plans``): a camera series of ``frames`` ×
     ``exposure_s``, the engine's poll interval and the instrument-log interval."""
 
-    frames: Annotated[int, Field(gt=0)] = 400
-    exposure_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
+    frames: Annotated[int, _within(IXON_ULTRA_888.series_frames)] = 400
+    exposure_s: Annotated[float, _within(IXON_ULTRA_888.exposure_s)] = 0.5
     poll_interval_s: Annotated[float, Field(gt=0, le=1)] = 0.05
-    cryostat_log_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    cryostat_log_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
 
 
 class PlanConfig(PlanParameters):
     """``[plan]``: the polarization series' parameters (the paper's measurement); other plans
     take what they share with it from here."""
 
-    waveplate_step_deg: float = 5.0
-    waveplate_dwell_s: Annotated[float, Field(gt=0)] = 10.0
-    waveplate_start_deg: float = 0.0
+    waveplate_step_deg: Angle = 5.0
+    waveplate_dwell_s: Annotated[float, Field(gt=0, le=86_400)] = 10.0
+    waveplate_start_deg: Angle = 0.0
 
 
 class Config(BaseModel):
@@ -229,10 +330,24 @@ class Config(BaseModel):
     sample: SampleParams = SampleParams()
     optics: OpticsParams = OpticsParams()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        found = _first_non_finite(data)
+        if found is not None:
+            raise _BadValue(found[0], found[1], "NaN and infinity are not allowed")
+        return data
+
     @field_validator("sample", "optics", mode="before")
     @classmethod
     def _lists_to_tuples(cls, value: Any) -> Any:
         return _tuples(value)
+
+    @model_validator(mode="after")
+    def _has_an_emitter(self) -> Config:
+        if not self.sample.emitters:
+            raise _BadValue("sample.emitters", [], "at least one emitter is needed")
+        return self
 
     def to_toml(self) -> str:
         """The full configuration (defaults included) as TOML text."""
@@ -274,6 +389,9 @@ def default_config_path() -> Path:
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
+    bad = first.get("ctx", {}).get("error")
+    if isinstance(bad, _BadValue):
+        return f"invalid value for '{bad.key}': {bad.message} (got {bad.value!r})"
     where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
     if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"unknown key '{where}'"
@@ -299,9 +417,15 @@ def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a configuration file (the default simulated one if ``path`` is None)."""
     file = Path(path) if path is not None else default_config_path()
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {file}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{file}: not UTF-8 text: byte 0x{raw[exc.start]:02x} on line "
+                          f"{line}") from None
     return parse_config(text, str(file))

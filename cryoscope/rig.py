@@ -135,7 +135,7 @@ def _build_simulated(config: Config) -> Rig:
         clock=SimClock(bench, sim.speed_factor),
         cryostat=SimCryostat(bench, config.cryostat.target_temperature_k),
         laser=SimLaser(bench, config.laser.repetition_rate_hz, config.laser.power_nw,
-                       config.laser.wavelength_nm),
+                       config.laser.wavelength_nm, config.laser.takes_remote_settings),
         stage=SimRotationStage(bench, config.stage.max_velocity_deg_s,
                                config.stage.acceleration_deg_s2),
         spectrograph=spectrograph,

@@ -35,13 +35,14 @@ from drivers.interfaces import (
     Spectrograph,
     SpectrographStatus,
 )
+from drivers.limits import IXON_ULTRA_888, KYMERA_328I, track_layout_problem
 
 __all__ = ["EM_GAIN_SAFE_MAX", "AndorCamera", "AndorSpectrograph"]
 
 log = logging.getLogger(__name__)
 
 #: Highest EM gain allowed without ``advanced`` (above it the sensor can age or be damaged).
-EM_GAIN_SAFE_MAX = 300
+EM_GAIN_SAFE_MAX = IXON_ULTRA_888.em_gain_plain_max
 #: Cooling states in which the sensor is cold enough for EM gain.
 _COLD = (CoolingStatus.NOT_STABILIZED, CoolingStatus.STABILIZED)
 _INSTALL = "install pylablib-lightweight (the 'hardware' extra)"
@@ -201,6 +202,8 @@ class AndorCamera(Camera):
     def set_cooling(self, on: bool, setpoint_c: float | None = None) -> None:
         """Switch the cooler (setpoint in °C); switching it off first sets the EM gain to 0."""
         cam = self._dev()
+        if on and setpoint_c is not None:
+            IXON_ULTRA_888.cooling_setpoint_c.check(self.name, setpoint_c)
         with self._mapped("setting the cooling"):
             if on:
                 if setpoint_c is not None:
@@ -220,8 +223,7 @@ class AndorCamera(Camera):
 
     def set_em_gain(self, gain: int, advanced: bool = False) -> None:
         """Set the EM gain. Above 300 needs ``advanced``; any gain needs a cold sensor."""
-        if gain < 0:
-            raise SettingRejectedError(self.name, f"EM gain {gain} is negative")
+        IXON_ULTRA_888.em_gain.check(self.name, gain)
         if gain > EM_GAIN_SAFE_MAX and not advanced:
             raise SettingRejectedError(
                 self.name,
@@ -247,8 +249,9 @@ class AndorCamera(Camera):
             return float(cam.get_exposure())
 
     def set_exposure_s(self, exposure_s: float) -> None:
-        """Set the exposure time (s)."""
+        """Set the exposure time (s), within :data:`drivers.limits.IXON_ULTRA_888`."""
         cam = self._dev()
+        IXON_ULTRA_888.exposure_s.check(self.name, exposure_s)
         with self._mapped(f"setting the exposure to {exposure_s:g} s"):
             cam.set_exposure(exposure_s)
 
@@ -272,18 +275,10 @@ class AndorCamera(Camera):
         self._readout = readout
 
     def _check_tracks(self, readout: Readout) -> None:
-        if not readout.tracks:
-            raise SettingRejectedError(self.name, "track readout needs at least one track")
-        rows = self.sensor_shape()[0]
-        previous_stop = 0
-        for track in readout.tracks:
-            if track.row_start < previous_stop or track.row_stop > rows:
-                raise SettingRejectedError(
-                    self.name,
-                    f"track {track.name!r} rows [{track.row_start}, {track.row_stop}) must be "
-                    f"ascending, non-overlapping and within the {rows}-row sensor",
-                )
-            previous_stop = track.row_stop
+        spans = [(t.row_start, t.row_stop) for t in readout.tracks]
+        problem = track_layout_problem(spans, self.sensor_shape()[0])
+        if problem is not None:
+            raise SettingRejectedError(self.name, problem)
 
     def readout_settings(self) -> dict[str, float | str]:
         """Amplifier, horizontal rate (MHz), preamp gain, vertical shift (µs), frame transfer."""
@@ -307,10 +302,7 @@ class AndorCamera(Camera):
 
     def start_series(self, frames: int) -> None:
         """Start a kinetic series of ``frames`` exposures (internal trigger) and return."""
-        if frames < 1:
-            raise SettingRejectedError(
-                self.name, f"a series needs at least one frame, not {frames}"
-            )
+        IXON_ULTRA_888.series_frames.check(self.name, frames)
         cam = self._dev()
         with self._mapped(f"starting a series of {frames} frames"):
             cam.setup_acquisition(mode="kinetic", nframes=frames)
@@ -426,8 +418,9 @@ class AndorSpectrograph(Spectrograph):
             return float(spec.get_wavelength()) * 1e9
 
     def set_center_wavelength_nm(self, wavelength_nm: float) -> None:
-        """Set the center wavelength (nm)."""
+        """Set the center wavelength (nm), within :data:`drivers.limits.KYMERA_328I`."""
         spec = self._dev()
+        KYMERA_328I.center_wavelength_nm.check(self.name, wavelength_nm)
         with self._mapped(f"setting the wavelength to {wavelength_nm:g} nm"):
             spec.set_wavelength(wavelength_nm * 1e-9)
 

@@ -8,7 +8,13 @@ Two control paths exist; a lab has one or both (see ``HARDWARE.md``):
   translated by the cryostat itself (``system.errorNumberToString``) into the error's text.
 * :class:`AttoDryLibCryostat` calls ``attoDRYLib.dll`` (LabVIEW-built, Windows, COM port) through
   :mod:`ctypes`: ``AttoDRY_Interface_<name>`` functions returning an int32 error code (0 = OK).
-  Temperature control is a toggle in this API, so the state is read before every toggle.
+  Sample temperature control is a toggle in this API (``toggleSampleTemperatureControl``), so its
+  own state (``isSampleHeaterOn``) is read before every toggle. The DLL has no sample-space
+  pressure: ``getPressure800`` is the cryostat *inlet* pressure, reported as such.
+
+Access to a locked network device is asked for with the top-level JSON-RPC method
+``grantAccess(password)``, as attocube's own clients send it (their C header's
+``attoDry_grantAccess``, their MATLAB wrappers' ``"method": "grantAccess"``).
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ from drivers.interfaces import (
     InstrumentTimeoutError,
     SdkMissingError,
 )
+from drivers.limits import ATTODRY800
 
 __all__ = ["ATTODRY800_DEVICE", "AttoDryLibCryostat", "AttoDryNetworkCryostat"]
 
 log = logging.getLogger(__name__)
 
 _METHOD_PREFIX = "com.attocube.cryostat.interface."
+#: Top-level method (no interface prefix) that unlocks a password-protected device.
+_GRANT_ACCESS = "grantAccess"
 _MAX_LINE_BYTES = 1 << 20
 
 #: Device type passed to ``AttoDRY_Interface_begin`` for an attoDRY800.
@@ -52,7 +61,7 @@ class AttoDryNetworkCryostat(Cryostat):
     """The attoDRY800 through its network API (JSON-RPC 2.0, TCP port 9090).
 
     Parameters: ``host`` (name or IP address), ``port`` (TCP port, 9090), ``password`` (sent with
-    ``access.grantAccess`` if the cryostat is locked; empty = none), ``timeout_s`` (seconds to
+    ``grantAccess`` if the cryostat is locked; empty = none), ``timeout_s`` (seconds to
     connect and to wait for each reply).
     """
 
@@ -93,7 +102,7 @@ class AttoDryNetworkCryostat(Cryostat):
         self._rfile = sock.makefile("rb")
         try:
             if self.password:
-                self._call("access.grantAccess", self.password)
+                self._call(_GRANT_ACCESS, self.password)
             serial = self._call("system.getSerialNumber")
         except InstrumentError:
             self._drop()
@@ -139,9 +148,9 @@ class AttoDryNetworkCryostat(Cryostat):
         sock = require(self.name, self._sock)
         self._request_id += 1
         request_id = self._request_id
+        full_name = method if method == _GRANT_ACCESS else _METHOD_PREFIX + method
         request = {
-            "jsonrpc": "2.0", "method": _METHOD_PREFIX + method, "params": params,
-            "id": request_id, "api": 2,
+            "jsonrpc": "2.0", "method": full_name, "params": params, "id": request_id, "api": 2,
         }
         try:
             sock.sendall(json.dumps(request).encode() + b"\r\n")
@@ -198,7 +207,8 @@ class AttoDryNetworkCryostat(Cryostat):
         return float(self._call("sample.getSetPoint")[0])
 
     def set_setpoint_k(self, temperature_k: float) -> None:
-        """Set the sample temperature setpoint (K)."""
+        """Set the sample temperature setpoint (K), within :data:`drivers.limits.ATTODRY800`."""
+        ATTODRY800.setpoint_k.check(self.name, temperature_k)
         self._call("sample.setSetPoint", float(temperature_k))
 
     def is_controlling(self) -> bool:
@@ -358,14 +368,18 @@ class AttoDryLibCryostat(Cryostat):
         return self._get_float("getUserTemperature")
 
     def set_setpoint_k(self, temperature_k: float) -> None:
-        """Set the sample temperature setpoint (K)."""
+        """Set the sample temperature setpoint (K), within :data:`drivers.limits.ATTODRY800`."""
+        ATTODRY800.setpoint_k.check(self.name, temperature_k)
         self._fn("setUserTemperature", ctypes.c_float(temperature_k))
 
     def is_controlling(self) -> bool:
-        return bool(self._get_int("isControllingTemperature"))
+        """Whether the sample heater runs (PID control or a constant power): the state that
+        ``toggleSampleTemperatureControl`` toggles, read with ``isSampleHeaterOn``."""
+        return bool(self._get_int("isSampleHeaterOn"))
 
     def set_temperature_control(self, on: bool) -> None:
-        """Switch sample temperature control; the DLL only toggles, so the state is read first."""
+        """Switch sample temperature control; the DLL only toggles, so its own state is read
+        first and a repeated call changes nothing."""
         if self.is_controlling() == on:
             return
         self._fn("toggleSampleTemperatureControl")
@@ -374,7 +388,12 @@ class AttoDryLibCryostat(Cryostat):
         self._fn("goToBaseTemperature")
 
     def pressure_mbar(self) -> float | None:
-        """Sample-space pressure (mbar)."""
+        """None: attoDRYLib reads no sample-space pressure (see :meth:`inlet_pressure_mbar`)."""
+        require(self.name, self._dll)
+        return None
+
+    def inlet_pressure_mbar(self) -> float:
+        """Pressure at the cryostat inlet (mbar), attoDRYLib's ``getPressure800``."""
         return self._get_float("getPressure800")
 
     def status(self) -> CryostatStatus:
@@ -383,4 +402,5 @@ class AttoDryLibCryostat(Cryostat):
             setpoint_k=self.setpoint_k(),
             controlling=self.is_controlling(),
             pressure_mbar=self.pressure_mbar(),
+            inlet_pressure_mbar=self.inlet_pressure_mbar(),
         )

@@ -19,9 +19,19 @@ from drivers.interfaces import (
     PulsedLaser,
 )
 
-__all__ = ["EplLaser"]
+__all__ = ["EplLaser", "front_panel_only"]
 
 log = logging.getLogger(__name__)
+
+
+def front_panel_only(instrument: str, what: str, asked: str, panel: str) -> NotSupportedError:
+    """The refusal of a laser without remote control asked for another ``what`` than its
+    front panel's (``asked`` and ``panel`` with their units)."""
+    return NotSupportedError(
+        instrument,
+        f"front panel only (no remote control): cannot set {what} to {asked}; set it at the "
+        f"front panel and in the configuration (now {panel})",
+    )
 
 
 class EplLaser(PulsedLaser):
@@ -69,11 +79,7 @@ class EplLaser(PulsedLaser):
             raise NotConnectedError(self.name, "not connected (call connect() first)")
 
     def _refuse(self, what: str, asked: str, panel: str) -> NotSupportedError:
-        return NotSupportedError(
-            self.name,
-            f"the EPL-475 has no remote control: cannot set {what} to {asked}; set it at the "
-            f"front panel and in the configuration (now {panel})",
-        )
+        return front_panel_only(self.name, what, asked, panel)
 
     def identity(self) -> Identity:
         return Identity(

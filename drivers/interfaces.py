@@ -119,10 +119,14 @@ class _Status:
 
 @dataclass(frozen=True, slots=True)
 class CryostatStatus(_Status):
+    """``pressure_mbar`` is the sample-space pressure; ``inlet_pressure_mbar`` the cryostat
+    inlet's (attoDRYLib's only gauge). Either is None where the control path cannot read it."""
+
     sample_temperature_k: float
     setpoint_k: float
     controlling: bool
     pressure_mbar: float | None = None
+    inlet_pressure_mbar: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +369,8 @@ class Cryostat(Instrument):
 
     @abstractmethod
     def pressure_mbar(self) -> float | None:
-        """Sample-space pressure, or ``None`` where the cryostat has no gauge."""
+        """Sample-space pressure (mbar), or ``None`` where the cryostat (or its control path)
+        has no such gauge."""
 
     @abstractmethod
     def status(self) -> CryostatStatus: ...

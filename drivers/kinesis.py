@@ -3,7 +3,10 @@
 pylablib speaks the APT binary protocol (115200 baud, RTS/CTS) to the KDC101, either by the
 controller's serial number (FTDI D2XX, needs ``pyft232``) or by a serial port path (on Linux the
 kernel's ``ftdi_sio`` gives ``/dev/ttyUSB*``). At connect the KDC101's trigger port 1 is set to
-``out_in_motion``, active high, so the time tagger sees every waveplate move.
+``out_in_motion``, active high, so the time tagger sees every waveplate move, and trigger port 2 is
+set explicitly to ``off``, active high: pylablib's ``setup_kcube_trigio`` fills a trigger it is
+not given from a read-back that turns the polarity (1 = high, 2 = low) into a bool, so it would
+write an active-low trigger 2 back as active high.
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ from drivers.interfaces import (
     SdkMissingError,
     StageStatus,
 )
+from drivers.limits import PRM1_Z8
 
-__all__ = ["PRM1_Z8_SCALE", "KinesisRotationStage"]
+__all__ = ["PRM1_Z8_SCALE", "TRIGGER_1", "TRIGGER_2", "KinesisRotationStage"]
 
 log = logging.getLogger(__name__)
 
 #: pylablib's stage name for the PRM1-Z8 (with the hyphen: "PRM1Z8" silently falls back to steps).
 PRM1_Z8_SCALE = "PRM1-Z8"
+#: KDC101 trigger setup at connect: (mode, polarity) of ports 1 and 2; polarity 1 = active high.
+TRIGGER_1 = ("out_in_motion", 1)
+TRIGGER_2 = ("off", 1)
 _MOVING = ("moving_fw", "moving_bk", "jogging_fw", "jogging_bk", "active", "homing")
 _INSTALL = "install pylablib-lightweight (the 'hardware' extra)"
 
@@ -97,7 +104,10 @@ class KinesisRotationStage(RotationStage):
                         self.name, f"the KDC101 reports position units {units!r}, not degrees"
                     )
                 if self.trigger_output:
-                    self._motor.setup_kcube_trigio(trig1_mode="out_in_motion", trig1_pol=1)
+                    self._motor.setup_kcube_trigio(
+                        trig1_mode=TRIGGER_1[0], trig1_pol=TRIGGER_1[1],
+                        trig2_mode=TRIGGER_2[0], trig2_pol=TRIGGER_2[1],
+                    )
         except InstrumentError:
             self.close()
             raise
@@ -160,8 +170,11 @@ class KinesisRotationStage(RotationStage):
         return "homed" in self._status_bits()
 
     def set_velocity(self, max_velocity_deg_s: float, acceleration_deg_s2: float) -> None:
-        """Set the move velocity (deg/s) and acceleration (deg/s^2)."""
+        """Set the move velocity (deg/s) and acceleration (deg/s^2), within
+        :data:`drivers.limits.PRM1_Z8`."""
         motor = self._dev()
+        PRM1_Z8.max_velocity_deg_s.check(self.name, max_velocity_deg_s)
+        PRM1_Z8.acceleration_deg_s2.check(self.name, acceleration_deg_s2)
         with self._mapped("setting the velocity"):
             motor.setup_velocity(acceleration=acceleration_deg_s2, max_velocity=max_velocity_deg_s)
 

@@ -1,9 +1,11 @@
 """NKT Photonics PiLas pulsed diode laser: remote emission, repetition rate and power.
 
 The serial protocol lives in :mod:`drivers.pilas_protocol` (pymeasure declarations), imported at
-connect time so this module imports without pymeasure. Power at the sample is mapped linearly
-onto the controller's per-mille tuning with ``full_power_nw``, the power measured at the sample
-at ``tune = 1000``: calibrate it with a power meter, the mapping is only as good as that number.
+connect time so this module imports without pymeasure. It rests on third-party code only (no NKT
+manual was found); so do its limits, :data:`drivers.limits.PILAS`. Power at the sample is mapped
+linearly onto the controller's per-mille tuning with ``full_power_nw``, the power measured at the
+sample at ``tune = 1000``: calibrate it with a power meter, the mapping is only as good as that
+number.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from drivers.interfaces import (
     PulsedLaser,
     SettingRejectedError,
 )
+from drivers.limits import PILAS
 
 __all__ = ["PILAS_BAUD_RATE", "PiLasLaser"]
 
@@ -127,7 +130,8 @@ class PiLasLaser(PulsedLaser):
             return float(inst.frequency_hz)
 
     def set_repetition_rate_hz(self, rate_hz: float) -> None:
-        """Set the internal repetition rate (Hz)."""
+        """Set the internal repetition rate (Hz), within :data:`drivers.limits.PILAS`."""
+        PILAS.repetition_rate_hz.check(self.name, rate_hz)
         with self._io(f"setting the repetition rate to {rate_hz:g} Hz") as inst:
             inst.frequency_hz = rate_hz
 
@@ -138,6 +142,7 @@ class PiLasLaser(PulsedLaser):
 
     def set_power_nw(self, power_nw: float) -> None:
         """Set the average power at the sample (nW) through the per-mille tuning."""
+        PILAS.power_nw.check(self.name, power_nw)
         if not 0 <= power_nw <= self.full_power_nw:
             raise SettingRejectedError(
                 self.name,

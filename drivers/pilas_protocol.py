@@ -4,9 +4,10 @@ The protocol (19200 baud, one command per line): ``ld=0|1`` emission, ``tm=0|1``
 (0 = manual), ``tune=<0..1000>`` power in per mille, ``f=<Hz>`` internal repetition rate,
 ``version?`` identity (eight ``key: value`` lines). Every write is answered ``done``. Queries
 (``ld?``, ``tune?``, ``f?``, ``ldtemp?``) answer ``<label>: <value> [unit]``; ``tune?`` answers
-in percent. The writes ``ld=``, ``tune=``, ``f=``, their ``done`` and ``version?`` are the
-documented protocol (``HARDWARE.md``); ``tm=``, the queries and the eight-line ``version?`` reply
-follow a public PiLas driver and its emulator.
+in percent. No NKT manual was found: the whole command set rests on third-party code only, the
+public driver and emulator in hephy-dd/comet (``comet/driver/nkt/pilas.py``,
+``comet/emulator/nkt/pilas.py``), which also give the repetition-rate range, 25 Hz-40 MHz
+(:data:`drivers.limits.PILAS`).
 
 This module imports pymeasure at import time; :mod:`drivers.pilas` imports it lazily.
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
+
+from drivers.limits import PILAS
 
 __all__ = ["VERSION_LINES", "PiLasInstrument", "PiLasProtocolError", "reply_value"]
 
@@ -69,8 +72,10 @@ class PiLasInstrument(Instrument):
 
     frequency_hz = Instrument.control(
         "f?", "f=%d",
-        """Internal repetition rate (Hz).""",
-        validator=strict_range, values=(1, 100e6), set_process=lambda v: round(v),
+        """Internal repetition rate (Hz), 25 Hz-40 MHz (:data:`drivers.limits.PILAS`).""",
+        validator=strict_range,
+        values=(PILAS.repetition_rate_hz.low, PILAS.repetition_rate_hz.high),
+        set_process=lambda v: round(v),
         preprocess_reply=reply_value, check_set_errors=True,
     )
 

@@ -25,6 +25,7 @@ from drivers.interfaces import (
     TaggerStatus,
     TimeTagger,
 )
+from drivers.limits import TIME_TAGGER_20
 
 __all__ = ["SwabianTimeTagger"]
 
@@ -105,8 +106,9 @@ class SwabianTimeTagger(TimeTagger):
             raise SettingRejectedError(self.name, f"channel {channel} is not an input")
 
     def set_trigger_level_v(self, channel: int, level_v: float) -> None:
-        """Set the trigger level (V) of input ``channel``."""
+        """Set the trigger level (V) of input ``channel``, within the Time Tagger 20's."""
         self._check_channel(channel)
+        TIME_TAGGER_20.trigger_level_v.check(self.name, level_v)
         self._dev().setTriggerLevel(abs(channel), float(level_v))
 
     def set_deadtime_ps(self, channel: int, deadtime_ps: int) -> None:

@@ -1,8 +1,9 @@
 """Instrument panels: live values from the session's status polls, and validated settings.
 
-Every setting is a spin box with its unit and range (what the instrument interfaces accept) and
-goes to the rig through a :class:`cryoscope.session.RigSession` command; a refusal comes back as
-a ``CommandFailed`` event and is shown by the window. Controls are disabled while the rig is not
+Every setting is a spin box with its unit and range, read from the instruments' one declaration
+of their limits (:mod:`drivers.limits`, per laser model where the lasers differ), and goes to the
+rig through a :class:`cryoscope.session.RigSession` command; a refusal comes back as a
+``CommandFailed`` event and is shown by the window. Controls are disabled while the rig is not
 connected, during a run, while the instrument's status cannot be read, and for a laser that takes
 no remote settings (:attr:`drivers.interfaces.PulsedLaser.remote_control` False: the tooltip says
 "front-panel only").
@@ -39,6 +40,13 @@ from drivers.interfaces import (
     StageStatus,
     TaggerStatus,
 )
+from drivers.limits import (
+    ATTODRY800,
+    IXON_ULTRA_888,
+    KYMERA_328I,
+    LASERS,
+    SettingRange,
+)
 
 NOT_CONNECTED = "—"
 FRONT_PANEL_ONLY = "front-panel only"
@@ -55,6 +63,14 @@ def quantity(lo: float, hi: float, value: float, unit: str, decimals: int = 2,
     box.setSuffix(f" {unit}")
     box.setKeyboardTracking(False)
     return box
+
+
+def limited(limit: SettingRange, value: float, decimals: int, step: float, scale: float = 1.0,
+            unit: str | None = None) -> QDoubleSpinBox:
+    """A spin box over the declared range of ``limit``, shown divided by ``scale`` in ``unit``
+    (``limit.unit`` by default)."""
+    return quantity(limit.low / scale, limit.high / scale, value / scale, unit or limit.unit,
+                    decimals, step)
 
 
 def _row(*widgets: QWidget) -> QWidget:
@@ -151,7 +167,7 @@ class CryostatPanel(InstrumentPanel):
         self.readout("setpoint", "setpoint")
         self.readout("state", "state")
         cfg = session.config.cryostat
-        self.setpoint = quantity(0.1, 320.0, cfg.target_temperature_k, "K", 2, 0.5)
+        self.setpoint = limited(ATTODRY800.setpoint_k, cfg.target_temperature_k, 2, 0.5)
         self.control("new setpoint", self.setpoint,
                      self.button("Set", lambda: session.set_setpoint_k(self.setpoint.value())))
         self.control("temperature control",
@@ -164,7 +180,9 @@ class CryostatPanel(InstrumentPanel):
         self.readouts["setpoint"].setText(f"{status.setpoint_k:.2f} K")
         state = "controlling" if status.controlling else "not controlling"
         if status.pressure_mbar is not None:
-            state += f", {status.pressure_mbar:.2e} mbar"
+            state += f", sample space {status.pressure_mbar:.2e} mbar"
+        if status.inlet_pressure_mbar is not None:
+            state += f", inlet {status.inlet_pressure_mbar:.2e} mbar"
         self.readouts["state"].setText(state)
 
 
@@ -178,8 +196,10 @@ class LaserPanel(InstrumentPanel):
         self.readout("power", "power at the sample")
         self.readout("wavelength", "wavelength")
         cfg = session.config.laser
-        self.rate = quantity(0.001, 100.0, cfg.repetition_rate_hz / 1e6, "MHz", 3, 1.0)
-        self.power = quantity(0.0, 1e6, cfg.power_nw, "nW", 1, 10.0)
+        limits = LASERS[cfg.model]
+        self.rate = limited(limits.repetition_rate_hz, cfg.repetition_rate_hz, 6, 1.0,
+                            scale=1e6, unit="MHz")
+        self.power = limited(limits.power_nw, cfg.power_nw, 1, 10.0)
         self.control("emission",
                      self.button("On", lambda: session.set_laser_emission(True)),
                      self.button("Off", lambda: session.set_laser_emission(False)))
@@ -229,13 +249,14 @@ class CameraPanel(InstrumentPanel):
         self.readout("cooling", "sensor")
         self.readout("acquiring", "acquisition")
         cfg = session.config
-        self.exposure = quantity(0.001, 3600.0, cfg.plan.exposure_s, "s", 3, 0.1)
+        self.exposure = limited(IXON_ULTRA_888.exposure_s, cfg.plan.exposure_s, 5, 0.1)
         self.gain = QSpinBox()
-        self.gain.setRange(0, 1000)
+        self.gain.setRange(int(IXON_ULTRA_888.em_gain.low), int(IXON_ULTRA_888.em_gain.high))
         self.gain.setValue(cfg.camera.em_gain)
-        self.advanced = QCheckBox("advanced (> 300)")
+        self.advanced = QCheckBox(f"advanced (> {IXON_ULTRA_888.em_gain_plain_max})")
         self.advanced.setChecked(cfg.camera.advanced_em_gain)
-        self.cooling_setpoint = quantity(-100.0, 20.0, cfg.camera.temperature_c, "°C", 0, 5.0)
+        self.cooling_setpoint = limited(IXON_ULTRA_888.cooling_setpoint_c, cfg.camera.temperature_c,
+                                        0, 5.0)
         self.readout_mode = QComboBox()
         self.readout_mode.addItems([str(ReadMode.TRACKS), str(ReadMode.IMAGE)])
         self.readout_mode.setCurrentText(cfg.camera.readout)
@@ -271,8 +292,8 @@ class SpectrographPanel(InstrumentPanel):
         self.readout("grating", "grating")
         self.readout("center", "center wavelength")
         self.grating = QComboBox()
-        self.center = quantity(200.0, 1200.0, session.config.spectrograph.center_wavelength_nm,
-                               "nm", 2, 1.0)
+        self.center = limited(KYMERA_328I.center_wavelength_nm,
+                              session.config.spectrograph.center_wavelength_nm, 2, 1.0)
         self.control("select grating", self.grating,
                      self.button("Set", lambda: session.set_grating(
                          int(self.grating.currentData() or 1))))

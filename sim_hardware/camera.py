@@ -25,6 +25,7 @@ from drivers.interfaces import (
     SettingRejectedError,
     Track,
 )
+from drivers.limits import IXON_ULTRA_888, track_layout_problem
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import FWHM_PER_SIGMA, Bench
 from sim_hardware.optics import emccd_readout
@@ -32,7 +33,6 @@ from sim_hardware.spectrograph import SimSpectrograph
 from sim_hardware.units import HC_EV_NM, PS_PER_S
 
 AMBIENT_C = 20.0
-MAX_PLAIN_EM_GAIN = 300
 DEFAULT_TRACKS = (Track("V", 470, 490), Track("H", 530, 550))
 
 
@@ -138,8 +138,7 @@ class SimCamera(SimInstrument, Camera):
         self._require()
         self._update_temperature()
         if setpoint_c is not None:
-            if not -100.0 <= setpoint_c <= 30.0:
-                raise SettingRejectedError(self.name, f"setpoint {setpoint_c} C outside -100-30 C")
+            IXON_ULTRA_888.cooling_setpoint_c.check(self.name, setpoint_c)
             self._setpoint_c = setpoint_c
         self._cooler_on = bool(on)
 
@@ -157,11 +156,11 @@ class SimCamera(SimInstrument, Camera):
 
     def set_em_gain(self, gain: int, advanced: bool = False) -> None:
         self._require()
-        if not 0 <= gain <= 1000:
-            raise SettingRejectedError(self.name, f"EM gain {gain} outside 0-1000")
-        if gain > MAX_PLAIN_EM_GAIN and not advanced:
+        IXON_ULTRA_888.em_gain.check(self.name, gain)
+        plain_max = IXON_ULTRA_888.em_gain_plain_max
+        if gain > plain_max and not advanced:
             raise SettingRejectedError(
-                self.name, f"EM gain {gain} above {MAX_PLAIN_EM_GAIN} needs advanced mode")
+                self.name, f"EM gain {gain} exceeds {plain_max}: it needs advanced mode")
         if gain > 0 and self.cooling_status() not in (CoolingStatus.NOT_STABILIZED,
                                                       CoolingStatus.STABILIZED):
             raise SettingRejectedError(
@@ -176,8 +175,7 @@ class SimCamera(SimInstrument, Camera):
     def set_exposure_s(self, exposure_s: float) -> None:
         self._require()
         self._refuse_while_acquiring("exposure")
-        if not 1e-5 <= exposure_s <= 3600:
-            raise SettingRejectedError(self.name, f"exposure {exposure_s} s outside 10 us-1 h")
+        IXON_ULTRA_888.exposure_s.check(self.name, exposure_s)
         self._exposure_s = float(exposure_s)
 
     def readout(self) -> Readout:
@@ -186,12 +184,11 @@ class SimCamera(SimInstrument, Camera):
     def set_readout(self, readout: Readout) -> None:
         self._require()
         self._refuse_while_acquiring("readout")
-        rows = self._sensor[0]
-        for track in readout.tracks:
-            if track.row_stop > rows:
-                raise SettingRejectedError(self.name, f"track {track.name!r} beyond row {rows}")
-        if readout.mode is ReadMode.TRACKS and not readout.tracks:
-            raise SettingRejectedError(self.name, "track readout needs at least one track")
+        if readout.mode is ReadMode.TRACKS:
+            problem = track_layout_problem([(t.row_start, t.row_stop) for t in readout.tracks],
+                                           self._sensor[0])
+            if problem is not None:
+                raise SettingRejectedError(self.name, problem)
         self._readout = readout
 
     def readout_settings(self) -> dict[str, float | str]:
@@ -207,8 +204,7 @@ class SimCamera(SimInstrument, Camera):
 
     def start_series(self, frames: int) -> None:
         self._require()
-        if frames <= 0:
-            raise SettingRejectedError(self.name, f"series needs at least one frame, got {frames}")
+        IXON_ULTRA_888.series_frames.check(self.name, frames)
         if self.is_acquiring():
             raise InstrumentError(self.name, "a series is already running")
         now = self._bench.now_ps

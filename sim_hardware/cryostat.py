@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from drivers.interfaces import Cryostat, CryostatStatus, SettingRejectedError
+from drivers.interfaces import Cryostat, CryostatStatus
+from drivers.limits import ATTODRY800
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench
 
@@ -46,8 +47,7 @@ class SimCryostat(SimInstrument, Cryostat):
 
     def set_setpoint_k(self, temperature_k: float) -> None:
         self._update()
-        if not 1.5 <= temperature_k <= 320:
-            raise SettingRejectedError(self.name, f"setpoint {temperature_k} K outside 1.5-320 K")
+        ATTODRY800.setpoint_k.check(self.name, temperature_k)
         self._setpoint_k = temperature_k
 
     def is_controlling(self) -> bool:

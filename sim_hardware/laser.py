@@ -1,21 +1,31 @@
-"""Simulated pulsed diode laser: its settings set the bench's excitation."""
+"""Simulated pulsed diode laser: its settings set the bench's excitation.
+
+With ``remote_control=False`` it behaves like the lab's EPL-475: front panel only, the configured
+rate, power and emission are what it emits, and asking for anything else raises
+:class:`NotSupportedError` (the same refusal as :class:`drivers.epl.EplLaser`).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
-from drivers.interfaces import LaserStatus, PulsedLaser, SettingRejectedError
+from drivers.epl import front_panel_only
+from drivers.interfaces import LaserStatus, PulsedLaser
+from drivers.limits import SIMULATED_LASER
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench
 
 
 class SimLaser(SimInstrument, PulsedLaser):
     model = "pulsed diode laser 475 nm"
-    remote_control = True
 
     def __init__(self, bench: Bench, repetition_rate_hz: float = 1e6, power_nw: float = 300.0,
-                 wavelength_nm: float = 475.0) -> None:
+                 wavelength_nm: float = 475.0, remote_control: bool = True) -> None:
         super().__init__(bench)
+        SIMULATED_LASER.repetition_rate_hz.check(self.name, repetition_rate_hz)
+        SIMULATED_LASER.power_nw.check(self.name, power_nw)
+        self.remote_control = remote_control
         bench.laser = replace(bench.laser, repetition_rate_hz=repetition_rate_hz,
                               power_nw=power_nw, wavelength_nm=wavelength_nm)
 
@@ -25,9 +35,11 @@ class SimLaser(SimInstrument, PulsedLaser):
 
     def set_repetition_rate_hz(self, rate_hz: float) -> None:
         self._require()
-        if not 1e3 <= rate_hz <= 80e6:
-            raise SettingRejectedError(
-                self.name, f"repetition rate {rate_hz:g} Hz outside 1 kHz-80 MHz")
+        now = self._bench.laser.repetition_rate_hz
+        if not self.remote_control and not math.isclose(rate_hz, now, rel_tol=1e-9):
+            raise front_panel_only(self.name, "the repetition rate", f"{rate_hz:g} Hz",
+                                   f"{now:g} Hz")
+        SIMULATED_LASER.repetition_rate_hz.check(self.name, rate_hz)
         self._bench.laser = replace(self._bench.laser, repetition_rate_hz=rate_hz)
 
     def power_nw(self) -> float:
@@ -36,8 +48,10 @@ class SimLaser(SimInstrument, PulsedLaser):
 
     def set_power_nw(self, power_nw: float) -> None:
         self._require()
-        if not 0 <= power_nw <= 1e6:
-            raise SettingRejectedError(self.name, f"power {power_nw:g} nW outside 0-1 mW")
+        now = self._bench.laser.power_nw
+        if not self.remote_control and not math.isclose(power_nw, now, rel_tol=1e-9):
+            raise front_panel_only(self.name, "the power", f"{power_nw:g} nW", f"{now:g} nW")
+        SIMULATED_LASER.power_nw.check(self.name, power_nw)
         self._bench.laser = replace(self._bench.laser, power_nw=power_nw)
 
     def wavelength_nm(self) -> float:
@@ -50,6 +64,10 @@ class SimLaser(SimInstrument, PulsedLaser):
 
     def set_emission(self, on: bool) -> None:
         self._require()
+        now = self._bench.laser.emission_on
+        if not self.remote_control and bool(on) != now:
+            raise front_panel_only(self.name, "emission", "on" if on else "off",
+                                   "on" if now else "off")
         self._bench.laser = replace(self._bench.laser, emission_on=bool(on))
 
     def status(self) -> LaserStatus:

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from drivers.interfaces import GratingInfo, SettingRejectedError, Spectrograph, SpectrographStatus
+from drivers.limits import KYMERA_328I
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench
 from sim_hardware.optics import grating_calibration_nm
@@ -48,6 +49,7 @@ class SimSpectrograph(SimInstrument, Spectrograph):
 
     def set_center_wavelength_nm(self, wavelength_nm: float) -> None:
         self._require()
+        KYMERA_328I.center_wavelength_nm.check(self.name, wavelength_nm)
         lines = self._gratings[self._grating - 1].lines_per_mm
         try:
             grating_calibration_nm(lines, wavelength_nm, self._focal_length_mm,

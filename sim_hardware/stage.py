@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from drivers.interfaces import RotationStage, SettingRejectedError, StageStatus
+from drivers.interfaces import RotationStage, StageStatus
+from drivers.limits import PRM1_Z8
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench
-
-#: PRM1-Z8 limits (Thorlabs specification).
-MAX_VELOCITY_DEG_S = 25.0
-MAX_ACCELERATION_DEG_S2 = 25.0
 
 
 class SimRotationStage(SimInstrument, RotationStage):
@@ -60,14 +57,8 @@ class SimRotationStage(SimInstrument, RotationStage):
 
     def set_velocity(self, max_velocity_deg_s: float, acceleration_deg_s2: float) -> None:
         self._require()
-        if not 0 < max_velocity_deg_s <= MAX_VELOCITY_DEG_S:
-            raise SettingRejectedError(
-                self.name, f"velocity {max_velocity_deg_s} deg/s outside (0, {MAX_VELOCITY_DEG_S}]")
-        if not 0 < acceleration_deg_s2 <= MAX_ACCELERATION_DEG_S2:
-            raise SettingRejectedError(
-                self.name,
-                f"acceleration {acceleration_deg_s2} deg/s^2 outside "
-                f"(0, {MAX_ACCELERATION_DEG_S2}]")
+        PRM1_Z8.max_velocity_deg_s.check(self.name, max_velocity_deg_s)
+        PRM1_Z8.acceleration_deg_s2.check(self.name, acceleration_deg_s2)
         self._velocity, self._acceleration = max_velocity_deg_s, acceleration_deg_s2
 
     def close(self) -> None:

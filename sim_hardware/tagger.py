@@ -23,11 +23,12 @@ from drivers.interfaces import (
     TaggerStatus,
     TimeTagger,
 )
+from drivers.limits import TIME_TAGGER_20
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench, dead_time_keep
 from sim_hardware.units import PS_PER_S
 
-INPUTS = tuple(range(1, 9))
+INPUTS = tuple(range(int(TIME_TAGGER_20.inputs.low), int(TIME_TAGGER_20.inputs.high) + 1))
 
 
 class SimTimeTagger(SimInstrument, TimeTagger):
@@ -57,8 +58,7 @@ class SimTimeTagger(SimInstrument, TimeTagger):
     def set_trigger_level_v(self, channel: int, level_v: float) -> None:
         self._require()
         self._check_input(channel)
-        if not 0 <= level_v <= 2.5:
-            raise SettingRejectedError(self.name, f"trigger level {level_v} V outside 0-2.5 V")
+        TIME_TAGGER_20.trigger_level_v.check(self.name, level_v)
         self._levels[abs(channel)] = level_v
 
     def set_deadtime_ps(self, channel: int, deadtime_ps: int) -> None:

@@ -87,7 +87,7 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, toml: str,
 def test_negative_exposure_exits_2(tmp_path: Path) -> None:
     out = tmp_path / "never.h5"
     _one_line_error(cli("run", "--exposure", "-1", "--out", str(out)),
-                    "plan.exposure_s", "greater than 0", "-1")
+                    "plan.exposure_s", "exposure -1 s is outside 1e-05-3600 s", "-1")
     assert not out.exists()
 
 

@@ -13,6 +13,7 @@ Array-level functions (usable live, e.g. by the GUI) and file-level entry points
 - :mod:`.report`, :mod:`.summary`, :mod:`.figures`, :mod:`.cli` — the whole file
 """
 
+import cryoscope.numba_cache  # noqa: F401  (first: a writable numba cache before numba loads)
 from cryoscope.analysis.g2 import G2Correlator, G2Result, g2_from_photons
 from cryoscope.analysis.lifetime import DecayFit, decay_histogram, fit_decay
 from cryoscope.analysis.photons import PhotonTable, collect_photons

@@ -3,18 +3,14 @@ waveplate stays put — long blinking and spectral-diffusion statistics of one p
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
-from cryoscope.config import Config, PlanParameters
+from cryoscope.config import Angle, Config, PlanParameters
 from cryoscope.plans.base import Plan
 
 __all__ = ["TimeSeries", "TimeSeriesParameters"]
 
 
 class TimeSeriesParameters(PlanParameters):
-    waveplate_deg: Annotated[float, Field(ge=-360, le=360)] = 0.0
+    waveplate_deg: Angle = 0.0
 
 
 class TimeSeries(Plan):

@@ -17,6 +17,8 @@ class FakeAttoDry:
     """A bounded loopback JSON-RPC server (127.0.0.1 only) with an attoDRY800's state.
 
     Each request is one ``\\r\\n``-terminated JSON line; replies carry ``result = [errno, ...]``.
+    Methods are ``com.attocube.cryostat.interface.<sub>.<method>``, except the top-level
+    ``grantAccess`` (as attocube's clients send it); any other name is "Method not found".
     ``script`` overrides a method: return a dict (sent as the reply body), ``"drop"`` (close the
     connection), ``"silent"`` (never answer) or a list (the result). The server serves one
     connection at a time, at most ``max_connections``, and stops by itself when idle for
@@ -53,7 +55,7 @@ class FakeAttoDry:
             "system.getSerialNumber": lambda: [0, "AD800-0042"],
             "system.getFirmwareVersion": lambda: [0, "1.2.3"],
             "system.errorNumberToString": lambda: ["Setpoint out of range"],
-            "access.grantAccess": lambda: [0 if params == ["secret"] else 5],
+            "grantAccess": lambda: [0 if params == ["secret"] else 5],
         }
         if method in self.script:
             return self.script[method]

@@ -161,7 +161,27 @@ def test_status_and_errors(camera: AndorCamera, camera_class: Any):
         camera.start_series(5)
     cam.set_exposure.side_effect = Andor.AndorError("DRV_P1INVALID")
     with pytest.raises(InstrumentError, match="DRV_P1INVALID"):
-        camera.set_exposure_s(-1.0)
+        camera.set_exposure_s(2.0)
+
+
+def test_values_outside_the_declared_ranges_never_reach_the_sdk(
+    camera: AndorCamera, camera_class: Any
+):
+    cam = camera_class.return_value
+    cam.reset_mock()
+    refused = [
+        (lambda: camera.set_exposure_s(1e-6), r"exposure 1e-06 s is outside 1e-05-3600 s"),
+        (lambda: camera.set_exposure_s(-1.0), r"exposure -1 s is outside"),
+        (lambda: camera.set_cooling(True, setpoint_c=30.0),
+         r"cooling setpoint 30 °C is outside -100-20 °C"),
+        (lambda: camera.set_em_gain(-1), r"EM gain -1 is outside 0-1000"),
+        (lambda: camera.start_series(10**9), r"series length 1000000000 frames is outside"),
+        (lambda: camera.start_series(0), r"series length 0 frames is outside"),
+    ]
+    for call, message in refused:
+        with pytest.raises(SettingRejectedError, match=message):
+            call()
+    assert cam.method_calls == []
 
 
 def test_missing_andor_library_is_one_line(monkeypatch: pytest.MonkeyPatch):

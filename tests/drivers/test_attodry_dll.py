@@ -8,13 +8,19 @@ from typing import Any
 import pytest
 
 from drivers.attodry import ATTODRY800_DEVICE, AttoDryLibCryostat
-from drivers.interfaces import Clock, InstrumentError, InstrumentTimeoutError, SdkMissingError
+from drivers.interfaces import (
+    Clock,
+    InstrumentError,
+    InstrumentTimeoutError,
+    SdkMissingError,
+    SettingRejectedError,
+)
 
 #: The attoDRYLib functions named in HARDWARE.md (all ``int32 AttoDRY_Interface_<name>``).
 ATTODRYLIB_FUNCTIONS = {
     "begin", "Connect", "isDeviceInitialised", "Disconnect", "end", "getSampleTemperature",
     "getUserTemperature", "setUserTemperature", "get4KStageTemperature",
-    "isControllingTemperature", "toggleFullTemperatureControl",
+    "isControllingTemperature", "toggleFullTemperatureControl", "isSampleHeaterOn",
     "toggleSampleTemperatureControl", "goToBaseTemperature", "getPressure800",
     "getAttodryErrorStatus", "getAttodryErrorMessage",
 }
@@ -29,12 +35,16 @@ class FakeAttoDryLib:
     """Stands in for the loaded DLL: records calls, fills output pointers, returns error codes.
 
     Looking up any name that attoDRYLib does not export raises AttributeError, as ctypes does.
+    Two toggles with their own read-backs, as in attocube's header: the touch screen's full
+    temperature control (``isControllingTemperature`` / ``toggleFullTemperatureControl``) and
+    the sample heater (``isSampleHeaterOn`` / ``toggleSampleTemperatureControl``).
     """
 
     def __init__(self, initialised_after: int = 2) -> None:
         self.calls: list[str] = []
         self.args: dict[str, tuple[Any, ...]] = {}
-        self.controlling = 0
+        self.full_control = 0
+        self.heater_on = 0
         self.user_temperature = 4.0
         self.errors: dict[str, int] = {}
         self._initialised_after = initialised_after
@@ -69,10 +79,16 @@ class FakeAttoDryLib:
         self.user_temperature = value.value
 
     def _do_isControllingTemperature(self, ptr: Any) -> None:
-        _target(ptr).value = self.controlling
+        _target(ptr).value = self.full_control
+
+    def _do_toggleFullTemperatureControl(self) -> None:
+        self.full_control = 1 - self.full_control
+
+    def _do_isSampleHeaterOn(self, ptr: Any) -> None:
+        _target(ptr).value = self.heater_on
 
     def _do_toggleSampleTemperatureControl(self) -> None:
-        self.controlling = 1 - self.controlling
+        self.heater_on = 1 - self.heater_on
 
     def _do_getPressure800(self, ptr: Any) -> None:
         _target(ptr).value = 2.5e-6
@@ -128,12 +144,14 @@ def test_readings_use_the_right_functions():
     with _cryostat(fake) as dev:
         fake.calls.clear()
         status = dev.status()
-    assert fake.calls[:4] == ["getSampleTemperature", "getUserTemperature",
-                              "isControllingTemperature", "getPressure800"]
+    assert fake.calls[:4] == ["getSampleTemperature", "getUserTemperature", "isSampleHeaterOn",
+                              "getPressure800"]
     assert status.sample_temperature_k == pytest.approx(4.25)
     assert status.setpoint_k == pytest.approx(4.0)
     assert status.controlling is False
-    assert status.pressure_mbar == pytest.approx(2.5e-6)
+    # getPressure800 is the cryostat inlet's gauge: never reported as the sample space's
+    assert status.pressure_mbar is None
+    assert status.inlet_pressure_mbar == pytest.approx(2.5e-6)
 
 
 def test_setpoint_and_base():
@@ -146,20 +164,43 @@ def test_setpoint_and_base():
         assert fake.calls[-1] == "goToBaseTemperature"
 
 
-def test_toggle_only_after_reading_the_state():
+def test_toggle_only_after_reading_the_heaters_own_state():
     fake = FakeAttoDryLib()
     with _cryostat(fake) as dev:
         fake.calls.clear()
         dev.set_temperature_control(True)
-        assert fake.calls == ["isControllingTemperature", "toggleSampleTemperatureControl"]
-        assert fake.controlling == 1
+        assert fake.calls == ["isSampleHeaterOn", "toggleSampleTemperatureControl"]
+        assert fake.heater_on == 1
         fake.calls.clear()
         dev.set_temperature_control(True)
-        assert fake.calls == ["isControllingTemperature"]
+        assert fake.calls == ["isSampleHeaterOn"]
         dev.set_temperature_control(False)
         assert fake.calls[-1] == "toggleSampleTemperatureControl"
-        assert fake.controlling == 0
+        assert fake.heater_on == 0
     assert "toggleFullTemperatureControl" not in fake.calls
+
+
+@pytest.mark.parametrize("full_control", [0, 1])
+def test_repeated_on_keeps_the_heater_on_whatever_the_touch_screen_shows(full_control: int):
+    """The touch screen's full control says nothing about the sample heater: a repeated "on"
+    must neither switch the heater off nor leave it off."""
+    fake = FakeAttoDryLib()
+    fake.full_control = full_control
+    with _cryostat(fake) as dev:
+        for _ in range(3):
+            dev.set_temperature_control(True)
+            assert fake.heater_on == 1
+            assert dev.is_controlling() is True
+        assert fake.calls.count("toggleSampleTemperatureControl") == 1
+    assert fake.full_control == full_control
+
+
+def test_setpoint_outside_the_declared_range_is_refused_before_the_dll():
+    fake = FakeAttoDryLib()
+    with _cryostat(fake) as dev, pytest.raises(SettingRejectedError,
+                                               match=r"setpoint 1 K is outside 1.5-320 K"):
+        dev.set_setpoint_k(1.0)
+    assert "setUserTemperature" not in fake.calls
 
 
 def test_error_code_carries_the_dll_message():

@@ -9,7 +9,12 @@ import pytest
 from attodry_fake import PREFIX, FakeAttoDry
 
 from drivers.attodry import AttoDryNetworkCryostat
-from drivers.interfaces import InstrumentError, InstrumentTimeoutError, NotConnectedError
+from drivers.interfaces import (
+    InstrumentError,
+    InstrumentTimeoutError,
+    NotConnectedError,
+    SettingRejectedError,
+)
 
 
 @pytest.fixture
@@ -43,7 +48,7 @@ def test_reads_temperatures_pressure_and_identity(
     status = cryostat.status()
     assert status.as_dict() == {
         "sample_temperature_k": 4.2, "setpoint_k": 4.0, "controlling": False,
-        "pressure_mbar": 1.5e-6,
+        "pressure_mbar": 1.5e-6, "inlet_pressure_mbar": None,
     }
 
 
@@ -53,6 +58,15 @@ def test_setpoint_and_base_temperature(cryostat: AttoDryNetworkCryostat, server:
     assert cryostat.setpoint_k() == pytest.approx(10.5)
     cryostat.go_to_base_temperature()
     assert server.calls[-1] == ("action.goToBase", [])
+
+
+def test_setpoint_outside_the_declared_range_is_never_sent(
+    cryostat: AttoDryNetworkCryostat, server: FakeAttoDry
+):
+    sent = len(server.calls)
+    with pytest.raises(SettingRejectedError, match=r"setpoint 1 K is outside 1.5-320 K"):
+        cryostat.set_setpoint_k(1.0)
+    assert len(server.calls) == sent
 
 
 def test_temperature_control_reads_state_first(
@@ -74,7 +88,7 @@ def test_device_error_carries_the_devices_text(
 ):
     server.script["sample.setSetPoint"] = [27]
     with pytest.raises(InstrumentError) as err:
-        cryostat.set_setpoint_k(999.0)
+        cryostat.set_setpoint_k(300.0)  # within the declared range: the device refuses
     assert str(err.value) == (
         "cryostat: sample.setSetPoint failed: Setpoint out of range (error 27)"
     )
@@ -111,8 +125,9 @@ def test_silence_is_a_timeout(server: FakeAttoDry):
 def test_password_grants_access(server: FakeAttoDry):
     with AttoDryNetworkCryostat("127.0.0.1", server.port, password="secret") as dev:
         assert dev.is_connected
-    assert server.calls[0] == ("access.grantAccess", ["secret"])
-    with pytest.raises(InstrumentError, match=r"access.grantAccess failed"):
+    assert server.calls[0] == ("grantAccess", ["secret"])
+    assert server.requests[0]["method"] == "grantAccess"  # top level, no interface prefix
+    with pytest.raises(InstrumentError, match=r"grantAccess failed"):
         AttoDryNetworkCryostat("127.0.0.1", server.port, password="wrong").connect()
 
 

@@ -99,7 +99,8 @@ def test_polarization_series_on_the_hardware_rig(
     # configuration applied through the interfaces, down to the vendor calls
     assert ("sample.setSetPoint", [4.0]) in server.calls
     assert ("sample.startTempControl", []) in server.calls
-    motor.setup_kcube_trigio.assert_called_once_with(trig1_mode="out_in_motion", trig1_pol=1)
+    motor.setup_kcube_trigio.assert_called_once_with(
+        trig1_mode="out_in_motion", trig1_pol=1, trig2_mode="off", trig2_pol=1)
     motor.setup_velocity.assert_called_once_with(acceleration=10.0, max_velocity=10.0)
     motor.home.assert_called_once_with(sync=False, force=True)
     spec.set_grating.assert_not_called()  # already on the 600 l/mm grating

@@ -17,6 +17,7 @@ from drivers.interfaces import (
     InstrumentTimeoutError,
     NotConnectedError,
     SdkMissingError,
+    SettingRejectedError,
 )
 from drivers.kinesis import PRM1_Z8_SCALE, KinesisRotationStage
 
@@ -32,7 +33,8 @@ def test_connect_opens_prm1_z8_and_sets_the_motion_trigger(motor_class: Any):
     motor_class.assert_called_once_with("27000123", scale=PRM1_Z8_SCALE)
     assert PRM1_Z8_SCALE == "PRM1-Z8"
     motor = motor_class.return_value
-    motor.setup_kcube_trigio.assert_called_once_with(trig1_mode="out_in_motion", trig1_pol=1)
+    motor.setup_kcube_trigio.assert_called_once_with(
+        trig1_mode="out_in_motion", trig1_pol=1, trig2_mode="off", trig2_pol=1)
     identity = stage.identity()
     assert (identity.vendor, identity.model, identity.serial, identity.firmware) == (
         "Thorlabs", "KDC101 + PRM1-Z8", "27000123", "3.0.10")
@@ -55,7 +57,8 @@ def test_moves_home_and_velocity_are_non_blocking(motor_class: Any):
         assert stage.velocity() == (10.0, 10.0)
     assert motor.method_calls[:6] == [
         mock.call.get_scale_units(),
-        mock.call.setup_kcube_trigio(trig1_mode="out_in_motion", trig1_pol=1),
+        mock.call.setup_kcube_trigio(trig1_mode="out_in_motion", trig1_pol=1,
+                                     trig2_mode="off", trig2_pol=1),
         mock.call.setup_velocity(acceleration=4.0, max_velocity=8.0),
         mock.call.home(sync=False, force=True),
         mock.call.move_to(45.0),
@@ -233,6 +236,17 @@ def port(monkeypatch: pytest.MonkeyPatch) -> FakeKdc101Port:
     return fake
 
 
+def test_connect_writes_both_triggers_explicitly(port: FakeKdc101Port):
+    """pylablib reads trigger 2's polarity back as a bool: an active-low (2) trigger 2 that the
+    driver left to pylablib would be written back as active high (1). Both are set explicitly."""
+    port.trigio = (0x0A, 2, 0x0A, 2)  # both out_gpio, active low
+    with KinesisRotationStage("/dev/ttyUSB7"):
+        writes = [payload for message_id, payload in port.received if message_id == 0x0523]
+    assert len(writes) == 1
+    assert struct.unpack("<HHHHH", writes[0][:10]) == (1, 0x0B, 1, 0x00, 1)
+    assert port.trigio == (0x0B, 1, 0x00, 1)  # 1: out_in_motion, active high; 2: off
+
+
 def test_apt_bytes_of_connect_move_and_home(port: FakeKdc101Port):
     with KinesisRotationStage("/dev/ttyUSB7") as stage:
         assert port.trigio == (0x0B, 1, 0, 1)  # trigger 1: out_in_motion, active high
@@ -268,3 +282,13 @@ def test_a_silent_controller_is_one_clear_line(port: FakeKdc101Port):
     assert message.startswith("stage: opening the KDC101 /dev/ttyUSB7: communication")
     assert "check its USB cable and power" in message and "\n" not in message
     assert not stage.is_connected
+
+
+def test_velocity_beyond_the_prm1_z8_is_refused_before_pylablib(motor_class: Any):
+    motor = motor_class.return_value
+    with KinesisRotationStage("27000123") as stage:
+        with pytest.raises(SettingRejectedError, match=r"velocity 30 deg/s is outside"):
+            stage.set_velocity(max_velocity_deg_s=30.0, acceleration_deg_s2=5.0)
+        with pytest.raises(SettingRejectedError, match=r"acceleration 0 deg/s\^2 is outside"):
+            stage.set_velocity(max_velocity_deg_s=10.0, acceleration_deg_s2=0.0)
+    assert not motor.setup_velocity.called

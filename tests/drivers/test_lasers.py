@@ -108,6 +108,15 @@ def test_pilas_tune_range_is_validated_before_sending():
         inst.tune_permille = 1001
 
 
+@pytest.mark.parametrize("rate_hz", [10.0, 50e6, 100e6])
+def test_pilas_frequency_outside_25_hz_to_40_mhz_is_never_sent(rate_hz: float):
+    with expected_protocol(PiLasInstrument, []) as inst, pytest.raises(ValueError):
+        inst.frequency_hz = rate_hz
+    with expected_protocol(PiLasInstrument, [("f=25", "done"), ("f=40000000", "done")]) as inst:
+        inst.frequency_hz = 25
+        inst.frequency_hz = 40e6
+
+
 # -- PiLas: the driver behind PulsedLaser -----------------------------------------------------
 
 
@@ -148,6 +157,10 @@ def test_pilas_driver_sets_power_rate_and_emission():
     _assert_all_used(adapter)
     with pytest.raises(SettingRejectedError, match="outside 0-2000 nW"):
         laser.set_power_nw(2500.0)
+    with pytest.raises(SettingRejectedError,
+                       match=r"repetition rate 50000000 Hz is outside 25-40000000 Hz"):
+        laser.set_repetition_rate_hz(50e6)
+    _assert_all_used(adapter)  # nothing more was sent
 
 
 def test_pilas_driver_maps_failures():

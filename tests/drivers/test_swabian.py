@@ -39,6 +39,8 @@ def test_inputs_levels_deadtime(sdk: SwabianSdk):
         tagger.set_deadtime_ps(1, 6000)
         with pytest.raises(SettingRejectedError, match="channel 9 is not an input"):
             tagger.set_trigger_level_v(9, 0.5)
+        with pytest.raises(SettingRejectedError, match=r"trigger level 3 V is outside 0-2.5 V"):
+            tagger.set_trigger_level_v(2, 3.0)
     assert sdk.tagger.setTriggerLevel.call_args_list == [mock.call(1, 0.5), mock.call(3, 0.7)]
     sdk.tagger.setDeadtime.assert_called_once_with(1, 6000)
 
