@@ -25,11 +25,13 @@ __all__ = [
     "ConfigError",
     "CryostatConfig",
     "LaserConfig",
+    "MeasurementConfig",
     "PlanConfig",
     "RigConfig",
     "SimulationConfig",
     "SpectrographConfig",
     "StageConfig",
+    "StorageConfig",
     "TaggerConfig",
     "TrackConfig",
     "default_config_path",
@@ -201,6 +203,24 @@ class PlanConfig(_Section):
     cryostat_log_interval_s: Annotated[float, Field(gt=0)] = 1.0
 
 
+class MeasurementConfig(_Section):
+    """What is measured and by whom (``/measurement`` of the file; ``docs/population.md``)."""
+
+    sample: str = ""
+    sample_type: Literal["monomer", "molecule", "unknown"] = "unknown"
+    particle: str = ""
+    position: str = ""
+    operator: str = ""
+    notes: str = ""
+
+
+class StorageConfig(_Section):
+    """How the measurement file stores its bulk datasets (tags and camera frames)."""
+
+    compression: Literal["none", "gzip", "lzf"] = "none"
+    compression_level: Annotated[int, Field(ge=0, le=9)] = 4
+
+
 class Config(BaseModel):
     """A whole configuration file."""
 
@@ -216,6 +236,8 @@ class Config(BaseModel):
     spectrograph: SpectrographConfig = SpectrographConfig()
     camera: CameraConfig = CameraConfig()
     plan: PlanConfig = PlanConfig()
+    measurement: MeasurementConfig = MeasurementConfig()
+    storage: StorageConfig = StorageConfig()
     sample: SampleParams = SampleParams()
     optics: OpticsParams = OpticsParams()
 

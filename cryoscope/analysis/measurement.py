@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -76,6 +76,8 @@ class Measurement:
     config_toml: str = ""  #: the configuration the file was written with (root ``config_toml``)
     #: shape of one camera frame: ``(tracks, pixels)`` or ``(rows, columns)`` (image readout)
     frame_shape: tuple[int, ...] = ()
+    #: what was measured (``/measurement`` attributes: sample, sample_type, particle, ...)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def energy_ev(self) -> np.ndarray:
@@ -153,6 +155,8 @@ def open_measurement(path: str | Path) -> Measurement:
             apd2_channel=int(ch.attrs["apd2"]) if "apd2" in ch.attrs else None,
             config_toml=str(_attr(h5, "config_toml", "/")) if "config_toml" in h5.attrs else "",
             frame_shape=tuple(int(n) for n in frames.shape[1:]),
+            metadata={k: v.decode() if isinstance(v, bytes) else str(v)
+                      for k, v in h5["measurement"].attrs.items()} if "measurement" in h5 else {},
         )
 
 
