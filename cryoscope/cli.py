@@ -108,6 +108,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config = config.with_overrides("plan", **overrides)
         if args.seed is not None:
             config = config.with_overrides("simulation", seed=args.seed)
+        measured = {key: value for key in ("sample", "sample_type", "particle", "position",
+                                           "operator", "notes")
+                    if (value := getattr(args, key)) is not None}
+        if measured:
+            config = config.with_overrides("measurement", **measured)
         out = Path(args.out) if args.out else _default_out()
         check_output_path(out, args.overwrite)
     except (ConfigError, OSError) as exc:
@@ -173,6 +178,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print("channels      " + ", ".join(f"{k}={v}" for k, v in ch.items()))
         if "simulation" in f:
             print(f"simulation    seed {f['simulation'].attrs.get('seed')}")
+        if "measurement" in f:
+            for key, value in f["measurement"].attrs.items():
+                print(f"{key:<14}{value.decode() if isinstance(value, bytes) else value}")
+        compression = f["tags/timestamp_ps"].compression
+        print(f"storage       {compression or 'uncompressed'}, "
+              f"{Path(args.file).stat().st_size / 1e6:.1f} MB")
     return EXIT_OK
 
 
@@ -240,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dwell", type=float, help="time between waveplate steps (s)")
     run.add_argument("--seed", type=int, help="simulation seed")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    for option, what in (("sample", "sample name"), ("particle", "particle id"),
+                         ("position", "position on the sample"), ("operator", "who measures"),
+                         ("notes", "free notes")):
+        run.add_argument(f"--{option}", help=f"{what} (the file's /measurement group)")
+    run.add_argument("--sample-type", choices=["monomer", "molecule", "unknown"],
+                     help="single dot or dot molecule (the file's /measurement group)")
     run.set_defaults(handler=_cmd_run)
 
     info = sub.add_parser("info", help="describe a measurement file")
