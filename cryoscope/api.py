@@ -12,7 +12,7 @@ or, in one call, :func:`measure`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,17 @@ __all__ = [
 
 def measure(out: str | Path, config: Config | str | Path | None = None, *,
             overwrite: bool = False, control: RunControl | None = None,
-            listeners: Iterable[Listener] = (), **plan: Any) -> RunResult:
+            listeners: Iterable[Listener] = (), measurement: Mapping[str, Any] | None = None,
+            **plan: Any) -> RunResult:
     """Open the rig of ``config``, run the polarization series into ``out``, close the rig.
 
-    ``plan`` keys override ``[plan]`` of the configuration (``frames=40``, ``exposure_s=0.1``, ...).
+    ``plan`` keys override ``[plan]`` of the configuration (``frames=40``, ``exposure_s=0.1``, ...);
+    ``measurement`` keys override ``[measurement]`` (``{"particle": "P12", "sample_type":
+    "molecule"}``), written to the file's ``/measurement`` group.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
+    if measurement:
+        cfg = cfg.with_overrides("measurement", **measurement)
     if plan:
         cfg = cfg.with_overrides("plan", **plan)
     check_output_path(Path(out), overwrite)
