@@ -13,7 +13,7 @@ or, in one call, :func:`measure`. The plans are listed in :data:`PLANS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +63,17 @@ def run_polarization_series(rig: Rig, out: str | Path, plan: PlanConfig | None =
 def measure(out: str | Path, config: Config | str | Path | None = None, *,
             plan: str = PolarizationSeries.name, overwrite: bool = False,
             control: RunControl | None = None, listeners: Iterable[Listener] = (),
-            **params: Any) -> RunResult:
+            measurement: Mapping[str, Any] | None = None, **params: Any) -> RunResult:
     """Open the rig of ``config``, run ``plan`` into ``out``, close the rig.
 
     The output is claimed before the rig opens; ``params`` override the plan's parameters
-    (``frames=40``, ``exposure_s=0.1``, ...).
+    (``frames=40``, ``exposure_s=0.1``, ...); ``measurement`` keys override ``[measurement]``
+    (``{"particle": "P12", "sample_type": "molecule"}``), written to the file's
+    ``/measurement`` group.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
+    if measurement:
+        cfg = cfg.with_overrides("measurement", **measurement)
     chosen = make_plan(plan, cfg, **params)
     claim = OutputClaim(out, overwrite)
     try:

@@ -122,6 +122,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         if args.seed is not None:
             config = config.with_overrides("simulation", seed=args.seed)
+        measured = {key: value for key in ("sample", "sample_type", "particle", "position",
+                                           "operator", "notes")
+                    if (value := getattr(args, key)) is not None}
+        if measured:
+            config = config.with_overrides("measurement", **measured)
         plan = make_plan(args.plan, config, **_plan_values(args))
         out = Path(args.out) if args.out else _default_out()
         claim = OutputClaim(out, args.overwrite)
@@ -172,6 +177,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             tagger = dict(f["tagger"].attrs) if "tagger" in f else {}
             moves = f["stage/target_deg"].shape[0]
             seed = f["simulation"].attrs.get("seed") if "simulation" in f else None
+            compression = f["tags/timestamp_ps"].compression
         apds = [meas.apd_channel] + ([meas.apd2_channel] if meas.apd2_channel else [])
         apd = sum(int(np.count_nonzero(np.isin(c, apds)))
                   for _, c in iter_tag_chunks(args.file))
@@ -205,6 +211,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
               "missed)")
     if seed is not None:
         print(f"simulation    seed {seed}")
+    for key, value in meas.metadata.items():
+        print(f"{key:<14}{value}")
+    print(f"storage       {compression or 'uncompressed'}, "
+          f"{Path(args.file).stat().st_size / 1e6:.1f} MB")
     return EXIT_OK
 
 
@@ -277,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dwell", type=float, help="time between waveplate steps (s)")
     run.add_argument("--seed", type=int, help="simulation seed")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    for option, what in (("sample", "sample name"), ("particle", "particle id"),
+                         ("position", "position on the sample"), ("operator", "who measures"),
+                         ("notes", "free notes")):
+        run.add_argument(f"--{option}", help=f"{what} (the file's /measurement group)")
+    run.add_argument("--sample-type", choices=["monomer", "molecule", "unknown"],
+                     help="single dot or dot molecule (the file's /measurement group)")
     run.set_defaults(handler=_cmd_run)
 
     info = sub.add_parser("info", help="describe a measurement file")

@@ -47,12 +47,14 @@ __all__ = [
     "ConfigError",
     "CryostatConfig",
     "LaserConfig",
+    "MeasurementConfig",
     "PlanConfig",
     "PlanParameters",
     "RigConfig",
     "SimulationConfig",
     "SpectrographConfig",
     "StageConfig",
+    "StorageConfig",
     "TaggerConfig",
     "TrackConfig",
     "default_config_path",
@@ -312,6 +314,24 @@ class PlanConfig(PlanParameters):
     waveplate_start_deg: Angle = 0.0
 
 
+class MeasurementConfig(_Section):
+    """What is measured and by whom (``/measurement`` of the file; ``docs/population.md``)."""
+
+    sample: str = ""
+    sample_type: Literal["monomer", "molecule", "unknown"] = "unknown"
+    particle: str = ""
+    position: str = ""
+    operator: str = ""
+    notes: str = ""
+
+
+class StorageConfig(_Section):
+    """How the measurement file stores its bulk datasets (tags and camera frames)."""
+
+    compression: Literal["none", "gzip", "lzf"] = "none"
+    compression_level: Annotated[int, Field(ge=0, le=9)] = 4
+
+
 class Config(BaseModel):
     """A whole configuration file."""
 
@@ -327,6 +347,8 @@ class Config(BaseModel):
     spectrograph: SpectrographConfig = SpectrographConfig()
     camera: CameraConfig = CameraConfig()
     plan: PlanConfig = PlanConfig()
+    measurement: MeasurementConfig = MeasurementConfig()
+    storage: StorageConfig = StorageConfig()
     sample: SampleParams = SampleParams()
     optics: OpticsParams = OpticsParams()
 

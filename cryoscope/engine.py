@@ -417,6 +417,9 @@ class RunEngine:
                    "wavelength_nm": laser.wavelength_nm, "pulse_width_ps": cfg.laser.pulse_width_ps,
                    "repetition_rate_hz": laser.repetition_rate_hz, "power_nw": laser.power_nw},
             simulation=simulation,
+            measurement=cfg.measurement.model_dump(),
+            compression=cfg.storage.compression,
+            compression_level=cfg.storage.compression_level,
         )
 
     # -- results ------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""``cryoscope analyze FILE [--out DIR]``: summary.json, PNG figures and a short table."""
+"""``cryoscope analyze PATH... [--out DIR]``: summary.json, PNG figures and a short table for one
+file; for several (files, folders, globs) each file's report in ``DIR/<name>/``, the population
+tables and ``population.png``, in parallel on Dask (``docs/population.md``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from cryoscope.analysis.batch import FileOutcome
 from cryoscope.datafile import MeasurementError
 
 __all__ = ["register"]
@@ -18,10 +21,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add the ``analyze`` sub-command to the main CLI's sub-parsers."""
     parser = subparsers.add_parser(
         "analyze", help="analyze a measurement file: summary.json and figures",
-        description="Analyze a cryoscope measurement file: spectral states, lifetimes, lines, "
-                    "polarization; writes DIR/summary.json and PNG figures.")
-    parser.add_argument("file", help="measurement file (.h5)")
-    parser.add_argument("--out", help="output directory (default: FILE without suffix + _analysis)")
+        description="Analyze cryoscope measurement files: spectral states, lifetimes, lines, "
+                    "polarization; writes DIR/summary.json and PNG figures. Several files "
+                    "(or folders, or globs): DIR/<name>/ per file, particles/lines/states.parquet "
+                    "and population.png, in parallel on Dask.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="measurement files (.h5), folders of them or glob patterns")
+    parser.add_argument("--out", help="output directory (default: FILE without suffix + "
+                        "_analysis for one file, population_analysis for several)")
+    parser.add_argument("--workers", type=int,
+                        help="several files: local Dask worker processes (default: one per core)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="several files: use the running Dask scheduler at ADDRESS "
+                             "(e.g. tcp://127.0.0.1:8786) instead of a local cluster")
+    parser.add_argument("--force", action="store_true",
+                        help="several files: analyze again files analyzed before")
     parser.add_argument("--bin-ms", type=float, default=10.0,
                         help="intensity-trace and FLID bin (ms, default 10)")
     parser.add_argument("--max-states", type=int, default=5,
@@ -36,14 +50,82 @@ def _error(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cryoscope.analysis.report import analyze_file
-    from cryoscope.analysis.summary import write_summary
-
-    path = Path(args.file)
-    if not path.is_file():
-        return _error(f"file not found: {path}")
     if args.bin_ms <= 0:
         return _error(f"--bin-ms must be positive, got {args.bin_ms}")
+    if args.workers is not None and args.workers < 1:
+        return _error(f"--workers must be at least 1, got {args.workers}")
+    single = len(args.paths) == 1 and Path(args.paths[0]).is_file()
+    if single:
+        return _run_one(Path(args.paths[0]), args)
+    return _run_batch(args)
+
+
+class _BatchProgress:
+    """A one-line progress bar of the files on stderr (a line per file when not on a
+    terminal)."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, outcome: FileOutcome) -> None:
+        width = 30
+        filled = int(done / total * width)
+        note = f"{outcome.name}: {outcome.status}"
+        text = f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} files  {note}"
+        if self._tty:
+            print(f"\r{text:<100}", end="", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._tty:
+            print(file=sys.stderr)
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from cryoscope.analysis.batch import (
+        BatchInputError,
+        analyze_batch,
+        find_measurement_files,
+        output_names,
+    )
+
+    try:
+        files = find_measurement_files(args.paths)
+        output_names(files)
+    except BatchInputError as exc:
+        return _error(str(exc))
+    out = Path(args.out) if args.out else Path("population_analysis")
+    if out.exists() and not out.is_dir():
+        return _error(f"--out is not a folder: {out}")
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        import distributed  # noqa: F401  (it configures its loggers on import: quiet them)
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    bar = _BatchProgress()
+    try:
+        result = analyze_batch(files, out, workers=args.workers, scheduler=args.scheduler,
+                               force=args.force, figures=not args.no_figures, progress=bar,
+                               bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
+    except OSError as exc:
+        bar.close()
+        return _error(f"cannot reach the Dask scheduler {args.scheduler}: {exc}"
+                      if args.scheduler else str(exc))
+    bar.close()
+    counts = {s: sum(o.status == s for o in result.outcomes) for s in ("done", "skipped",
+                                                                         "failed")}
+    print(f"{len(result.outcomes)} files: {counts['done']} analyzed, {counts['skipped']} "
+          f"skipped (analyzed before; --force redoes them), {counts['failed']} failed")
+    for path in result.outputs.values():
+        print(f"wrote {path}")
+    for o in result.failed:
+        print(f"cryoscope analyze: failed: {o.path}: {o.error}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _run_one(path: Path, args: argparse.Namespace) -> int:
+    from cryoscope.analysis.report import analyze_file
+    from cryoscope.analysis.summary import write_summary
     out = Path(args.out) if args.out else path.with_name(path.stem + "_analysis")
     try:
         result = analyze_file(path, bin_s=args.bin_ms / 1000.0, max_states=args.max_states)

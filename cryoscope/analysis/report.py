@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,8 @@ REPLICA_TOLERANCE_MEV = 2.0
 SAME_LINE_MEV = 1.0
 #: Fewest photons with a delay on each APD to measure the second APD's delay offset.
 MIN_ALIGN_PHOTONS = 10_000
+#: Bin of the decay histograms (ps).
+DECAY_BIN_PS = 64.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class AnalysisResult:
     #: delay offset of the second APD subtracted before merging decays (ps; None: one APD or
     #: too few photons to measure it)
     apd2_delay_offset_ps: float | None = None
+    #: every parameter of the analysis (arguments of :func:`analyze_file` and the thresholds)
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def count_rate_cps(self) -> float:
@@ -126,7 +131,7 @@ class AnalysisResult:
         return self.photons.n / self.duration_s if self.duration_s > 0 else float("nan")
 
 
-def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64.0
+def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = DECAY_BIN_PS
                         ) -> tuple[DecayHistogram, DecayFit | None]:
     """Decay histogram and the better (by BIC) of a one- and two-exponential fit."""
     hist = decay_histogram(delay_ps, period_ps, bin_ps)
@@ -254,6 +259,16 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     ``tracking_regions_ev``: ``[regions, 2]`` energy ranges (eV) for peak tracking; default one
     region around each line.
     """
+    parameters = {
+        "bin_s": bin_s, "chunk_tags": chunk_tags, "max_states": max_states, "seed": seed,
+        "change_points": change_points,
+        "tracking_regions_ev": (None if tracking_regions_ev is None
+                                else np.asarray(tracking_regions_ev, float).tolist()),
+        "decay_bin_ps": DECAY_BIN_PS, "min_decay_photons": MIN_DECAY_PHOTONS,
+        "min_two_exp_photons": MIN_TWO_EXP_PHOTONS, "min_line_fraction": MIN_LINE_FRACTION,
+        "replica_tolerance_mev": REPLICA_TOLERANCE_MEV, "same_line_mev": SAME_LINE_MEV,
+        "min_align_photons": MIN_ALIGN_PHOTONS,
+    }
     meas = open_measurement(path)
     if meas.readout not in ("tracks", "image"):
         raise MeasurementError(f"{path}: unknown camera readout {meas.readout!r}")
@@ -333,7 +348,7 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         frame_moving=moving, states=states, state_results=tuple(state_results),
         lines=tuple(lines), trace=trace, change_points=cps, levels=levels, decay_all=hist_all,
         decay_all_fit=fit_all, flid=fl, tracks=tracks, duration_s=duration_s,
-        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset)
+        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, parameters=parameters)
 
 
 def _tracking_regions(zpls_ev: list[float], half_mev: float = 8.0) -> np.ndarray:

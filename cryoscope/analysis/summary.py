@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from cryoscope import __version__
 from cryoscope.analysis.report import AnalysisResult
 
 __all__ = ["SUMMARY_FORMAT", "SUMMARY_VERSION", "summary_dict", "write_summary"]
@@ -51,6 +52,8 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
             "lifetimes_err_ns": [_num(t) for t in decay.taus_err_ns] if decay else [],
             "lifetime_weights": [_num(w) for w in decay.weights] if decay else [],
             "zpl_ev": [_num(z) for z in st.zpl_ev],
+            "zpl_photons": ([_num(ln.area / result.spectra.noise.adu_per_photon)
+                             for ln in st.fit.lines] if st.fit else []),
         })
     meas = result.measurement
     bands = result.image_bands
@@ -86,6 +89,8 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
         "lines": lines,
         "states": states,
         "frame_state": [int(s) for s in result.states.labels],
+        "measurement": dict(meas.metadata),
+        "provenance": {"software_version": __version__, "parameters": dict(result.parameters)},
     }
 
 

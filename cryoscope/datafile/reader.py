@@ -137,6 +137,8 @@ class Measurement:
     exposure_index: np.ndarray | None = None
     lost_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     events: tuple[RunEvent, ...] = ()
+    #: what was measured (``/measurement`` attributes: sample, sample_type, particle, ...)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def pauses_ps(self) -> npt.NDArray[np.int64]:
@@ -254,6 +256,8 @@ def _read_measurement(file: Path, h5: h5py.File) -> Measurement:
         lost_frames=(np.asarray(cam["lost_exposure_index"][:], np.int64)
                      if "lost_exposure_index" in cam else np.zeros(0, np.int64)),
         events=_events(h5),
+        metadata={k: str(_text(v)) for k, v in h5["measurement"].attrs.items()}
+        if "measurement" in h5 else {},
     )
 
 

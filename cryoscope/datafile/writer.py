@@ -187,6 +187,19 @@ class RunMetadata:
     cryostat: Mapping[str, Any]
     laser: Mapping[str, Any]
     simulation: Mapping[str, Any] | None = None
+    #: what is measured (``[measurement]``): the ``/measurement`` group's attributes
+    measurement: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: compression of tags and frames (``[storage]``): "none", "gzip" or "lzf"; gzip level
+    compression: str = "none"
+    compression_level: int = 4
+
+
+def _filters(meta: RunMetadata) -> dict[str, Any]:
+    """``create_dataset`` keywords of the bulk datasets: none, or compression with shuffle."""
+    if meta.compression == "none":
+        return {}
+    level = meta.compression_level if meta.compression == "gzip" else None
+    return {"compression": meta.compression, "compression_opts": level, "shuffle": True}
 
 
 def _append(ds: h5py.Dataset, values: npt.ArrayLike) -> None:
@@ -251,9 +264,13 @@ class MeasurementWriter:
         ids = {name: json.dumps(dataclasses.asdict(ident))
                for name, ident in meta.identities.items()}
 
+        _set_attrs(f.create_group("measurement"), meta.measurement)
+        packed = _filters(meta)
         tags = f.create_group("tags")
-        tags.create_dataset("timestamp_ps", (0,), np.int64, maxshape=(None,), chunks=(1 << 17,))
-        tags.create_dataset("channel", (0,), np.int32, maxshape=(None,), chunks=(1 << 17,))
+        tags.create_dataset("timestamp_ps", (0,), np.int64, maxshape=(None,), chunks=(1 << 17,),
+                            **packed)
+        tags.create_dataset("channel", (0,), np.int32, maxshape=(None,), chunks=(1 << 17,),
+                            **packed)
 
         tagger = f.create_group("tagger")
         _set_attrs(tagger, {"identity": ids.get("tagger"), **meta.tagger})
@@ -268,7 +285,8 @@ class MeasurementWriter:
         camera = f.create_group("camera")
         _set_attrs(camera, {"identity": ids.get("camera"), **meta.camera})
         camera.create_dataset("frames", (0, *meta.frame_shape), np.uint16,
-                              maxshape=(None, *meta.frame_shape), chunks=(1, *meta.frame_shape))
+                              maxshape=(None, *meta.frame_shape), chunks=(1, *meta.frame_shape),
+                              **packed)
         camera.create_dataset("exposure_index", (0,), np.int64, maxshape=(None,), chunks=(1024,))
         camera.create_dataset("lost_exposure_index", (0,), np.int64, maxshape=(None,),
                               chunks=(256,))
