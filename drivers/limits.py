@@ -178,6 +178,15 @@ class CameraLimits:
     cooling_setpoint_c: SettingRange
     series_frames: SettingRange
 
+    def em_gain_problem(self, gain: int, advanced: bool) -> str | None:
+        """Why ``gain`` is refused (out of range, or above the plain maximum without
+        ``advanced``), or None."""
+        problem = self.em_gain.problem(gain)
+        if problem is None and gain > self.em_gain_plain_max and not advanced:
+            problem = (f"EM gain {gain} exceeds {self.em_gain_plain_max}: it needs advanced "
+                       "mode (camera.advanced_em_gain = true) and risks the sensor")
+        return problem
+
 
 #: Andor iXon Ultra 888. Gains above 300 need advanced mode (pylablib ``set_EMCCD_gain``'s
 #: ``advanced``; a sensor risk); the other bounds are cryoscope's: the SDK clamps a cooling
