@@ -156,12 +156,15 @@ class StageLimits:
     acceleration_deg_s2: SettingRange
 
 
-#: Thorlabs PRM1-Z8 rotation mount (Thorlabs specification: 25 deg/s, 25 deg/s^2).
+_PRM1_Z8_SOURCE = ("the PRM1-Z8 figures cryoscope has used from the start (25 deg/s, "
+                   "25 deg/s^2); not re-checked against a Thorlabs document")
+
+#: Thorlabs PRM1-Z8 rotation mount on a KDC101.
 PRM1_Z8 = StageLimits(
-    max_velocity_deg_s=SettingRange("velocity", "deg/s", 0.0, 25.0,
-                                    "Thorlabs PRM1-Z8 specification", low_inclusive=False),
-    acceleration_deg_s2=SettingRange("acceleration", "deg/s^2", 0.0, 25.0,
-                                     "Thorlabs PRM1-Z8 specification", low_inclusive=False),
+    max_velocity_deg_s=SettingRange("velocity", "deg/s", 0.0, 25.0, _PRM1_Z8_SOURCE,
+                                    low_inclusive=False),
+    acceleration_deg_s2=SettingRange("acceleration", "deg/s^2", 0.0, 25.0, _PRM1_Z8_SOURCE,
+                                     low_inclusive=False),
 )
 
 
