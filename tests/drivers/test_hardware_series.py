@@ -13,11 +13,11 @@ import pytest
 from attodry_fake import FakeAttoDry
 from vendor_fakes import COLUMNS, SwabianSdk, stream_buffer
 
-from cryoscope import hardware_rig
 from cryoscope.acquisition import RunState
 from cryoscope.api import run_polarization_series
+from cryoscope.backends import hardware as hardware_rig
+from cryoscope.backends import open_rig
 from cryoscope.config import Config, load_config
-from cryoscope.rig import open_rig
 from drivers.interfaces import Clock
 
 LAB = Path(__file__).resolve().parents[2] / "config" / "lab.toml"

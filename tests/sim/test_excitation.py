@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from simtools import make_config, stream_tags
 
-from cryoscope.rig import open_rig
+from cryoscope.backends import open_rig
 from sim_hardware.emission import LaserState, excitation_probabilities, expected_g2_zero
 
 QUIET = {"background_cps": 0.0}
