@@ -141,7 +141,7 @@ class SampleParams:
     #: Correlation coefficient of the centers' spectral diffusion (−1 to 1): each center's offset
     #: mixes a jump process common to all centers (weight |ρ|, jumping at |ρ| times the mean of
     #: the centers' rates) with its own (weight 1 − |ρ|, at 1 − |ρ| times its rate); centers after
-    #: the first take the common part with the sign of ρ.
+    #: the first take the common part with the sign of ρ. No effect unless two centers diffuse.
     spectral_diffusion_correlation: Annotated[float, Interval(ge=-1, le=1)] = 0.0
     #: Biexciton-to-exciton quantum-yield ratio QY_XX/QY_X: sets g²(0) (≈ this ratio at low
     #: excitation, 2b/(1+b)² in saturation).

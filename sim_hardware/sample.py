@@ -87,7 +87,7 @@ class _Center:
         self.params = params
         self.state = EmitterState.NEUTRAL
         self.next_switch_s = np.inf
-        #: own and common standard-normal parts of the spectral-diffusion offset
+        #: this center's own standard-normal part of its spectral-diffusion offset
         self.own_diffusion = 0.0
         self.next_diffusion_s = np.inf
         self.bleach_s = np.inf
@@ -106,6 +106,7 @@ class SampleModel:
         self._next_surface_s = self._exp(params.surface_charge_rate_hz, 0.0)
         rho = params.spectral_diffusion_correlation
         diffusing = [c for c in self._centers if c.params.spectral_diffusion_mev > 0]
+        #: weight |ρ| and standard-normal value of the diffusion part common to all centers
         self._common_weight = abs(rho) if len(diffusing) > 1 else 0.0
         self._common_diffusion = 0.0
         for center in self._centers:
