@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,10 @@ class JumpKind(enum.IntEnum):
 
 
 JUMP_KIND_NAMES = tuple(k.name.lower() for k in JumpKind)
+
+#: What the next event of the trajectory does: a center switches state, takes a spectral-diffusion
+#: jump or bleaches; the surface charge hops; the common diffusion part jumps; a joint charging.
+_Event = Literal["switch", "diffusion", "bleach", "surface", "common", "joint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,21 +263,25 @@ class SampleModel:
             zpls.append(p.zpl_ev + self._diffusion_ev(i, center) + shift_mev * 1e-3)
         return tuple(zpls)
 
-    def _next_event(self) -> tuple[float, str, int]:
-        """Time, type and center of the next event."""
-        best: tuple[float, str, int] = (np.inf, "", -1)
+    def _next_event(self) -> tuple[float, _Event, int]:
+        """Time, type and center (−1 = none) of the next event."""
+        best: tuple[float, _Event, int] = (np.inf, "switch", -1)
         for i, c in enumerate(self._centers):
-            for t, what in ((c.next_switch_s, "switch"), (c.next_diffusion_s, "diffusion"),
-                            (c.bleach_s, "bleach")):
+            center_events: tuple[tuple[float, _Event], ...] = (
+                (c.next_switch_s, "switch"), (c.next_diffusion_s, "diffusion"),
+                (c.bleach_s, "bleach"))
+            for t, what in center_events:
                 if t < best[0] and not c.bleached:
                     best = (t, what, i)
-        for t, what in ((self._next_surface_s, "surface"), (self._next_common_s, "common"),
-                        (self._next_joint_s, "joint")):
+        particle_events: tuple[tuple[float, _Event], ...] = (
+            (self._next_surface_s, "surface"), (self._next_common_s, "common"),
+            (self._next_joint_s, "joint"))
+        for t, what in particle_events:
             if t < best[0]:
                 best = (t, what, -1)
         return best
 
-    def _apply(self, what: str, k: int, t_event: float) -> tuple[JumpKind | None, set[int]]:
+    def _apply(self, what: _Event, k: int, t_event: float) -> tuple[JumpKind | None, set[int]]:
         """Carry out one event; what kind of jump it was (None = nothing changed) and the
         centers it acted on."""
         n = self.n_centers
