@@ -17,6 +17,7 @@ Run: ``python benchmarks/bench_population.py [--particles N] [--frames F] [--tag
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -57,36 +58,38 @@ def particles_per_minute(files: list[Path], out: Path) -> None:
               "inside a worker, cluster start and compilation included in the wall time)")
 
 
-def worker_speed_and_memory(path: Path) -> None:
-    from distributed import Client, LocalCluster
-
+def _timed(path: str) -> float:
     from cryoscope.analysis.report import analyze_file
 
-    analyze_file(path)
     start = time.perf_counter()
     analyze_file(path)
-    here = time.perf_counter() - start
-    print(f"standard file {path.stat().st_size / 1e6:.0f} MB: analyze_file {here:.1f} s in "
-          f"this process")
+    return time.perf_counter() - start
 
-    def timed(p: str) -> float:
-        t = time.perf_counter()
-        analyze_file(p)
-        return time.perf_counter() - t
 
-    def peak_rss_mb() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+
+def worker_speed_and_memory(path: Path, rounds: int = 2) -> None:
+    """``analyze_file`` here and in a one-worker cluster, alternating (the machine is shared:
+    alternating exposes both to the same load), after a warm-up on each side."""
+    from distributed import Client, LocalCluster
+
+    print(f"standard file {path.stat().st_size / 1e6:.0f} MB, {rounds} alternating rounds:")
+    _timed(str(path))
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
-        client.submit(timed, str(path), pure=False).result()  # warm-up
-        base = client.run(peak_rss_mb)
-        inside = client.submit(timed, str(path), pure=False).result()
-        peak = client.run(peak_rss_mb)
-    (mb,) = peak.values()
-    (mb0,) = base.values()
-    print(f"  inside a Dask worker: {inside:.1f} s; worker peak RSS {mb:.0f} MB "
-          f"({mb0:.0f} MB after the warm-up file)")
+        client.submit(_timed, str(path), pure=False).result()
+        (warm,) = client.run(_peak_rss_mb).values()
+        here, inside = [], []
+        for _ in range(rounds):
+            here.append(_timed(str(path)))
+            inside.append(client.submit(_timed, str(path), pure=False).result())
+        (peak,) = client.run(_peak_rss_mb).values()
+    print(f"  analyze_file in this process: {', '.join(f'{t:.1f}' for t in here)} s; "
+          f"inside a Dask worker: {', '.join(f'{t:.1f}' for t in inside)} s")
+    print(f"  worker peak RSS {peak:.0f} MB after {rounds + 1} files ({warm:.0f} MB after the "
+          "first): bounded, not growing with the files analysed")
 
 
 def storage_rate(path: Path, million_tags: float) -> None:
@@ -144,11 +147,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--tags", type=float, default=40.0, help="million tags to write")
     args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start")
     with tempfile.TemporaryDirectory() as tmp:
         files = simulate(Path(tmp) / "night", args.particles, args.frames)
         particles_per_minute(files, Path(tmp) / "out")
         worker_speed_and_memory(files[0])
         storage_rate(files[0], args.tags)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":
