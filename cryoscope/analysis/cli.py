@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="intensity-trace and FLID bin (ms, default 10)")
     parser.add_argument("--max-states", type=int, default=5,
                         help="most spectral states tried (default 5)")
-    parser.add_argument("--no-figures", action="store_true", help="write summary.json only")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="write summary.json only (several files: no per-file figures; the "
+                             "tables and population.png are still written)")
     parser.set_defaults(handler=_run)
 
 
