@@ -25,7 +25,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
 from cryoscope.storage import RunMetadata
 
 #: Time Tagger 20: sustained USB throughput (tags/s), PHYSICS.md.
@@ -94,6 +93,7 @@ def worker_speed_and_memory(path: Path, rounds: int = 2) -> None:
 
 def storage_rate(path: Path, million_tags: float) -> None:
     from cryoscope.storage import MeasurementWriter
+
     from drivers.interfaces import TagBlock
 
     with h5py.File(path, "r") as f:

@@ -166,6 +166,6 @@ def _run_one(path: Path, args: argparse.Namespace) -> int:
     for st in result.state_results:
         taus = ", ".join(f"{t:.3g}" for t in st.decay.taus_ns) if st.decay else "-"
         print(f"{st.id:>5} {st.fraction:6.0%} {st.count_rate_cps / 1e3:6.1f}  {taus}")
-    for p in written:
-        print(f"wrote {p}")
+    for done in written:
+        print(f"wrote {done}")
     return 0
