@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +35,7 @@ from cryoscope.acquisition import (
     StateChanged,
     TagsAcquired,
 )
-from cryoscope.config import Backend
+from cryoscope.config import Backend, Config, MeasurementConfig
 from cryoscope.datafile import (
     MeasurementWriter,
     OutputClaim,
@@ -48,7 +49,7 @@ from cryoscope.plans.base import Plan
 from cryoscope.rig import STAGE_TIMEOUT_S, Rig, apply_em_gain, wait_until
 from drivers.interfaces import CoolingStatus, FrameBlock, InstrumentError, ReadMode, TagEventType
 
-__all__ = ["RunEngine", "run_plan"]
+__all__ = ["RunEngine", "measurement_for", "run_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,10 @@ class RunEngine:
     """One run of a plan on a connected rig. Use :func:`run_plan`."""
 
     def __init__(self, rig: Rig, plan: Plan, claim: OutputClaim, control: RunControl,
-                 publish: Publisher) -> None:
+                 publish: Publisher, measurement: MeasurementConfig | None = None) -> None:
         self.rig, self.plan, self.control, self.publish = rig, plan, control, publish
+        #: what is measured in this run (default: the configuration's ``[measurement]``)
+        self.measurement = measurement or rig.config.measurement
         self.writer = MeasurementWriter(claim)
         cfg = rig.config
         self._zero = cfg.stage.waveplate_zero_deg
@@ -417,7 +420,7 @@ class RunEngine:
                    "wavelength_nm": laser.wavelength_nm, "pulse_width_ps": cfg.laser.pulse_width_ps,
                    "repetition_rate_hz": laser.repetition_rate_hz, "power_nw": laser.power_nw},
             simulation=simulation,
-            measurement=cfg.measurement.model_dump(),
+            measurement=self.measurement.model_dump(),
             compression=cfg.storage.compression,
             compression_level=cfg.storage.compression_level,
         )
@@ -443,22 +446,37 @@ class RunEngine:
         return dict(self.rig.truth(timing.start_ps / 1e12, timing.stop_ps / 1e12))
 
 
+def measurement_for(config: Config,
+                    values: Mapping[str, Any] | MeasurementConfig | None) -> MeasurementConfig:
+    """The configuration's ``[measurement]`` with ``values`` replaced (validated)."""
+    if values is None:
+        return config.measurement
+    if isinstance(values, MeasurementConfig):
+        return values
+    return config.with_overrides("measurement", **values).measurement
+
+
 def run_plan(rig: Rig, plan: Plan, out: str | Path | OutputClaim, *, overwrite: bool = False,
-             control: RunControl | None = None, listeners: Iterable[Listener] = ()
-             ) -> RunResult:
+             control: RunControl | None = None, listeners: Iterable[Listener] = (),
+             measurement: Mapping[str, Any] | MeasurementConfig | None = None) -> RunResult:
     """Run ``plan`` on a connected rig, writing ``out`` (a path, or a claim taken earlier).
+
+    ``measurement``: what this run measures (sample, particle, ...: the file's
+    ``/measurement``), replacing keys of the configuration's ``[measurement]`` — a night on one
+    open rig names each particle's file. Unknown keys or values are a :class:`ConfigError`.
 
     Returns the :class:`RunResult` (state ``complete`` or ``aborted``). An instrument failure
     marks the file ``failed`` with the error and is re-raised after the rig is made safe.
     Ctrl-C (KeyboardInterrupt) aborts the run like a stop request.
     """
+    measured = measurement_for(rig.config, measurement)
     claim = out if isinstance(out, OutputClaim) else OutputClaim(out, overwrite)
     control = control or RunControl()
     publish = Publisher(listeners)
     state, error = RunState.FAILED, ""
     engine: RunEngine | None = None
     try:
-        engine = RunEngine(rig, plan, claim, control, publish)
+        engine = RunEngine(rig, plan, claim, control, publish, measured)
         engine.prepare()
         engine.acquire()
         state = RunState.ABORTED if control.stop_requested else RunState.COMPLETE

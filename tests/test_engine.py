@@ -62,8 +62,10 @@ def test_three_runs_on_one_open_rig_each_read_phi_right(tmp_path: Path) -> None:
                     store.append(event)
 
             path = tmp_path / f"run{k}.h5"
-            result = api.run_polarization_series(rig, path, config.plan, listeners=[listen])
+            result = api.run_polarization_series(rig, path, config.plan, listeners=[listen],
+                                                 measurement={"particle": f"P{k}"})
             assert result.state is RunState.COMPLETE
+            assert open_measurement(path).metadata["particle"] == f"P{k}"
             rising, falling, moves = _stage_edges(path)
             assert rising == falling == moves > 0  # every edge of the file is a move of its own
             timing = read_timing(open_measurement(path))[2]
