@@ -59,14 +59,23 @@ class Rig:
     tagger: TimeTagger
     #: Simulated rig only: the ground truth written to the file's ``/simulation``.
     truth: TruthSource | None = None
+    #: Instruments that failed (an :class:`InstrumentError` naming them): making the rig safe
+    #: and closing it leave them alone instead of calling a broken instrument again.
+    failed: set[str] = field(default_factory=set)
     _closed: bool = field(default=False, repr=False)
 
     def instruments(self) -> dict[str, Instrument]:
         return {"cryostat": self.cryostat, "laser": self.laser, "stage": self.stage,
                 "spectrograph": self.spectrograph, "camera": self.camera, "tagger": self.tagger}
 
+    def mark_failed(self, instrument: str) -> None:
+        """Note that an instrument (by its name, e.g. ``"camera"``) failed."""
+        if instrument in self.instruments():
+            self.failed.add(instrument)
+
     def make_safe(self) -> None:
-        """Stop whatever moves or streams; set the laser as configured. Never raises."""
+        """Stop whatever moves or streams; set the laser as configured; failed instruments
+        are left alone. Never raises."""
         steps: list[tuple[str, Callable[[], None]]] = [
             ("camera", self.camera.stop_series),
             ("stage", self.stage.stop),
@@ -76,12 +85,15 @@ class Rig:
             steps.append(("laser", lambda: self.laser.set_emission(False)))
         for name, step in steps:
             instrument = self.instruments()[name]
+            if name in self.failed:
+                log.info("the %s failed: not calling it to make it safe", name)
+                continue
             if not instrument.is_connected:
                 continue
             try:
                 step()
             except Exception:
-                log.exception("could not make the %s safe", name)
+                log.warning("could not make the %s safe", name, exc_info=True)
 
     def close(self) -> None:
         """Leave every instrument safe and disconnect it. Idempotent, never raises."""
@@ -93,7 +105,9 @@ class Rig:
             try:
                 instrument.close()
             except Exception:
-                log.exception("error while closing the %s", name)
+                # a failed instrument's close is expected to fail too: only the run log hears
+                level = logging.INFO if name in self.failed else logging.WARNING
+                log.log(level, "error while closing the %s", name, exc_info=True)
 
     def __enter__(self) -> Self:
         return self
@@ -112,6 +126,7 @@ def _build_simulated(config: Config) -> Rig:
     from sim_hardware.camera import SimCamera
     from sim_hardware.clock import SimClock
     from sim_hardware.cryostat import SimCryostat
+    from sim_hardware.faults import Fault, install
     from sim_hardware.laser import SimLaser
     from sim_hardware.params import BenchParams
     from sim_hardware.spectrograph import SimSpectrograph
@@ -125,6 +140,7 @@ def _build_simulated(config: Config) -> Rig:
         Wiring(ch.apd, ch.laser_sync, ch.camera_fire, ch.stage_motion, ch.apd2,
                config.stage.waveplate_zero_deg),
     )
+    install(bench, [Fault(f.instrument, f.kind, f.at_s) for f in sim.faults])
     spectrograph = SimSpectrograph(bench, config.spectrograph.gratings_lines_per_mm,
                                    config.spectrograph.focal_length_mm,
                                    config.spectrograph.inclusion_angle_deg)
