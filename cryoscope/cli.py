@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from cryoscope import __version__
-from cryoscope.acquisition import Progress, RunControl, RunEvent, RunResult, RunState, StateChanged
-from cryoscope.config import ConfigError, default_config_path, load_config
+
+if TYPE_CHECKING:  # the heavy modules are imported when a command runs, so that Ctrl-C while
+    # they load is the one-line "interrupted" of main(), not a traceback
+    from cryoscope.acquisition import RunControl, RunEvent, RunResult
 
 #: Entry-point group of the sub-commands other packages add (``register(subparsers)``), declared
 #: in pyproject.toml: the analysis' ``analyze`` and the GUI's ``gui``.
@@ -57,6 +59,8 @@ class _ProgressBar:
         self._last_decile = -1
 
     def __call__(self, event: RunEvent) -> None:
+        from cryoscope.acquisition import Progress
+
         if not isinstance(event, Progress) or event.frames_total == 0:
             return
         share = event.frames_done / event.frames_total
@@ -103,6 +107,8 @@ class _Signals:
             signal.signal(sig, previous)  # type: ignore[arg-type]
 
     def listener(self, event: RunEvent) -> None:
+        from cryoscope.acquisition import RunState, StateChanged
+
         if isinstance(event, StateChanged) and event.state is RunState.STOPPING:
             self.finishing = True
 
@@ -169,6 +175,8 @@ def _plan_values(args: argparse.Namespace) -> dict[str, object]:
 def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
+    from cryoscope.acquisition import RunControl, RunState
+    from cryoscope.config import ConfigError, load_config
     from cryoscope.datafile import OutputClaim, OutputError, OutputExistsError, WriteError
     from cryoscope.engine import check_run_fits, run_log_path, run_plan
     from cryoscope.plans import make_plan
@@ -309,6 +317,8 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from cryoscope.config import ConfigError, load_config
+
     try:
         config = load_config(args.path)
     except ConfigError as exc:
@@ -328,6 +338,7 @@ def _shown(value: object) -> str:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
+    from cryoscope.config import ConfigError, default_config_path, load_config
     from cryoscope.devices import check_devices
 
     try:
@@ -383,7 +394,9 @@ def _setup_logging(verbose: bool) -> None:
     root.setLevel(logging.INFO)
 
 
-def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
+def build_parser(plugins: bool | str = True) -> argparse.ArgumentParser:
+    """The command line. ``plugins``: add every sub-command of the entry points (True), none
+    (False), or only the one of this name (if there is one; else all)."""
     parser = _Parser(prog="cryoscope", description="Control and analysis of a cryogenic "
                      "single-particle fluorescence microscope.")
     parser.add_argument("--version", action="version", version=f"cryoscope {__version__}")
@@ -445,7 +458,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     devices.set_defaults(handler=_cmd_devices)
 
     if plugins:
-        for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name):
+        entries = sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name)
+        named = [e for e in entries if e.name == plugins]
+        for entry in named or entries:
             entry.load()(sub)
     return parser
 
@@ -454,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     try:
-        parser = build_parser(plugins=command not in BUILTIN_COMMANDS)
+        parser = build_parser(plugins=False if command in BUILTIN_COMMANDS else command or True)
         args = parser.parse_args(words)
         _setup_logging(args.verbose)
         return int(args.handler(args))
