@@ -287,10 +287,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         t0 = int(first_tag_ps) if first_tag_ps is not None else 0
         spans = ", ".join(f"{(a - t0) / 1e12:.3f}-{(b - t0) / 1e12:.3f} s"
                           for a, b in overflows.tolist())
-        missed = sum(meas.missed_events.values())
+        n_missed = sum(meas.missed_events.values())
         print(f"overflows     {overflows.shape[0]} of the time tagger (tags lost at "
-              f"{spans or '?'} of the stream): {missed} tags missed, {meas.missed_apd} of them "
-              "APD clicks")
+              f"{spans or '?'} of the stream): {n_missed} tags missed, {meas.missed_apd} of "
+              "them APD clicks")
     if seed is not None:
         print(f"simulation    seed {seed}")
     for key, value in meas.metadata.items():
