@@ -19,6 +19,7 @@ from cryoscope.datafile.repair import WRITER_DIED, Repair, repair_file
 from cryoscope.datafile.schema import FORMAT, FORMAT_VERSION
 from cryoscope.datafile.superblock import clear_write_mark, read_superblock
 from cryoscope.datafile.timing import (
+    OPEN_PS,
     EdgePairs,
     FrameTiming,
     StageTiming,
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_TAG_CHUNK",
     "FORMAT",
     "FORMAT_VERSION",
+    "OPEN_PS",
     "WRITER_DIED",
     "EdgePairs",
     "FrameTiming",
