@@ -125,9 +125,15 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _run_one(path: Path, args: argparse.Namespace) -> int:
+    from cryoscope.datafile import MeasurementError, check_complete
+
+    try:  # a damaged file fails before the analysis stack loads
+        check_complete(path)
+    except MeasurementError as exc:
+        return _error(str(exc))
     from cryoscope.analysis.report import analyze_file
     from cryoscope.analysis.summary import write_summary
-    from cryoscope.datafile import MeasurementError
+
     out = Path(args.out) if args.out else path.with_name(path.stem + "_analysis")
     try:
         result = analyze_file(path, bin_s=args.bin_ms / 1000.0, max_states=args.max_states)

@@ -138,7 +138,9 @@ def _summary(result: RunResult, wall_s: float) -> str:
     lines = [
         f"status      {result.state}" + (f" ({result.error})" if result.error else ""),
         f"frames      {result.frames}",
-        f"photons     {result.photons}",
+        f"photons     {result.photons}" + (f" (and {result.missed_photons} APD clicks missed "
+                                          "in time-tagger overflows)"
+                                          if result.missed_photons else ""),
         f"count rate  {result.count_rate_cps / 1e3:.1f} kcps (APD)",
         f"duration    {result.duration_s:.1f} s measured in {wall_s:.1f} s",
         f"file        {result.path}",
@@ -387,6 +389,8 @@ def _setup_logging(verbose: bool) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h.formatter, _OneLineFormatter)]:
         root.removeHandler(handler)
+    if root.handlers:  # logging configured by the caller (a test runner): leave it
+        return
     console = logging.StreamHandler()
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     console.setFormatter(_OneLineFormatter())

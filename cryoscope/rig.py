@@ -59,8 +59,8 @@ class Rig:
     tagger: TimeTagger
     #: Simulated rig only: the ground truth written to the file's ``/simulation``.
     truth: TruthSource | None = None
-    #: Instruments that failed (an :class:`InstrumentError` naming them): making the rig safe
-    #: and closing it leave them alone instead of calling a broken instrument again.
+    #: Instruments that failed (an :class:`InstrumentError` naming them): the run's wind-down
+    #: no longer reads them, making the rig safe calls each once more (quietly), closing it too.
     failed: set[str] = field(default_factory=set)
     _closed: bool = field(default=False, repr=False)
 
@@ -74,8 +74,9 @@ class Rig:
             self.failed.add(instrument)
 
     def make_safe(self) -> None:
-        """Stop whatever moves or streams; set the laser as configured; failed instruments
-        are left alone. Never raises."""
+        """Stop whatever moves or streams; set the laser as configured. A failed instrument
+        gets this one call (it may still be acquiring), its error only logged to the run log.
+        Never raises."""
         steps: list[tuple[str, Callable[[], None]]] = [
             ("camera", self.camera.stop_series),
             ("stage", self.stage.stop),
@@ -85,15 +86,16 @@ class Rig:
             steps.append(("laser", lambda: self.laser.set_emission(False)))
         for name, step in steps:
             instrument = self.instruments()[name]
-            if name in self.failed:
-                log.info("the %s failed: not calling it to make it safe", name)
-                continue
             if not instrument.is_connected:
                 continue
             try:
                 step()
             except Exception:
-                log.warning("could not make the %s safe", name, exc_info=True)
+                if name in self.failed:  # expected of a broken instrument: the run log hears it
+                    log.info("the %s failed: could not make it safe either", name,
+                             exc_info=True)
+                else:
+                    log.warning("could not make the %s safe", name, exc_info=True)
 
     def close(self) -> None:
         """Leave every instrument safe and disconnect it. Idempotent, never raises."""
