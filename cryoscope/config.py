@@ -413,6 +413,16 @@ class Config(BaseModel):
             raise _BadValue("sample.emitters", [], "at least one emitter is needed")
         return self
 
+    @model_validator(mode="after")
+    def _interlock_above_setpoint(self) -> Config:
+        limit = self.interlocks.sample_temperature_max_k
+        if 0 < limit <= self.cryostat.target_temperature_k:
+            raise _BadValue("interlocks.sample_temperature_max_k", limit,
+                            f"the temperature interlock at {limit:g} K would hold every run: "
+                            f"it must be above cryostat.target_temperature_k "
+                            f"({self.cryostat.target_temperature_k:g} K), or 0 (off)")
+        return self
+
     def to_toml(self) -> str:
         """The full configuration (defaults included) as TOML text."""
         return tomli_w.dumps(_toml_safe(self.model_dump(mode="json")))

@@ -503,6 +503,16 @@ def test_a_bad_fault_is_refused_at_config_check(tmp_path: Path) -> None:
         "fault 'stall' (kinds: error, lost_frame, stop_early) (got 'stall')"]
 
 
+def test_an_interlock_that_would_hold_every_run_is_refused(tmp_path: Path) -> None:
+    config = config_file(tmp_path, **{"target_temperature_k = 4.0 ":
+                                      "target_temperature_k = 20.0"})
+    result = cli("config", "check", str(config))
+    assert result.returncode == 2
+    lines = messages(result.stderr)
+    assert len(lines) == 1 and "'interlocks.sample_temperature_max_k'" in lines[0]
+    assert "must be above cryostat.target_temperature_k (20 K)" in lines[0]
+
+
 # -- interlocks -----------------------------------------------------------------------------
 
 
