@@ -104,7 +104,10 @@ class _Signals:
 
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self._previous.items():
-            signal.signal(sig, previous)  # type: ignore[arg-type]
+            # after a signal the command only reports and exits: a late repeat must not turn
+            # into a traceback (or a death by signal) on the way out
+            signal.signal(sig, signal.SIG_IGN if self.received is not None
+                          else previous)  # type: ignore[arg-type]
 
     def listener(self, event: RunEvent) -> None:
         from cryoscope.acquisition import RunState, StateChanged
