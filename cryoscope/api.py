@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from cryoscope.acquisition import Listener, RunControl, RunResult, RunState
+from cryoscope.backends import open_rig
 from cryoscope.config import Config, ConfigError, PlanConfig, load_config
 from cryoscope.datafile import OutputClaim
 from cryoscope.engine import run_plan
 from cryoscope.plans import PLANS, make_plan
 from cryoscope.plans.polarization_series import PolarizationSeries
-from cryoscope.rig import Rig, open_rig
+from cryoscope.rig import Rig
 
 __all__ = [
     "PLANS",
@@ -44,20 +45,22 @@ __all__ = [
 
 def run(rig: Rig, plan: str, out: str | Path, *, overwrite: bool = False,
         control: RunControl | None = None, listeners: Iterable[Listener] = (),
-        **params: Any) -> RunResult:
+        measurement: Mapping[str, Any] | None = None, **params: Any) -> RunResult:
     """Run the plan named ``plan`` on a connected rig into ``out``; ``params`` override the
-    configuration's parameters of the plan (``frames=40``, ``exposure_s=0.1``, ...)."""
+    configuration's parameters of the plan (``frames=40``, ``exposure_s=0.1``, ...),
+    ``measurement`` its ``[measurement]`` keys for this file (``{"particle": "P12"}``)."""
     return run_plan(rig, make_plan(plan, rig.config, **params), out, overwrite=overwrite,
-                    control=control, listeners=listeners)
+                    control=control, listeners=listeners, measurement=measurement)
 
 
 def run_polarization_series(rig: Rig, out: str | Path, plan: PlanConfig | None = None, *,
                             overwrite: bool = False, control: RunControl | None = None,
-                            listeners: Iterable[Listener] = ()) -> RunResult:
+                            listeners: Iterable[Listener] = (),
+                            measurement: Mapping[str, Any] | None = None) -> RunResult:
     """The paper's measurement on a connected rig (parameters: ``plan``, default the
-    configuration's ``[plan]``)."""
+    configuration's ``[plan]``; ``measurement``: as in :func:`run`)."""
     return run_plan(rig, PolarizationSeries(plan or rig.config.plan), out, overwrite=overwrite,
-                    control=control, listeners=listeners)
+                    control=control, listeners=listeners, measurement=measurement)
 
 
 def measure(out: str | Path, config: Config | str | Path | None = None, *,

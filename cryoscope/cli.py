@@ -181,11 +181,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
     from cryoscope.acquisition import RunControl, RunState
+    from cryoscope.backends import open_rig
     from cryoscope.config import ConfigError, load_config
     from cryoscope.datafile import OutputClaim, OutputError, OutputExistsError, WriteError
     from cryoscope.engine import check_run_fits, run_log_path, run_plan
     from cryoscope.plans import make_plan
-    from cryoscope.rig import open_rig
     from drivers.interfaces import InstrumentError
 
     try:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,7 +45,7 @@ from cryoscope.acquisition import (
     StateChanged,
     TagsAcquired,
 )
-from cryoscope.config import Backend, Config
+from cryoscope.config import Backend, Config, MeasurementConfig
 from cryoscope.datafile import (
     MeasurementWriter,
     OutputClaim,
@@ -67,7 +68,8 @@ from drivers.interfaces import (
     TagEventType,
 )
 
-__all__ = ["RunEngine", "check_run_fits", "run_bytes", "run_log_path", "run_plan"]
+__all__ = ["RunEngine", "check_run_fits", "measurement_for", "run_bytes", "run_log_path",
+           "run_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +162,10 @@ class RunEngine:
     """One run of a plan on a connected rig. Use :func:`run_plan`."""
 
     def __init__(self, rig: Rig, plan: Plan, claim: OutputClaim, control: RunControl,
-                 publish: Publisher) -> None:
+                 publish: Publisher, measurement: MeasurementConfig | None = None) -> None:
         self.rig, self.plan, self.control, self.publish = rig, plan, control, publish
+        #: what is measured in this run (default: the configuration's ``[measurement]``)
+        self.measurement = measurement or rig.config.measurement
         self.writer = MeasurementWriter(claim)
         cfg = rig.config
         self._zero = cfg.stage.waveplate_zero_deg
@@ -634,7 +638,7 @@ class RunEngine:
                    "wavelength_nm": laser.wavelength_nm, "pulse_width_ps": cfg.laser.pulse_width_ps,
                    "repetition_rate_hz": laser.repetition_rate_hz, "power_nw": laser.power_nw},
             simulation=simulation,
-            measurement=cfg.measurement.model_dump(),
+            measurement=self.measurement.model_dump(),
             compression=cfg.storage.compression,
             compression_level=cfg.storage.compression_level,
         )
@@ -661,32 +665,47 @@ class RunEngine:
         return dict(self.rig.truth(timing.start_ps / 1e12, timing.stop_ps / 1e12))
 
 
+def measurement_for(config: Config,
+                    values: Mapping[str, Any] | MeasurementConfig | None) -> MeasurementConfig:
+    """The configuration's ``[measurement]`` with ``values`` replaced (validated)."""
+    if values is None:
+        return config.measurement
+    if isinstance(values, MeasurementConfig):
+        return values
+    return config.with_overrides("measurement", **values).measurement
+
+
 def run_plan(rig: Rig, plan: Plan, out: str | Path | OutputClaim, *, overwrite: bool = False,
-             control: RunControl | None = None, listeners: Iterable[Listener] = ()
-             ) -> RunResult:
+             control: RunControl | None = None, listeners: Iterable[Listener] = (),
+             measurement: Mapping[str, Any] | MeasurementConfig | None = None) -> RunResult:
     """Run ``plan`` on a connected rig, writing ``out`` (a path, or a claim taken earlier).
+
+    ``measurement``: what this run measures (sample, particle, ...: the file's
+    ``/measurement``), replacing keys of the configuration's ``[measurement]`` — a night on one
+    open rig names each particle's file. Unknown keys or values are a :class:`ConfigError`.
 
     Returns the :class:`RunResult` (state ``complete`` or ``aborted``; an interlock that ends
     the run says why in ``error``). An instrument failure marks the file ``failed`` with the
-    error naming the instrument and is re-raised after the rest of the rig is made safe (the
-    failed instrument is not called again); a write failure
+    error naming the instrument and is re-raised after the rig is made safe (the failed
+    instrument is not read again); a write failure
     (:class:`~cryoscope.datafile.WriteError`, e.g. a full disk) likewise. A run that cannot fit
     on the disk is refused (:class:`~cryoscope.datafile.NoRoomError`) before anything moves.
     Ctrl-C (KeyboardInterrupt) aborts the run like a stop request. The log records of the run
     also go to ``<name>.log`` next to the file, with tracebacks.
     """
+    measured = measurement_for(rig.config, measurement)
     claim = out if isinstance(out, OutputClaim) else OutputClaim(out, overwrite)
     with _run_log(claim.path):
-        return _run(rig, plan, claim, control or RunControl(), Publisher(listeners))
+        return _run(rig, plan, claim, control or RunControl(), Publisher(listeners), measured)
 
 
-def _run(rig: Rig, plan: Plan, claim: OutputClaim, control: RunControl, publish: Publisher
-         ) -> RunResult:
+def _run(rig: Rig, plan: Plan, claim: OutputClaim, control: RunControl, publish: Publisher,
+         measured: MeasurementConfig) -> RunResult:
     state, error = RunState.FAILED, ""
     engine: RunEngine | None = None
     try:
         check_run_fits(rig.config, plan, claim.write_path)
-        engine = RunEngine(rig, plan, claim, control, publish)
+        engine = RunEngine(rig, plan, claim, control, publish, measured)
         engine.prepare()
         engine.acquire()
         if engine.ended is not None:

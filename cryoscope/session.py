@@ -43,10 +43,11 @@ from cryoscope.acquisition import (
     RunResult,
     TagsAcquired,
 )
+from cryoscope.backends import open_rig
 from cryoscope.config import Backend, Config
 from cryoscope.engine import run_plan
 from cryoscope.plans import PLANS, Plan, make_plan
-from cryoscope.rig import Rig, camera_readout, open_rig
+from cryoscope.rig import Rig, camera_readout
 from drivers.interfaces import (
     InstrumentError,
     ReadMode,

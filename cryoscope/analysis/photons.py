@@ -196,8 +196,8 @@ class PhotonBookkeeper:
         if n_edge:
             self._edges.append((edge_t[:n_edge].copy(), edge_kind[:n_edge].copy()))
         self.tags_seen += timestamp_ps.shape[0]
-        return PhotonChunk(out_t[:n_out].copy(), out_delay[:n_out].copy(),
-                           out_expo[:n_out].copy(), out_det[:n_out].copy())
+        # views: the untouched rest of each output buffer is never paged in
+        return PhotonChunk(out_t[:n_out], out_delay[:n_out], out_expo[:n_out], out_det[:n_out])
 
     def finish(self) -> PhotonChunk:
         """Flush the photons still waiting for a sync tag (the end of the stream)."""

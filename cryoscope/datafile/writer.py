@@ -391,15 +391,18 @@ class MeasurementWriter:
 
         laser = f.create_group("laser")
         _set_attrs(laser, {"identity": ids.get("laser"), **meta.laser})
-        for name, dtype in (("log_time_s", np.float64), ("repetition_rate_hz", np.float64),
-                            ("power_nw", np.float64), ("emission_on", np.uint8)):
-            laser.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(256,))
+        laser_logs: tuple[tuple[str, npt.DTypeLike], ...] = (
+            ("log_time_s", np.float64), ("repetition_rate_hz", np.float64),
+            ("power_nw", np.float64), ("emission_on", np.uint8))
+        for name, log_dtype in laser_logs:
+            laser.create_dataset(name, (0,), log_dtype, maxshape=(None,), chunks=(256,))
 
         events = f.create_group("events")
-        for name, dtype in (("time_s", np.float64), ("tagger_ps", np.int64),
-                            ("kind", f"S{EVENT_KIND_BYTES}"),
-                            ("message", f"S{EVENT_MESSAGE_BYTES}")):
-            events.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(256,))
+        event_logs: tuple[tuple[str, npt.DTypeLike], ...] = (
+            ("time_s", np.float64), ("tagger_ps", np.int64), ("kind", f"S{EVENT_KIND_BYTES}"),
+            ("message", f"S{EVENT_MESSAGE_BYTES}"))
+        for name, event_dtype in event_logs:
+            events.create_dataset(name, (0,), event_dtype, maxshape=(None,), chunks=(256,))
 
         if meta.simulation is not None:
             _set_attrs(f.create_group("simulation"), meta.simulation)

@@ -17,8 +17,9 @@ from attodry_fake import FakeAttoDry
 from pymeasure.adapters import ProtocolAdapter
 from test_lasers import VERSION
 
+from cryoscope.backends import build_rig
 from cryoscope.config import load_config
-from cryoscope.rig import Rig, build_rig
+from cryoscope.rig import Rig
 from drivers.andor import AndorCamera, AndorSpectrograph
 from drivers.attodry import AttoDryNetworkCryostat
 from drivers.interfaces import ReadMode, Readout, SettingRejectedError, Track
