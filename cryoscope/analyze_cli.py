@@ -128,9 +128,15 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _run_one(path: Path, args: argparse.Namespace) -> int:
+    from cryoscope.datafile import MeasurementError, check_complete
+
+    try:  # a damaged file fails before the analysis stack loads
+        check_complete(path)
+    except MeasurementError as exc:
+        return _error(str(exc))
     from cryoscope.analysis.report import analyze_file
     from cryoscope.analysis.summary import write_summary
-    from cryoscope.datafile import MeasurementError
+
     out = Path(args.out) if args.out else path.with_name(path.stem + "_analysis")
     try:
         result = analyze_file(path, bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
@@ -146,6 +152,12 @@ def _run_one(path: Path, args: argparse.Namespace) -> int:
         written += write_figures(result, out)
     print(f"{path}: {result.duration_s:.1f} s, {result.spectra.v.shape[0]} frames, "
           f"{result.photons.n} photons, {result.count_rate_cps / 1e3:.1f} kcps")
+    meas = result.measurement
+    if meas.overflows_ps.shape[0]:
+        spans = ", ".join(f"{a / 1e12:.3f}-{b / 1e12:.3f} s" for a, b in meas.overflows_ps.tolist())
+        print(f"tagger overflows: {meas.overflows_ps.shape[0]} (tagger time {spans}): "
+              f"{sum(meas.missed_events.values())} tags missed, {meas.missed_apd} of them APD "
+              "clicks")
     bands = result.image_bands
     if bands is not None:
         print(f"image readout: V rows {bands.v.row_start}-{bands.v.row_stop}, H rows "

@@ -7,6 +7,7 @@ from cryoscope.datafile.reader import (
     MeasurementError,
     RunEvent,
     SimulationTruth,
+    check_complete,
     iter_frame_blocks,
     iter_tag_chunks,
     open_h5,
@@ -14,7 +15,9 @@ from cryoscope.datafile.reader import (
     read_frames,
     read_timing,
 )
+from cryoscope.datafile.repair import WRITER_DIED, Repair, repair_file
 from cryoscope.datafile.schema import FORMAT, FORMAT_VERSION
+from cryoscope.datafile.superblock import clear_write_mark, read_superblock
 from cryoscope.datafile.timing import (
     OPEN_PS,
     EdgePairs,
@@ -28,11 +31,14 @@ from cryoscope.datafile.timing import (
 )
 from cryoscope.datafile.writer import (
     MeasurementWriter,
+    NoRoomError,
     OutputBusyError,
     OutputClaim,
     OutputError,
     OutputExistsError,
     RunMetadata,
+    WriteError,
+    check_room,
     now_iso,
 )
 
@@ -41,19 +47,26 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "OPEN_PS",
+    "WRITER_DIED",
     "EdgePairs",
     "FrameTiming",
     "Measurement",
     "MeasurementError",
     "MeasurementWriter",
+    "NoRoomError",
     "OutputBusyError",
     "OutputClaim",
     "OutputError",
     "OutputExistsError",
+    "Repair",
     "RunEvent",
     "RunMetadata",
     "SimulationTruth",
     "StageTiming",
+    "WriteError",
+    "check_complete",
+    "check_room",
+    "clear_write_mark",
     "frame_timing",
     "in_intervals",
     "iter_frame_blocks",
@@ -63,7 +76,9 @@ __all__ = [
     "open_measurement",
     "pair_edges",
     "read_frames",
+    "read_superblock",
     "read_timing",
+    "repair_file",
     "rest_angles",
     "stage_angle_at",
 ]
