@@ -112,6 +112,8 @@ class _Signals:
     def listener(self, event: RunEvent) -> None:
         from cryoscope.acquisition import RunState, StateChanged
 
+        if isinstance(event, StateChanged) and event.state is RunState.PREPARING:
+            self.running = True  # the rig is open and the engine has the file
         if isinstance(event, StateChanged) and event.state is RunState.STOPPING:
             self.finishing = True
 
@@ -181,10 +183,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
     from cryoscope.acquisition import RunControl, RunState
-    from cryoscope.backends import open_rig
+    from cryoscope.api import measure_claimed
     from cryoscope.config import ConfigError, load_config
     from cryoscope.datafile import OutputClaim, OutputError, OutputExistsError, WriteError
-    from cryoscope.engine import check_run_fits, run_log_path, run_plan
+    from cryoscope.engine import run_log_path
     from cryoscope.plans import make_plan
     from drivers.interfaces import InstrumentError
 
@@ -210,16 +212,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     control = RunControl()
     with _Signals(control) as signals:
         try:
-            try:
-                check_run_fits(config, plan, claim.write_path)
-                rig = open_rig(config)
-            except BaseException:
-                claim.settle(began=False, succeeded=False)
-                raise
-            with rig:
-                signals.running = True
-                result = run_plan(rig, plan, claim, control=control,
-                                  listeners=[bar, signals.listener])
+            result = measure_claimed(config, plan, claim, control=control,
+                                     listeners=[bar, signals.listener])
         except OutputError as exc:
             return _fail(str(exc))
         except (InstrumentError, WriteError) as exc:
