@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from cryoscope.acquisition import RunControl, RunEvent, RunState, StateChanged
+from cryoscope.analysis import analyze_file
 from cryoscope.backends import open_rig
 from cryoscope.cli import main
 from cryoscope.config import default_config_path
@@ -497,6 +498,19 @@ def test_an_overflow_is_named_by_info_and_analyze_and_the_rate_counts_missed_cli
     assert summary["tagger_overflows"] == {"intervals_ps": [[start, stop]],
                                            "missed_events": sum(meas.missed_events.values()),
                                            "missed_apd": meas.missed_apd}
+    # the analysis leaves the burst out and counts the missed clicks in its rate
+    result = analyze_file(hit)
+    clean_result = analyze_file(clean)
+    in_burst_bins = ((result.trace.start_s * 1e12 >= start)
+                     & (result.trace.start_s * 1e12 + result.trace.bin_s * 1e12 <= stop))
+    assert in_burst_bins.sum() >= 40 and result.trace.counts[in_burst_bins].sum() == 0
+    assert result.count_rate_cps == pytest.approx(clean_result.count_rate_cps, rel=0.02)
+    assert summary["count_rate_cps"] == pytest.approx(clean_result.count_rate_cps, rel=0.02)
+    # the burst is no dark level: the intensity levels are those of the clean run
+    assert result.levels is not None and clean_result.levels is not None
+    assert result.levels.rate_cps.size == clean_result.levels.rate_cps.size
+    assert result.levels.rate_cps.max() == pytest.approx(clean_result.levels.rate_cps.max(),
+                                                         rel=0.02)
 
 
 def test_a_bad_fault_is_refused_at_config_check(tmp_path: Path) -> None:
