@@ -9,15 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
+from cryoscope.analysis.centers import CenterMap, map_centers
 from cryoscope.analysis.changepoint import (
     ChangePoints,
     IntensityLevels,
     find_change_points,
     group_levels,
 )
+from cryoscope.analysis.configurations import ConfigurationStates, configuration_states
 from cryoscope.analysis.flid import Flid, flid
 from cryoscope.analysis.g2 import G2Result, g2_from_photons
 from cryoscope.analysis.image import ImageBands, read_image_spectra
+from cryoscope.analysis.jumps import Jump, find_jumps
 from cryoscope.analysis.lifetime import (
     DecayFit,
     DecayHistogram,
@@ -25,7 +28,7 @@ from cryoscope.analysis.lifetime import (
     detector_offset_ps,
     fit_decay,
 )
-from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, find_zpls, fit_lines
+from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, fit_lines
 from cryoscope.analysis.measurement import (
     DEFAULT_TAG_CHUNK,
     Measurement,
@@ -33,15 +36,15 @@ from cryoscope.analysis.measurement import (
     open_measurement,
     read_frames,
 )
+from cryoscope.analysis.peaks import PEAK_WINDOW_MEV, find_frame_peaks
 from cryoscope.analysis.photons import PhotonTable, collect_photons, rest_angles
-from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
+from cryoscope.analysis.polarization import PolarizationFit
 from cryoscope.analysis.spectra import SpectralFrames, prepare_spectra
-from cryoscope.analysis.states import SpectralStates, cluster_frames
 from cryoscope.analysis.trace import IntensityTrace, intensity_trace
-from cryoscope.analysis.tracking import PeakTracks, track_peaks
+from cryoscope.analysis.tracking import PeakTracks
 
 __all__ = ["AnalysisResult", "LineResult", "StateResult", "align_apd2_delays", "analyze_file",
-           "analyze_state_decay", "line_polarization"]
+           "analyze_state_decay", "parse_regions"]
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,6 @@ MIN_TWO_EXP_PHOTONS = 2000
 MIN_LINE_FRACTION = 0.01
 #: A line this close (meV) to a replica position of a much stronger line is taken as a replica.
 REPLICA_TOLERANCE_MEV = 2.0
-#: ZPLs of different states closer than this are one line (meV).
-SAME_LINE_MEV = 1.0
 #: Fewest photons with a delay on each APD to measure the second APD's delay offset.
 MIN_ALIGN_PHOTONS = 10_000
 
@@ -80,7 +81,7 @@ class StateResult:
 
 @dataclass(frozen=True)
 class LineResult:
-    """One distinct emission line with its polarization."""
+    """One distinct emission line of a center with its polarization."""
 
     zpl_ev: float
     zpl_err_ev: float
@@ -88,7 +89,10 @@ class LineResult:
     replica_weights: tuple[float, float]
     states: tuple[int, ...]  #: states whose spectrum shows it
     polarization: PolarizationFit | None
-    window_ev: tuple[float, float]  #: energy window of the polarization analysis
+    window_ev: tuple[float, float]  #: energy range of its peaks (± the peak window)
+    center: int = 0  #: its emission center
+    charge: str = "X"  #: ``X`` neutral, ``X*`` charged
+    uncertain: tuple[str, ...] = ()  #: why its p and φ are doubtful (empty: fine)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class AnalysisResult:
     spectra: SpectralFrames
     frame_theta_deg: np.ndarray
     frame_moving: np.ndarray
-    states: SpectralStates
+    states: ConfigurationStates
     state_results: tuple[StateResult, ...]
     lines: tuple[LineResult, ...]
     trace: IntensityTrace
@@ -118,6 +122,10 @@ class AnalysisResult:
     #: delay offset of the second APD subtracted before merging decays (ps; None: one APD or
     #: too few photons to measure it)
     apd2_delay_offset_ps: float | None = None
+    #: emission centers, their lines and every frame's configuration
+    centers: CenterMap | None = None
+    #: spectral jumps of the centers, classified
+    jumps: tuple[Jump, ...] = ()
 
     @property
     def count_rate_cps(self) -> float:
@@ -172,86 +180,121 @@ def align_apd2_delays(photons: PhotonTable) -> tuple[PhotonTable, float | None]:
     return replace(photons, delay_ps=delay), offset
 
 
-def line_polarization(spectra: SpectralFrames, window_ev: tuple[float, float],
-                      frames: np.ndarray, theta_deg: np.ndarray) -> PolarizationFit | None:
-    """Polarization of the light in an energy window over the given frames (indices)."""
-    sel = (spectra.energy_ev >= window_ev[0]) & (spectra.energy_ev <= window_ev[1])
-    if frames.size < 4 or not np.any(sel):
-        return None
-    scale = spectra.noise.adu_per_photon
-    v = spectra.v[frames][:, sel].sum(axis=1) / scale
-    h = spectra.h[frames][:, sel].sum(axis=1) / scale
-    try:
-        return fit_polarization(v, h, theta_deg[frames], counts_in_photons=True,
-                                excess_noise=spectra.noise.excess)
-    except ValueError as exc:
-        log.warning("polarization fit in %s eV failed: %s", window_ev, exc)
-        return None
-
-
-def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames: int
+def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames: int,
+                        zpls: np.ndarray, replica_shifts_mev: tuple[float, float]
                         ) -> SpectrumFit | None:
-    """Fit the lines of a state's summed spectrum; lines with less than MIN_LINE_FRACTION of the
-    strongest one's area are dropped and the rest refitted."""
-    sigma = np.sqrt(spectra.noise.variance(np.maximum(spectrum, 0), n_frames))
-    zpls = find_zpls(spectra.energy_ev, spectrum, sigma)
+    """Fit the lines ``zpls`` (eV) of a state's summed spectrum with the given replica shifts;
+    lines with less than MIN_LINE_FRACTION of the strongest one's area (or sitting at its
+    replica) are dropped and the rest refitted."""
     fit = None
     while zpls.size:
         try:
-            fit = fit_lines(spectra.energy_ev, spectrum, zpls, spectra.noise, n_frames)
+            fit = fit_lines(spectra.energy_ev, spectrum, zpls, spectra.noise, n_frames,
+                            replica_shifts_mev=replica_shifts_mev)
         except (ValueError, np.linalg.LinAlgError) as exc:
             log.warning("line fit failed: %s", exc)
             return None
         areas = np.array([ln.area for ln in fit.lines])
         energies = np.array([ln.zpl_ev for ln in fit.lines])
-        strong = (areas >= MIN_LINE_FRACTION * areas.max()) & ~_replica_like(energies, areas)
+        strong = ((areas >= MIN_LINE_FRACTION * areas.max())
+                  & ~_replica_like(energies, areas, fit.replica_shifts_mev))
         if strong.all():
             return fit
-        zpls = np.array([ln.zpl_ev for ln in fit.lines])[strong]
+        zpls = energies[strong]
     return fit
 
 
-def _replica_like(zpl_ev: np.ndarray, areas: np.ndarray) -> np.ndarray:
-    """Lines sitting at −27 / −37 meV (± REPLICA_TOLERANCE_MEV) below a line with more than
+def _replica_like(zpl_ev: np.ndarray, areas: np.ndarray, shifts_mev: tuple[float, float]
+                  ) -> np.ndarray:
+    """Lines sitting at a replica shift (± REPLICA_TOLERANCE_MEV) below a line with more than
     three times their area: a phonon replica taken for a ZPL (e.g. next to a split ZPL)."""
     below = (zpl_ev[None, :] - zpl_ev[:, None]) * 1000.0  # [i, j]: how far i lies below j
     near = np.zeros(below.shape, bool)
-    for shift in REPLICA_SHIFTS_MEV:
+    for shift in shifts_mev:
         near |= np.abs(below - shift) < REPLICA_TOLERANCE_MEV
     return np.any(near & (areas[None, :] > 3 * areas[:, None]), axis=1)
 
 
-def _distinct_lines(states: tuple[StateResult, ...]) -> list[tuple[float, float, float,
-                                                                  tuple[float, float],
-                                                                  list[int]]]:
-    """Merge ZPLs of all states closer than SAME_LINE_MEV; the brightest instance describes it."""
-    found: list[tuple[float, float, float, tuple[float, float], list[int], float]] = []
-    for st in states:
-        if st.fit is None:
-            continue
-        for line in st.fit.lines:
-            for k, item in enumerate(found):
-                if abs(item[0] - line.zpl_ev) * 1000 < SAME_LINE_MEV:
-                    item[4].append(st.id)
-                    if line.area > item[5]:
-                        found[k] = (line.zpl_ev, line.zpl_err_ev, line.fwhm_mev,
-                                    line.replica_weights, item[4], line.area)
-                    break
-            else:
-                found.append((line.zpl_ev, line.zpl_err_ev, line.fwhm_mev, line.replica_weights,
-                              [st.id], line.area))
-    return [f[:5] for f in sorted(found, key=lambda f: f[0])]
+def _state_zpls(cmap: CenterMap, states: ConfigurationStates, sid: int) -> np.ndarray:
+    """The ZPLs a state shows: each center's line, at its median energy in the state's frames."""
+    in_state = states.labels[cmap.peaks.frame] == sid
+    out = []
+    for ln in states.lines[sid]:
+        if ln >= 0:
+            sel = in_state & (cmap.peak_line == ln)
+            out.append(float(np.median(cmap.peaks.energy_ev[sel])) if np.any(sel)
+                       else cmap.lines[ln].energy_ev)
+    return np.array(out)
+
+
+def _replica_shifts(cmap: CenterMap) -> tuple[float, float]:
+    """Mean fitted replica shifts of the centers (the start values if none was fitted)."""
+    found = [c.replica_shifts_mev for c in cmap.centers if np.all(np.isfinite(
+        c.replica_shifts_mev))]
+    if not found:
+        return REPLICA_SHIFTS_MEV
+    mean = np.mean(np.array(found), axis=0)
+    return float(mean[0]), float(mean[1])
+
+
+def _line_results(cmap: CenterMap, states: ConfigurationStates, window_mev: float
+                  ) -> list[LineResult]:
+    out = []
+    for i, ln in enumerate(cmap.lines):
+        seen_in = tuple(sorted({s for s in range(states.n_states) if i in states.lines[s]}))
+        e = cmap.peaks.energy_ev[ln.peaks]
+        fit = ln.fit
+        out.append(LineResult(
+            zpl_ev=ln.energy_ev, zpl_err_ev=ln.energy_err_ev,
+            fwhm_mev=fit.fwhm_mev if fit else math.nan,
+            replica_weights=fit.replica_weights if fit else (math.nan, math.nan),
+            states=seen_in, polarization=ln.polarization,
+            window_ev=(float(e.min()) - window_mev / 1000, float(e.max()) + window_mev / 1000),
+            center=ln.center, charge=ln.charge, uncertain=ln.uncertain))
+    return out
+
+
+def _tracks(cmap: CenterMap, jumps: tuple[Jump, ...]) -> PeakTracks:
+    """The centers' peak tracks in the form of the region tracking (Fig. 4d)."""
+    regions = np.array([c.region_ev for c in cmap.centers]).reshape(-1, 2)
+    single = tuple((j.frame, c, s) for j in jumps for c, s in zip(j.centers, j.shifts_mev,
+                                                                   strict=True))
+    return PeakTracks(regions_ev=regions, peak_ev=cmap.frame_energy_ev, jumps=single,
+                      simultaneous=tuple(j.frame for j in jumps if len(j.centers) > 1))
+
+
+def parse_regions(text: str) -> np.ndarray:
+    """``"LO:HI,LO:HI,..."`` (eV, one range per center) as a ``[centers, 2]`` array.
+
+    Raises ValueError naming the bad range (not two numbers, LO ≥ HI, overlapping ranges).
+    """
+    out = []
+    for part in text.split(","):
+        bounds = part.split(":")
+        try:
+            lo, hi = (float(b) for b in bounds)
+        except ValueError:
+            raise ValueError(f"region {part.strip()!r} is not LO:HI in eV") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"region {part.strip()!r} needs LO < HI")
+        out.append((lo, hi))
+    regions = np.array(out)
+    order = np.argsort(regions[:, 0])
+    if np.any(regions[order][1:, 0] < regions[order][:-1, 1]):
+        raise ValueError(f"regions {text!r} overlap")
+    return regions
 
 
 def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEFAULT_TAG_CHUNK,
-                 max_states: int = 5, seed: int = 0, change_points: bool = True,
-                 tracking_regions_ev: np.ndarray | None = None) -> AnalysisResult:
+                 change_points: bool = True, tracking_regions_ev: np.ndarray | None = None,
+                 jump_mev: float = 2.0) -> AnalysisResult:
     """Analyze one measurement file (see ``docs/analysis.md``).
 
-    ``bin_s``: intensity-trace and FLID bin (s). ``max_states``: most spectral states tried.
-    ``change_points``: run the Watkins–Yang change-point analysis of the APD photons.
-    ``tracking_regions_ev``: ``[regions, 2]`` energy ranges (eV) for peak tracking; default one
-    region around each line.
+    ``bin_s``: intensity-trace and FLID bin (s). ``change_points``: run the Watkins–Yang
+    change-point analysis of the APD photons. ``tracking_regions_ev``: ``[centers, 2]`` energy
+    ranges (eV), one per emission center: a frame's peaks in a range are that center's; default:
+    the centers are found from polarization, co-occurrence and energy. ``jump_mev``: least shift
+    of a center's peak between frames that counts as a jump.
     """
     meas = open_measurement(path)
     if meas.readout not in ("tracks", "image"):
@@ -278,33 +321,28 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
     theta = photons.frame_theta_deg(rest)[:n_frames]
     moving = photons.frame_moving()[:n_frames]
-    states = cluster_frames(spectra, k_max=max_states, seed=seed)
+    cmap = map_centers(spectra, find_frame_peaks(spectra), theta, moving, tracking_regions_ev)
+    states = configuration_states(cmap)
     exposure_s = (photons.frame_stop_ps[:n_frames] - photons.frame_start_ps[:n_frames]) * 1e-12
     label_of_frame = np.full(n_frames + 1, -1, int)
     label_of_frame[:n_frames] = states.labels
     ph_frame = np.where(photons.frame < n_frames, photons.frame, -1)
     ph_state = label_of_frame[ph_frame]
+    shifts = _replica_shifts(cmap)
     state_results = []
     for sid in range(states.n_states):
         idx = np.flatnonzero(states.labels == sid)
         delays = photons.delay_ps[ph_state == sid]
         hist, decay = analyze_state_decay(delays, photons.laser_period_ps)
         spectrum = spectra.merged[idx].sum(axis=0)
-        fit = _fit_state_spectrum(spectra, spectrum, idx.size)
+        fit = _fit_state_spectrum(spectra, spectrum, idx.size, _state_zpls(cmap, states, sid),
+                                  shifts)
         expo = float(exposure_s[idx].sum())
         state_results.append(StateResult(
             id=sid, n_frames=int(idx.size), fraction=idx.size / n_frames,
             photons=int(delays.size), count_rate_cps=delays.size / expo if expo > 0 else 0.0,
             decay=decay, histogram=hist, spectrum=spectrum, fit=fit))
-    lines = []
-    for zpl, err, fwhm, weights, sids in _distinct_lines(tuple(state_results)):
-        half = max(1.5 * fwhm, 2.5 * spectra.pixel_mev, 0.8) / 1000.0
-        window = (zpl - half, zpl + half)
-        use = np.flatnonzero(np.isin(states.labels, sids) & ~moving)
-        lines.append(LineResult(zpl_ev=zpl, zpl_err_ev=err, fwhm_mev=fwhm,
-                                replica_weights=weights, states=tuple(sorted(set(sids))),
-                                polarization=line_polarization(spectra, window, use, theta),
-                                window_ev=window))
+    lines = _line_results(cmap, states, PEAK_WINDOW_MEV)
     start_ps = int(photons.frame_start_ps[0])
     stop_ps = int(photons.frame_stop_ps[n_frames - 1])
     duration_s = (stop_ps - start_ps) * 1e-12
@@ -324,28 +362,12 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     fl = flid(photons.time_ps[in_run], photons.delay_ps[in_run], gate_start_ns=t0 + 0.5,
               gate_ns=gate_ns, bin_s=bin_s, background_cps=bg_cps,
               period_ps=photons.laser_period_ps)
-    regions = (_tracking_regions([ln.zpl_ev for ln in lines]) if tracking_regions_ev is None
-               else np.asarray(tracking_regions_ev, float).reshape(-1, 2))
-    tracks = track_peaks(spectra.energy_ev, spectra.merged, regions,
-                         math.sqrt(spectra.noise.read_var_adu2))
+    jumps = find_jumps(cmap.frame_line, cmap.frame_energy_ev,
+                       tuple(ln.charge for ln in cmap.lines),
+                       photons.frame_start_ps[:n_frames] * 1e-12, jump_mev=jump_mev)
     return AnalysisResult(
         measurement=meas, photons=photons, spectra=spectra, frame_theta_deg=theta,
         frame_moving=moving, states=states, state_results=tuple(state_results),
         lines=tuple(lines), trace=trace, change_points=cps, levels=levels, decay_all=hist_all,
-        decay_all_fit=fit_all, flid=fl, tracks=tracks, duration_s=duration_s,
-        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset)
-
-
-def _tracking_regions(zpls_ev: list[float], half_mev: float = 8.0) -> np.ndarray:
-    """One region per line, ±``half_mev`` but not past the midpoint to a neighbour."""
-    z = np.sort(np.asarray(zpls_ev, float))
-    regions = []
-    for i, c in enumerate(z):
-        lo = c - half_mev / 1000
-        hi = c + half_mev / 1000
-        if i > 0:
-            lo = max(lo, 0.5 * (z[i - 1] + c))
-        if i < z.size - 1:
-            hi = min(hi, 0.5 * (z[i + 1] + c))
-        regions.append((lo, hi))
-    return np.array(regions).reshape(-1, 2)
+        decay_all_fit=fit_all, flid=fl, tracks=_tracks(cmap, jumps), duration_s=duration_s,
+        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, centers=cmap, jumps=jumps)
