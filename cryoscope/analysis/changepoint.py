@@ -95,7 +95,26 @@ def find_change_points(time_ps: np.ndarray, alpha: float = 0.05, min_photons: in
         k, _ = _best_split(t, int(bounds[i - 1]), int(bounds[i + 1]))
         if k > 0:
             bounds[i] = k
-    return _segments(t, np.unique(bounds[1:-1]))
+    return _segments(t, _enforce_min_photons(np.unique(bounds[1:-1]), n, min_photons))
+
+
+def _enforce_min_photons(cps: np.ndarray, n: int, min_photons: int) -> np.ndarray:
+    """Drop change points until every segment holds at least ``min_photons`` photons (the
+    refinement can move two change points next to each other): the smallest segment is merged
+    into its smaller neighbour, again and again."""
+    edges = [0, *cps.tolist(), n]
+    while len(edges) > 2:
+        sizes = np.diff(edges)
+        i = int(np.argmin(sizes))
+        if sizes[i] >= min_photons:
+            break
+        if i == 0:
+            del edges[1]
+        elif i == sizes.size - 1:
+            del edges[-2]
+        else:  # the change point towards the smaller neighbour goes
+            del edges[i if sizes[i - 1] <= sizes[i + 1] else i + 1]
+    return np.asarray(edges[1:-1], np.int64)
 
 
 def _segments(t: np.ndarray, cps: np.ndarray) -> ChangePoints:

@@ -204,8 +204,8 @@ def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames:
     return fit
 
 
-def _replica_like(zpl_ev: np.ndarray, areas: np.ndarray, shifts_mev: tuple[float, float]
-                  ) -> np.ndarray:
+def _replica_like(zpl_ev: np.ndarray, areas: np.ndarray,
+                  shifts_mev: tuple[float, float] = REPLICA_SHIFTS_MEV) -> np.ndarray:
     """Lines sitting at a replica shift (± REPLICA_TOLERANCE_MEV) below a line with more than
     three times their area: a phonon replica taken for a ZPL (e.g. next to a split ZPL)."""
     below = (zpl_ev[None, :] - zpl_ev[:, None]) * 1000.0  # [i, j]: how far i lies below j
