@@ -59,7 +59,7 @@ LINE_GAP_MEV = 2.0
 #: Lines of one center and charge closer than this are one (spectral diffusion; meV).
 SAME_LINE_MEV = 5.0
 #: Red shift (meV, negative) of a charged line from the neutral ZPL, and its most brightness.
-CHARGED_SHIFT_MEV = (-30.0, -5.0)
+CHARGED_SHIFT_MEV = (-28.0, -8.0)
 CHARGED_BRIGHTNESS = 0.7
 #: Fewest frames with nothing at the replicas' place for an aligned fit of those frames only.
 MIN_CLEAR_FRAMES = 5
@@ -451,22 +451,23 @@ def map_centers(spectra: SpectralFrames, peaks: FramePeaks, theta_deg: np.ndarra
     counts = np.bincount(peak_line[peak_line >= 0], minlength=n_lines)
     neutral_of: dict[int, int | None] = {}
     for c in range(n_centers):
-        neutral = [ln for ln in range(n_lines) if line_center[ln] == c and line_charge[ln] == "X"]
-        neutral_of[c] = max(neutral, key=lambda ln: counts[ln], default=None)
+        candidates = [ln for ln in range(n_lines)
+                      if line_center[ln] == c and line_charge[ln] == "X"]
+        neutral_of[c] = max(candidates, key=lambda ln: counts[ln], default=None)
     fits: list[tuple[SpectrumFit | None, LineFit | None]] = [(None, None)] * n_lines
     default = LineProfile()
     center_profile = [default] * n_centers
-    order = sorted((ln for ln in neutral_of.values() if ln is not None),
-                   key=lambda ln: -counts[ln])
-    order += [ln for ln in range(n_lines) if ln not in order]
+    fit_order = sorted((ln for ln in neutral_of.values() if ln is not None),
+                       key=lambda ln: -counts[ln])
+    fit_order += [ln for ln in range(n_lines) if ln not in fit_order]
     resolution = None
-    for ln in order:
+    for ln in fit_order:
         idx = np.flatnonzero(peak_line == ln)
         if idx.size < 3:
             continue
         c = line_center[ln]
-        own = neutral_of[c] == ln
-        shifts = None if own else center_profile[c].replica_shifts_mev
+        is_neutral = neutral_of[c] == ln
+        shifts = None if is_neutral else center_profile[c].replica_shifts_mev
         ref = float(np.median(peaks.energy_ev[idx]))
         clear = _replicas_clear(peaks, idx)
         if np.count_nonzero(clear) >= MIN_CLEAR_FRAMES:
@@ -476,7 +477,7 @@ def map_centers(spectra: SpectralFrames, peaks: FramePeaks, theta_deg: np.ndarra
         fit, line = fits[ln]
         if fit is not None and resolution is None:
             resolution = fit.resolution_sigma_mev
-        if own and fit is not None and line is not None:
+        if is_neutral and fit is not None and line is not None:
             center_profile[c] = LineProfile.from_fit(fit, line)
     profiles = [center_profile[c] if c >= 0 else default for c in peak_center]
     peak_v, peak_h = decompose_peaks(spectra, peaks, profiles)

@@ -113,7 +113,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
         ax.plot(sp.energy_ev, st.spectrum / norm, lw=0.8, color=_color(st.id),
                 label=f"state {st.id} ({'/'.join(result.states.names(st.id))}, "
                       f"{st.fraction:.0%})")
-        if st.fit and cmap:
+        if st.fit and cmap.lines:
             fit = st.fit
             for ln in fit.lines:  # each center's component of the fit
                 center = min(cmap.lines, key=lambda m: abs(m.energy_ev - ln.zpl_ev)).center
@@ -123,7 +123,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
                                   fit.replica_shifts_mev)
                 ax.plot(fit.energy_ev, part / norm, styles[center % 3], lw=0.8,
                         color=_color(st.id))
-    for c in range(len(cmap.centers) if cmap else 0):
+    for c in range(len(cmap.centers)):
         ax.plot([], [], styles[c % 3], color="k", lw=0.8, label=f"fit: center {c}")
     if result.lines:
         ax.set_xlim(min(ln.zpl_ev for ln in result.lines) - 0.045,
@@ -134,16 +134,16 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax = fig.add_subplot(grid[2, 2])
     theta = result.frame_theta_deg
     fine = np.linspace(np.nanmin(theta), np.nanmax(theta) + 1e-9, 200)
-    for center in cmap.centers if cmap else ():
-        sel = (cmap.peak_center == center.id) & ~result.frame_moving[cmap.peaks.frame]
+    for ctr in cmap.centers:
+        sel = (cmap.peak_center == ctr.id) & ~result.frame_moving[cmap.peaks.frame]
         v, h = cmap.peak_v[sel], cmap.peak_h[sel]
         with np.errstate(invalid="ignore", divide="ignore"):
-            ax.plot(theta[cmap.peaks.frame[sel]], v / (v + h), ".", ms=2, color=_color(center.id))
-        pol = center.polarization
+            ax.plot(theta[cmap.peaks.frame[sel]], v / (v + h), ".", ms=2, color=_color(ctr.id))
+        pol = ctr.polarization
         if pol:
             ax.plot(fine, polarization_model(fine, pol.p, pol.phi_deg, pol.gain_ratio),
-                    color=_color(center.id), lw=1.2,
-                    label=f"center {center.id}: p={pol.p:.2f}, φ={pol.phi_deg:.1f}°")
+                    color=_color(ctr.id), lw=1.2,
+                    label=f"center {ctr.id}: p={pol.p:.2f}, φ={pol.phi_deg:.1f}°")
     ax.set(xlabel="waveplate angle θ (deg)", ylabel="V / (V + H)", ylim=(0, 1),
            title="(a) polarization per center (all its lines, decomposed)")
     _legend(ax)

@@ -53,10 +53,10 @@ def find_jumps(frame_line: np.ndarray, frame_energy_ev: np.ndarray,
         both = np.flatnonzero(seen[1:] & seen[:-1]) + 1
         shift = (frame_energy_ev[both, c] - frame_energy_ev[both - 1, c]) * 1000.0
         changed = line[both] != line[both - 1]
-        for k, s, ch in zip(both, shift, changed, strict=True):
+        for k, s, ch in zip(both.tolist(), shift.tolist(), changed.tolist(), strict=True):
             if ch or abs(s) > jump_mev:
                 kind = _kind(line_charge[line[k - 1]], line_charge[line[k]], not ch)
-                single.append((int(k), c, float(s), kind))
+                single.append((k, c, s, kind))
     single.sort()
     used = [False] * len(single)
     out = []

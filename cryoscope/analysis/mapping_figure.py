@@ -61,7 +61,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
     n_frames = labels.size
     start = result.photons.frame_start_ps[:n_frames] * 1e-12
     t = start - start[0] if n_frames else start
-    n_centers = len(cmap.centers) if cmap else 0
+    n_centers = len(cmap.centers)
 
     ax = fig.add_subplot(grid[0, :2])
     tr = result.trace
@@ -85,7 +85,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
     vmax = np.percentile(merged, 99.9) if merged.size else 1.0
     ax.pcolormesh(np.arange(n_frames + 1), e_edges, merged, cmap="magma", vmin=0, vmax=vmax,
                   rasterized=True)
-    if cmap and cmap.lines:
+    if cmap.lines:
         lo = min(ln.energy_ev for ln in cmap.lines) - 0.01
         hi = max(ln.energy_ev for ln in cmap.lines) + 0.006
         ax.set_ylim(max(lo, e[0]), min(hi, e[-1]))
@@ -107,7 +107,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
                  "(green X, orange X*, grey dark), top stripe center 0; dotted: both centers jump")
 
     ax = fig.add_subplot(grid[3, :2])
-    if cmap:
+    if n_centers:
         for c in range(n_centers):
             ax.plot(np.arange(n_frames), cmap.frame_energy_ev[:, c] * 1000, ".-", ms=2, lw=0.5,
                     color=_state_color(c), label=f"center {c}")
@@ -153,15 +153,16 @@ def mapping_figure(result: AnalysisResult) -> Figure:
     ax = fig.add_subplot(grid[2:, 2])
     ax.set_axis_off()
     rows = []
-    if cmap:
-        for c in cmap.centers:
-            pol = c.polarization
-            rows.append(f"center {c.id}: ZPL {c.zpl_ev:.4f} eV (spread {c.zpl_spread_mev:.2f} meV)")
+    if n_centers:
+        for ctr in cmap.centers:
+            pol = ctr.polarization
+            rows.append(f"center {ctr.id}: ZPL {ctr.zpl_ev:.4f} eV "
+                        f"(spread {ctr.zpl_spread_mev:.2f} meV)")
             rows.append(f"   φ = {pol.phi_deg:.1f} ± {pol.phi_err_deg:.1f}°, p = {pol.p:.2f}"
                         if pol else "   no polarization fit")
-            rows.append(f"   trion {c.charged_zpl_ev:.4f} eV ({c.trion_shift_mev:+.1f} meV)")
-            rows.append(f"   LO replicas {c.replica_shifts_mev[0]:.1f}, "
-                        f"{c.replica_shifts_mev[1]:.1f} meV")
+            rows.append(f"   trion {ctr.charged_zpl_ev:.4f} eV ({ctr.trion_shift_mev:+.1f} meV)")
+            rows.append(f"   LO replicas {ctr.replica_shifts_mev[0]:.1f}, "
+                        f"{ctr.replica_shifts_mev[1]:.1f} meV")
     kinds: dict[str, int] = {}
     for j in result.jumps:
         kinds[j.kind] = kinds.get(j.kind, 0) + 1

@@ -6,7 +6,8 @@ arrays in ADU), so the GUI can call it on live frames. A peak is a local maximum
 points within ±``PROMINENCE_WINDOW_MEV`` on either side — is at least ``min_snr`` times the noise σ
 of the peak pixel (EMCCD model). Peaks closer than ``MERGE_MEV`` are one; a peak lying
 ``REPLICA_RANGE_MEV`` below a peak of the same frame that is ``REPLICA_RATIO`` times taller is
-taken as that line's LO-phonon replica and dropped.
+taken as that line's LO-phonon replica and dropped, one ``BIEXCITON_RANGE_MEV`` below a peak
+``BIEXCITON_RATIO`` times taller as its biexciton photon.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ __all__ = ["FramePeaks", "find_frame_peaks"]
 PROMINENCE_WINDOW_MEV = 1.5
 #: Peaks of one frame closer than this are one (meV).
 MERGE_MEV = 1.2
+#: A peak this far below a peak of its frame that is BIEXCITON_RATIO times taller is that
+#: line's biexciton (cascade) photon (meV): dropped like a replica.
+BIEXCITON_RANGE_MEV = (2.5, 9.0)
+BIEXCITON_RATIO = 8.0
 #: Half-width of the window whose V and H photons are a peak's (meV).
 PEAK_WINDOW_MEV = 0.8
 
@@ -99,7 +104,8 @@ def find_frame_peaks(spectra: SpectralFrames, min_snr: float = 6.0) -> FramePeak
 
 def _keep_distinct(frame: np.ndarray, energy: np.ndarray, height: np.ndarray) -> np.ndarray:
     """Mask of peaks that are neither within MERGE_MEV of a taller peak of their frame nor its
-    LO replica (REPLICA_RANGE_MEV below a peak REPLICA_RATIO times taller)."""
+    LO replica (REPLICA_RANGE_MEV below a peak REPLICA_RATIO times taller) nor its biexciton
+    photon (BIEXCITON_RANGE_MEV below a peak BIEXCITON_RATIO times taller)."""
     keep = np.ones(frame.size, bool)
     starts = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1]])
     stops = np.r_[starts[1:], frame.size]
@@ -113,5 +119,7 @@ def _keep_distinct(frame: np.ndarray, energy: np.ndarray, height: np.ndarray) ->
         close = (np.abs(above) < MERGE_MEV) & taller
         replica = ((above > REPLICA_RANGE_MEV[0]) & (above < REPLICA_RANGE_MEV[1])
                    & (ht[None, :] > REPLICA_RATIO * ht[:, None]))
-        keep[a:b] = ~np.any(close | replica, axis=1)
+        biexciton = ((above > BIEXCITON_RANGE_MEV[0]) & (above < BIEXCITON_RANGE_MEV[1])
+                     & (ht[None, :] > BIEXCITON_RATIO * ht[:, None]))
+        keep[a:b] = ~np.any(close | replica | biexciton, axis=1)
     return keep

@@ -115,6 +115,10 @@ class AnalysisResult:
     flid: Flid
     tracks: PeakTracks
     duration_s: float
+    #: emission centers, their lines and every frame's configuration
+    centers: CenterMap
+    #: spectral jumps of the centers, classified
+    jumps: tuple[Jump, ...]
     #: image readout: the V and H row bands binned into the spectra (None in track readout)
     image_bands: ImageBands | None = None
     #: g²(τ) of the two APDs (None without a second APD or without coincidences)
@@ -122,10 +126,6 @@ class AnalysisResult:
     #: delay offset of the second APD subtracted before merging decays (ps; None: one APD or
     #: too few photons to measure it)
     apd2_delay_offset_ps: float | None = None
-    #: emission centers, their lines and every frame's configuration
-    centers: CenterMap | None = None
-    #: spectral jumps of the centers, classified
-    jumps: tuple[Jump, ...] = ()
 
     @property
     def count_rate_cps(self) -> float:

@@ -15,7 +15,6 @@ from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
 from cryoscope.config import load_config
 from tests.analysis.simfiles import emitter, simulated_file
-from tests.analysis.synthetic import Center, SyntheticRun, write_synthetic
 
 DIMER_TOML = Path(__file__).resolve().parents[2] / "config" / "dimer.toml"
 
@@ -165,14 +164,16 @@ def test_every_line_of_the_shipped_dimer_has_its_dipole(workdir: Path) -> None:
         assert abs(_angle_diff(pol.phi_deg, truth["dipole_angle_deg"])) < 5.0, line
 
 
-def test_replica_energies_are_fitted(tmp_path: Path) -> None:
-    path = write_synthetic(tmp_path / "replicas.h5", SyntheticRun(
-        centers=(Center(replica_shifts_mev=(25.0, 40.0), replicas=(0.2, 0.15)),), frames=40,
-        dwell_s=2.5))
+def test_replica_energies_are_fitted(workdir: Path) -> None:
+    path, _ = simulated_file(
+        workdir / "replicas.h5", frames=120, seed=26,
+        emitters=[emitter(phonon_energies_mev=[25.0, 40.0], phonon_weights=[0.15, 0.1])])
     result = analyze_file(path, change_points=False)
     (center,) = result.centers.centers
     assert center.replica_shifts_mev == pytest.approx((25.0, 40.0), abs=1.0)
     assert all(0 < e < 1.0 for e in center.replica_shifts_err_mev)
+    (line,) = result.lines
+    assert line.replica_weights == pytest.approx((0.15, 0.1), abs=0.03)
 
 
 def test_two_level_blinking_dot_has_two_intensity_levels(workdir: Path) -> None:
