@@ -3,8 +3,9 @@
 A state is the tuple of every center's line in a frame (``-1``: the center is dark), so the
 neutral and charged lines of a center and their surface-charge variants make different states,
 while spectral diffusion inside a line does not. Tuples seen in fewer than ``MIN_STATE_FRAMES``
-frames join the most frequent state with the same configuration (``X`` / ``X*`` / ``dark`` per
-center). States are numbered by brightness (mean photons of their frames' peaks), 0 brightest.
+frames or ``MIN_STATE_SHARE`` of them join the most frequent state with the same configuration
+(``X`` / ``X*`` / ``dark`` per center). States are numbered by brightness (mean photons of their
+frames' peaks), 0 brightest.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from cryoscope.analysis.centers import CONFIGURATIONS, CenterMap
 
 __all__ = ["ConfigurationStates", "configuration_states"]
 
-#: A line tuple seen in fewer frames than this (and than 1 % of the frames) is no state of its own.
+#: A line tuple seen in fewer frames than this, or than this share of the frames, is no state of
+#: its own (when a state of the same configuration exists).
 MIN_STATE_FRAMES = 3
+MIN_STATE_SHARE = 0.02
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def configuration_states(cmap: CenterMap) -> ConfigurationStates:
                                       return_counts=True)
     inverse = inverse.reshape(-1)
     key_config = np.array([config[np.flatnonzero(inverse == i)[0]] for i in range(len(keys))])
-    rare = counts < max(MIN_STATE_FRAMES, 0.01 * n_frames)
+    rare = counts < max(MIN_STATE_FRAMES, MIN_STATE_SHARE * n_frames)
     target = np.arange(len(keys))
     for i in np.flatnonzero(rare):
         same = np.flatnonzero(~rare & np.all(key_config == key_config[i], axis=1))

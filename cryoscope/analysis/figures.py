@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from cryoscope.analysis.lifetime import model_counts
 from cryoscope.analysis.lines import line_model
-from cryoscope.analysis.mapping_figure import mapping_figure
+from cryoscope.analysis.mapping_figure import frame_stripe, mapping_figure
 from cryoscope.analysis.polarization import polarization_model
 from cryoscope.analysis.report import AnalysisResult
 
@@ -51,8 +51,8 @@ def overview_figure(result: AnalysisResult) -> Figure:
                               [e[-1] + (e[-1] - e[-2]) / 2]])
     ax.pcolormesh(np.arange(n_frames + 1), e_edges, merged, cmap="magma", vmin=0, vmax=vmax,
                   rasterized=True)
-    for k in range(n_frames):
-        ax.axvspan(k, k + 1, ymin=0.97, ymax=1.0, color=_color(int(labels[k])), lw=0)
+    frame_stripe(ax, np.arange(n_frames), np.arange(1, n_frames + 1),
+                 [_color(int(s)) for s in labels], 0.97, 1.0)
     if result.lines:
         lo = min(ln.zpl_ev for ln in result.lines) - 0.045
         hi = max(ln.zpl_ev for ln in result.lines) + 0.01
@@ -64,8 +64,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax.plot(tr.start_s - tr.start_s[0], tr.rate_cps / 1e3, lw=0.4, color="0.3")
     starts = (result.photons.frame_start_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
     stops = (result.photons.frame_stop_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
-    for k in range(n_frames):
-        ax.axvspan(starts[k], stops[k], ymin=0.95, ymax=1.0, color=_color(int(labels[k])), lw=0)
+    frame_stripe(ax, starts, stops, [_color(int(s)) for s in labels], 0.95, 1.0)
     ax.set(xlabel="time (s)", ylabel=f"kcps ({tr.bin_s * 1e3:g} ms bins)",
            title="(c) APD intensity")
 
