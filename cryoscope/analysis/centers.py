@@ -11,8 +11,9 @@ From the peaks of every frame (:mod:`.peaks`):
    Given energy regions (one per center), a peak belongs to the center whose region holds it.
 2. **Lines.** A center's peak energies are split where they leave a gap of ``LINE_GAP_MEV``;
    clusters with few peaks join the nearest one. The neutral ZPL is the most frequent of the
-   center's bright lines; a line ``CHARGED_SHIFT_MEV`` red of it and dimmer than
-   ``CHARGED_BRIGHTNESS`` of it is charged (``X*``, the trion); the rest are neutral (``X``).
+   center's bright lines; a line ``CHARGED_SHIFT_MEV`` red of it, dimmer than
+   ``CHARGED_BRIGHTNESS`` of it and whose frames decay no slower (mean photon delay at most
+   ``CHARGED_DELAY`` of its) is charged (``X*``, the trion); the rest are neutral (``X``).
    Lines of one charge closer than ``SAME_LINE_MEV`` are one line (spectral diffusion), so the
    lines left are the neutral and charged ZPLs and their surface-charge variants.
 3. **Configurations.** Per frame and center: the charge of the line of its brightest peak, or
@@ -61,6 +62,8 @@ SAME_LINE_MEV = 5.0
 #: Red shift (meV, negative) of a charged line from the neutral ZPL, and its most brightness.
 CHARGED_SHIFT_MEV = (-28.0, -8.0)
 CHARGED_BRIGHTNESS = 0.7
+#: A charged line's frames decay no slower than this times the neutral line's (mean delay).
+CHARGED_DELAY = 1.1
 #: Fewest frames with nothing at the replicas' place for an aligned fit of those frames only.
 MIN_CLEAR_FRAMES = 5
 #: Most ZPLs in one aligned line fit.
@@ -268,8 +271,10 @@ def _region_centers(peaks: FramePeaks, regions_ev: np.ndarray) -> np.ndarray:
 # -- lines -----------------------------------------------------------------------------------
 
 
-def _split_lines(e_mev: np.ndarray, photons: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Line index and charge of each of one center's peaks."""
+def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
+                 ) -> tuple[np.ndarray, list[str]]:
+    """Line index and charge of each of one center's peaks (``delay_ns``: the mean photon delay
+    of each peak's frame, NaN if unknown)."""
     order = np.argsort(e_mev)
     cut = np.flatnonzero(np.diff(e_mev[order]) > LINE_GAP_MEV) + 1
     groups = [order[g] for g in np.split(np.arange(order.size), cut)]
@@ -282,8 +287,13 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray) -> tuple[np.ndarray, li
     candidates = np.flatnonzero(bright >= CHARGED_BRIGHTNESS * bright.max())
     ref = int(candidates[np.argmax(frames[candidates])])
     shift = centers - centers[ref]
+    with np.errstate(invalid="ignore"):
+        delay = np.array([np.nanmedian(delay_ns[label == i]) if np.any(
+            np.isfinite(delay_ns[label == i])) else np.nan for i in range(len(big))])
+    # A trion decays faster: a line whose frames decay slower than the neutral line's is none.
+    slower = np.isfinite(delay) & np.isfinite(delay[ref]) & (delay > CHARGED_DELAY * delay[ref])
     charged = ((shift >= CHARGED_SHIFT_MEV[0]) & (shift <= CHARGED_SHIFT_MEV[1])
-               & (bright < CHARGED_BRIGHTNESS * bright[ref]))
+               & (bright < CHARGED_BRIGHTNESS * bright[ref]) & ~slower)
     # Lines of one charge closer than SAME_LINE_MEV are one (spectral diffusion).
     group_of = np.arange(len(big))
     for i, j in itertools.combinations(np.argsort(-frames), 2):
@@ -404,8 +414,12 @@ def _uncertain(pol: PolarizationFit | None, fit: LineFit | None, photons: float,
 
 
 def map_centers(spectra: SpectralFrames, peaks: FramePeaks, theta_deg: np.ndarray,
-                moving: np.ndarray, regions_ev: np.ndarray | None = None) -> CenterMap:
-    """Centers, lines, configurations and polarizations (see the module docstring)."""
+                moving: np.ndarray, regions_ev: np.ndarray | None = None,
+                frame_delay_ns: np.ndarray | None = None) -> CenterMap:
+    """Centers, lines, configurations and polarizations (see the module docstring).
+
+    ``frame_delay_ns``: mean photon delay of each frame (a lifetime per frame), used to tell
+    charged lines (faster) from surface-charge variants."""
     if regions_ev is not None:
         regions = np.asarray(regions_ev, float).reshape(-1, 2)
         peak_center = _region_centers(peaks, regions)
@@ -421,7 +435,9 @@ def map_centers(spectra: SpectralFrames, peaks: FramePeaks, theta_deg: np.ndarra
         idx = np.flatnonzero(peak_center == c)
         if idx.size == 0:
             continue
-        which, charges = _split_lines(peaks.energy_ev[idx] * 1000.0, peaks.photons[idx])
+        delay = (frame_delay_ns[peaks.frame[idx]] if frame_delay_ns is not None
+                 else np.full(idx.size, np.nan))
+        which, charges = _split_lines(peaks.energy_ev[idx] * 1000.0, peaks.photons[idx], delay)
         peak_line[idx] = which + len(line_center)
         line_center += [c] * len(charges)
         line_charge += charges

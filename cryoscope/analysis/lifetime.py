@@ -31,6 +31,7 @@ __all__ = [
     "decay_histogram",
     "detector_offset_ps",
     "fit_decay",
+    "frame_mean_delay_ns",
     "load_irf",
     "model_counts",
     "numerical_hessian",
@@ -65,6 +66,19 @@ def decay_histogram(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64.0
     counts = np.bincount(idx[idx < n_bins], minlength=n_bins).astype(np.int64)
     edges = np.linspace(0.0, period_ps / 1000.0, n_bins + 1)
     return DecayHistogram(counts=counts, edges_ns=edges, period_ns=period_ps / 1000.0)
+
+
+def frame_mean_delay_ns(frame: np.ndarray, delay_ps: np.ndarray, n_frames: int, t0_ps: float,
+                        period_ps: int, min_photons: int = 20) -> np.ndarray:
+    """Mean delay (ns) after ``t0_ps`` (the decay's rise) of each frame's photons within half a
+    laser period: a lifetime per frame (paper Fig. 4b). NaN for frames with fewer than
+    ``min_photons`` such photons; photons of frame −1 or delay −1 are ignored."""
+    rel = np.mod(np.asarray(delay_ps, float) - t0_ps, period_ps)
+    use = (frame >= 0) & (frame < n_frames) & (delay_ps >= 0) & (rel < 0.5 * period_ps)
+    counts = np.bincount(frame[use], minlength=n_frames)[:n_frames]
+    total = np.bincount(frame[use], weights=rel[use], minlength=n_frames)[:n_frames]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts >= min_photons, total / np.maximum(counts, 1) / 1000.0, np.nan)
 
 
 def detector_offset_ps(delay_a_ps: np.ndarray, delay_b_ps: np.ndarray, period_ps: int,

@@ -19,27 +19,10 @@ from matplotlib.figure import Figure
 
 from cryoscope.analysis.report import AnalysisResult
 
-__all__ = ["frame_lifetime_ns", "frame_stripe", "mapping_figure", "transition_counts"]
+__all__ = ["frame_stripe", "mapping_figure", "transition_counts"]
 
 _CONFIG_COLORS = {"X": "tab:green", "X*": "tab:orange", "dark": "0.35"}
 _KIND_MARKERS = {"charging": "v", "discharging": "^", "surface_charge": "s", "diffusion": "."}
-
-
-def frame_lifetime_ns(result: AnalysisResult) -> np.ndarray:
-    """Mean delay (ns) after the decay's rise of each frame's photons, within half a laser
-    period: a lifetime-like trace (paper Fig. 4b); NaN for frames with fewer than 20 photons."""
-    ph = result.photons
-    n_frames = result.states.labels.size
-    hist = result.decay_all
-    fit = result.decay_all_fit
-    t0_ps = (fit.t0_ns if fit else float(hist.centers_ns[np.argmax(hist.counts)])) * 1000.0
-    gate_ps = 0.5 * ph.laser_period_ps
-    rel = (ph.delay_ps - t0_ps) % ph.laser_period_ps
-    use = (ph.frame >= 0) & (ph.frame < n_frames) & (ph.delay_ps >= 0) & (rel < gate_ps)
-    counts = np.bincount(ph.frame[use], minlength=n_frames)[:n_frames]
-    total = np.bincount(ph.frame[use], weights=rel[use], minlength=n_frames)[:n_frames]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts >= 20, total / counts / 1000.0, np.nan)
 
 
 def transition_counts(labels: np.ndarray, n_states: int) -> np.ndarray:
@@ -85,7 +68,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
     ax.set_xlim(0, t[-1] + result.measurement.exposure_s if n_frames else 1)
 
     ax = fig.add_subplot(grid[1, :2], sharex=ax)
-    ax.plot(t, frame_lifetime_ns(result), ".", ms=2, color="tab:purple")
+    ax.plot(t, result.frame_delay_ns, ".", ms=2, color="tab:purple")
     ax.set(xlabel="time (s)", ylabel="mean delay (ns)", title="(b) lifetime per frame")
 
     ax = fig.add_subplot(grid[2, :2])

@@ -27,6 +27,7 @@ from cryoscope.analysis.lifetime import (
     decay_histogram,
     detector_offset_ps,
     fit_decay,
+    frame_mean_delay_ns,
 )
 from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, fit_lines
 from cryoscope.analysis.measurement import (
@@ -119,6 +120,8 @@ class AnalysisResult:
     centers: CenterMap
     #: spectral jumps of the centers, classified
     jumps: tuple[Jump, ...]
+    #: mean photon delay of each frame after the decay's rise (ns; a lifetime per frame)
+    frame_delay_ns: np.ndarray
     #: image readout: the V and H row bands binned into the spectra (None in track readout)
     image_bands: ImageBands | None = None
     #: g²(τ) of the two APDs (None without a second APD or without coincidences)
@@ -321,7 +324,12 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
     theta = photons.frame_theta_deg(rest)[:n_frames]
     moving = photons.frame_moving()[:n_frames]
-    cmap = map_centers(spectra, find_frame_peaks(spectra), theta, moving, tracking_regions_ev)
+    hist_all, fit_all = analyze_state_decay(photons.delay_ps, photons.laser_period_ps)
+    t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
+    frame_delay = frame_mean_delay_ns(photons.frame, photons.delay_ps, n_frames, t0 * 1000.0,
+                                      photons.laser_period_ps)
+    cmap = map_centers(spectra, find_frame_peaks(spectra), theta, moving, tracking_regions_ev,
+                       frame_delay)
     states = configuration_states(cmap)
     exposure_s = (photons.frame_stop_ps[:n_frames] - photons.frame_start_ps[:n_frames]) * 1e-12
     label_of_frame = np.full(n_frames + 1, -1, int)
@@ -354,8 +362,6 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     if change_points and photons.n > 20:
         cps = find_change_points(photons.time_ps[in_run])
         levels = group_levels(cps)
-    hist_all, fit_all = analyze_state_decay(photons.delay_ps, photons.laser_period_ps)
-    t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
     bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
               if fit_all else 0.0)
     gate_ns = 0.5 * hist_all.period_ns
@@ -370,4 +376,5 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         frame_moving=moving, states=states, state_results=tuple(state_results),
         lines=tuple(lines), trace=trace, change_points=cps, levels=levels, decay_all=hist_all,
         decay_all_fit=fit_all, flid=fl, tracks=_tracks(cmap, jumps), duration_s=duration_s,
-        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, centers=cmap, jumps=jumps)
+        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, centers=cmap, jumps=jumps,
+        frame_delay_ns=frame_delay)

@@ -15,6 +15,7 @@ from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
 from cryoscope.config import load_config
 from tests.analysis.simfiles import emitter, simulated_file
+from tests.analysis.synthetic import Center, SyntheticRun, write_synthetic
 
 DIMER_TOML = Path(__file__).resolve().parents[2] / "config" / "dimer.toml"
 
@@ -231,3 +232,19 @@ def test_regions_from_the_cli_and_summary_keys(surface: tuple[Path, AnalysisResu
         assert len(jump["centers"]) == len(jump["shifts_mev"])
     both = [j["frame"] for j in summary["jumps"] if len(j["centers"]) == 2]
     assert summary["simultaneous_jump_frames"] == both
+
+
+def test_doubtful_lines_are_flagged_with_the_reason(independent: AnalysisResult,
+                                                    tmp_path: Path) -> None:
+    for line, found in zip(independent.lines, independent.centers.lines, strict=True):
+        few = found.frames.size < 8
+        assert any(r.endswith(" frames") for r in line.uncertain) == few
+    # A fully polarized line fits to the boundary p = 1: flagged, not reported as real.
+    path = write_synthetic(tmp_path / "p1.h5", SyntheticRun(
+        centers=(Center(p=1.0, phi_deg=40.0),), frames=40, dwell_s=2.5))
+    result = analyze_file(path, change_points=False)
+    (line,) = result.lines
+    assert line.polarization.p > 0.98
+    assert any("boundary" in r for r in line.uncertain)
+    summary = json.loads(write_summary(result, tmp_path / "out").read_text())
+    assert any("boundary" in r for r in summary["lines"][0]["uncertain"])
