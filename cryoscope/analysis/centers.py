@@ -33,9 +33,16 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
-from cryoscope.analysis.lines import REPLICA_RANGE_MEV, LineFit, SpectrumFit, find_zpls, fit_lines
+from cryoscope.analysis.lines import (
+    REPLICA_RANGE_MEV,
+    REPLICA_SHIFTS_MEV,
+    LineFit,
+    SpectrumFit,
+    find_zpls,
+    fit_lines,
+    line_model,
+)
 from cryoscope.analysis.peaks import FramePeaks
 from cryoscope.analysis.polarization import PolarizationFit, fit_polarization, polarization_model
 from cryoscope.analysis.spectra import SpectralFrames
@@ -87,16 +94,14 @@ class LineProfile:
     sigma_mev: float = 0.15
     replica_weights: tuple[float, float] = (0.0, 0.0)
     replica_broadening: float = 1.0
-    replica_shifts_mev: tuple[float, float] = (27.0, 37.0)
+    replica_shifts_mev: tuple[float, float] = REPLICA_SHIFTS_MEV
 
-    def shape(self, e_mev: np.ndarray, center_mev: float) -> np.ndarray:
-        """Photons per meV of a line of unit area at ``center_mev``."""
-        out = special.voigt_profile(e_mev - center_mev, self.sigma_mev, self.fwhm_mev / 2)
-        for shift, w in zip(self.replica_shifts_mev, self.replica_weights, strict=True):
-            if w > 0:
-                out = out + w * special.voigt_profile(e_mev - center_mev + shift, self.sigma_mev,
-                                                      self.replica_broadening * self.fwhm_mev / 2)
-        return out
+    def counts(self, energy_ev: np.ndarray, center_ev: float) -> np.ndarray:
+        """Photons per pixel of a line of unit area at ``center_ev`` (the line model of
+        :func:`~cryoscope.analysis.lines.line_model`)."""
+        return line_model(energy_ev, np.array([center_ev]), np.ones(1), np.array([self.fwhm_mev]),
+                          np.array([self.replica_weights]), self.sigma_mev, 0.0,
+                          self.replica_broadening, self.replica_shifts_mev)
 
     @classmethod
     def from_fit(cls, fit: SpectrumFit, line: LineFit) -> LineProfile:
@@ -275,29 +280,51 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
                  ) -> tuple[np.ndarray, list[str]]:
     """Line index and charge of each of one center's peaks (``delay_ns``: the mean photon delay
     of each peak's frame, NaN if unknown)."""
-    order = np.argsort(e_mev)
-    cut = np.flatnonzero(np.diff(e_mev[order]) > LINE_GAP_MEV) + 1
-    groups = [order[g] for g in np.split(np.arange(order.size), cut)]
+    # Bright and dim peaks are split into lines apart: a dim trion line next to a wandering
+    # neutral one stays a line of its own.
+    dim = photons < CHARGED_BRIGHTNESS * np.percentile(photons, 90)
+    groups = []
+    for part in (np.flatnonzero(~dim), np.flatnonzero(dim)):
+        if part.size == 0:
+            continue
+        order = part[np.argsort(e_mev[part])]
+        cut = np.flatnonzero(np.diff(e_mev[order]) > LINE_GAP_MEV) + 1
+        groups += np.split(order, cut)
     small = max(3, int(0.02 * e_mev.size))
     big = [g for g in groups if g.size >= small] or [max(groups, key=len)]
     centers = np.array([np.median(e_mev[g]) for g in big])
-    label = np.argmin(np.abs(e_mev[:, None] - centers[None, :]), axis=1)
+    label = np.empty(e_mev.size, int)
+    for i, g in enumerate(big):
+        label[g] = i
+    placed = np.zeros(e_mev.size, bool)
+    placed[np.concatenate(big)] = True
+    # Peaks of small clusters join the nearest line.
+    label[~placed] = np.argmin(np.abs(e_mev[~placed, None] - centers[None, :]), axis=1)
     bright = np.array([np.median(photons[label == i]) for i in range(len(big))])
     frames = np.bincount(label, minlength=len(big))
     candidates = np.flatnonzero(bright >= CHARGED_BRIGHTNESS * bright.max())
     ref = int(candidates[np.argmax(frames[candidates])])
-    shift = centers - centers[ref]
+    bright_lines = candidates
     with np.errstate(invalid="ignore"):
         delay = np.array([np.nanmedian(delay_ns[label == i]) if np.any(
             np.isfinite(delay_ns[label == i])) else np.nan for i in range(len(big))])
     # A trion decays faster: a line whose frames decay slower than the neutral line's is none.
     slower = np.isfinite(delay) & np.isfinite(delay[ref]) & (delay > CHARGED_DELAY * delay[ref])
-    charged = ((shift >= CHARGED_SHIFT_MEV[0]) & (shift <= CHARGED_SHIFT_MEV[1])
-               & (bright < CHARGED_BRIGHTNESS * bright[ref]) & ~slower)
-    # Lines of one charge closer than SAME_LINE_MEV are one (spectral diffusion).
+    # Red of some bright (neutral) line by a trion shift: below it by CHARGED_SHIFT_MEV.
+    shift = centers[:, None] - centers[None, bright_lines]
+    red = np.any((shift >= CHARGED_SHIFT_MEV[0]) & (shift <= CHARGED_SHIFT_MEV[1]), axis=1)
+    charged = red & (bright < CHARGED_BRIGHTNESS * bright.max()) & ~slower
+    # A dim cluster on a bright line is that line (frames it shared with a switch).
     group_of = np.arange(len(big))
+    for i in np.flatnonzero(bright < CHARGED_BRIGHTNESS * bright.max()):
+        gap = np.abs(centers[bright_lines] - centers[i])
+        if gap.size and gap.min() < LINE_GAP_MEV:
+            group_of[i] = bright_lines[np.argmin(gap)]
+            charged[i] = False
+    # Lines of one charge closer than SAME_LINE_MEV are one (spectral diffusion).
     for i, j in itertools.combinations(np.argsort(-frames), 2):
-        if charged[i] == charged[j] and abs(centers[i] - centers[j]) < SAME_LINE_MEV:
+        if (charged[i] == charged[j] and abs(centers[i] - centers[j]) < SAME_LINE_MEV
+                and group_of[i] == i and group_of[j] == j):
             group_of[group_of == group_of[j]] = group_of[i]
     used = np.unique(group_of)
     final = np.searchsorted(used, group_of)[label]
@@ -375,7 +402,6 @@ def decompose_peaks(spectra: SpectralFrames, peaks: FramePeaks, profiles: list[L
     with all its peaks at once (``profiles[i]`` the shape of peak i) plus a flat baseline."""
     scale = spectra.noise.adu_per_photon
     e_mev = spectra.energy_ev * 1000.0
-    step = np.gradient(e_mev)
     out_v = np.zeros(peaks.n)
     out_h = np.zeros(peaks.n)
     starts = np.flatnonzero(np.r_[True, peaks.frame[1:] != peaks.frame[:-1]])
@@ -386,7 +412,7 @@ def decompose_peaks(spectra: SpectralFrames, peaks: FramePeaks, profiles: list[L
         sel = (e_mev > centers.min() - 45.0) & (e_mev < centers.max() + 5.0)
         basis = np.ones((int(sel.sum()), b - a + 1))
         for j in range(b - a):
-            basis[:, j] = profiles[a + j].shape(e_mev[sel], centers[j]) * step[sel]
+            basis[:, j] = profiles[a + j].counts(spectra.energy_ev[sel], centers[j] / 1000.0)
         rhs = np.stack([spectra.v[k, sel], spectra.h[k, sel]], axis=1) / scale
         coef, *_ = np.linalg.lstsq(basis, rhs, rcond=None)
         out_v[a:b] = coef[:-1, 0]

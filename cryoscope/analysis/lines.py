@@ -239,7 +239,9 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
         def jac(p: np.ndarray, w: np.ndarray = w) -> np.ndarray:
             return model_jac(p) * w[:, None]
 
-        res = optimize.least_squares(resid, p0, jac=jac, bounds=(lower, upper), x_scale="jac")
+        with np.errstate(over="ignore", invalid="ignore"):  # trial steps may overflow exp()
+            res = optimize.least_squares(resid, p0, jac=jac, bounds=(lower, upper),
+                                         x_scale="jac")
         p0 = res.x
         z, a, g, rw, s, b, r, d = unpack(res.x)
         weight = 1.0 / np.sqrt(noise.variance(line_model(e, z, a, g, rw, s, b, r, d), frames))
