@@ -9,13 +9,14 @@ From the peaks of every frame (:mod:`.peaks`):
    centers), with an energy prior from the previous assignment; three rounds, the centers'
    p, φ refitted each round. Two "centers" that rarely emit together and share a dipole are one.
    Given energy regions (one per center), a peak belongs to the center whose region holds it.
-2. **Lines.** A center's peak energies are split where they leave a gap of ``LINE_GAP_MEV``;
-   clusters with few peaks join the nearest one. The neutral ZPL is the most frequent of the
-   center's bright lines; a line ``CHARGED_SHIFT_MEV`` red of it, dimmer than
-   ``CHARGED_BRIGHTNESS`` of it and whose frames decay no slower (mean photon delay at most
-   ``CHARGED_DELAY`` of its) is charged (``X*``, the trion); the rest are neutral (``X``).
-   Lines of one charge closer than ``SAME_LINE_MEV`` are one line (spectral diffusion), so the
-   lines left are the neutral and charged ZPLs and their surface-charge variants.
+2. **Lines.** A center's bright and dim peaks (``CHARGED_BRIGHTNESS`` of its 90th-percentile
+   peak) are split apart into lines where their energies leave a gap of ``LINE_GAP_MEV``;
+   clusters with few peaks join the nearest line, a dim cluster on a bright line is that line.
+   A dim line ``CHARGED_SHIFT_MEV`` red of a bright line whose frames decay no slower (mean
+   photon delay at most ``CHARGED_DELAY`` of the most frequent bright line's) is charged
+   (``X*``, the trion); the rest are neutral (``X``). Lines of one charge closer than
+   ``SAME_LINE_MEV`` are one (spectral diffusion), so the lines left are the neutral and charged
+   ZPLs and their surface-charge variants; the most frequent bright line is the neutral ZPL.
 3. **Configurations.** Per frame and center: the charge of the line of its brightest peak, or
    ``dark`` without a peak.
 4. **Polarization.** Every frame's V and H spectra are decomposed into all its peaks at once
