@@ -190,15 +190,19 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
         p0 = np.concatenate([p0, shifts0])
         lower = np.concatenate([lower, shifts0 - REPLICA_SHIFT_FREEDOM_MEV])
         upper = np.concatenate([upper, shifts0 + REPLICA_SHIFT_FREEDOM_MEV])
-    if resolution_sigma_mev is not None:  # pinned: bounds a hair apart
-        pinned = math.log(max(resolution_sigma_mev, 1e-3))
-        p0[5 * k], lower[5 * k], upper[5 * k] = pinned, pinned - 1e-7, pinned + 1e-7
+    pinned = resolution_sigma_mev is not None
+    sigma_fixed = max(resolution_sigma_mev, 1e-3) if resolution_sigma_mev is not None else 0.0
+    if pinned:  # the resolution is no parameter: drop log σ from the vector
+        p0, lower, upper = (np.delete(x, 5 * k) for x in (p0, lower, upper))
+    # Parameter layout after the 5k per-line ones: [log σ], baseline, log b, [Δ1, Δ2].
+    i_b = 5 * k + (0 if pinned else 1)
+    i_r, i_d = i_b + 1, i_b + 2
     p0 = np.clip(p0, lower + 1e-9, upper - 1e-9)
 
     def unpack(p: np.ndarray) -> tuple[np.ndarray, ...]:
         return (p[:k] / 1000.0, np.exp(p[k:2 * k]), np.exp(p[2 * k:3 * k]),
-                p[3 * k:5 * k].reshape(k, 2), np.exp(p[5 * k]), p[5 * k + 1],
-                np.exp(p[5 * k + 2]), shifts0 if fixed else p[5 * k + 3:5 * k + 5])
+                p[3 * k:5 * k].reshape(k, 2), sigma_fixed if pinned else np.exp(p[5 * k]),
+                p[i_b], np.exp(p[i_r]), shifts0 if fixed else p[i_d:i_d + 2])
 
     e_mev = e * 1000.0
     step_px = np.gradient(e_mev)
@@ -207,24 +211,27 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
         """∂ model / ∂ parameters (analytic), [pixels, parameters]."""
         z, a, g, rw, s, _b, r, d = unpack(p)
         jac = np.zeros((e.size, p.size))
-        jac[:, 5 * k + 1] = 1.0
+        d_sigma = np.zeros(e.size)
+        jac[:, i_b] = 1.0
         for i in range(k):
             scale = a[i] * step_px
             v0, vx, vg, vs = _voigt(e_mev - z[i] * 1000.0, s, g[i] / 2.0, True)
             jac[:, i] = -vx * scale
             jac[:, k + i] = v0 * scale
             jac[:, 2 * k + i] = g[i] / 2.0 * vg * scale
-            jac[:, 5 * k] += s * vs * scale
+            d_sigma += s * vs * scale
             for j in range(2):
                 rv, rx, rg, rs = _voigt(e_mev - z[i] * 1000.0 + d[j], s, r * g[i] / 2.0, True)
                 jac[:, i] -= rw[i, j] * rx * scale
                 jac[:, k + i] += rw[i, j] * rv * scale
                 jac[:, 2 * k + i] += rw[i, j] * r * g[i] / 2.0 * rg * scale
                 jac[:, 3 * k + 2 * i + j] = rv * scale
-                jac[:, 5 * k] += rw[i, j] * s * rs * scale
-                jac[:, 5 * k + 2] += rw[i, j] * r * g[i] / 2.0 * rg * scale
+                d_sigma += rw[i, j] * s * rs * scale
+                jac[:, i_r] += rw[i, j] * r * g[i] / 2.0 * rg * scale
                 if not fixed:
-                    jac[:, 5 * k + 3 + j] += rw[i, j] * rx * scale
+                    jac[:, i_d + j] += rw[i, j] * rx * scale
+        if not pinned:
+            jac[:, 5 * k] = d_sigma
         return jac
 
     weight = 1.0 / np.sqrt(noise.variance(np.maximum(y, 0.0), frames))
@@ -264,5 +271,5 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
                        replica_broadening=float(r),
                        replica_shifts_mev=(float(d[0]), float(d[1])),
                        replica_shifts_err_mev=((0.0, 0.0) if fixed else
-                                               (float(err[5 * k + 3]), float(err[5 * k + 4]))),
+                                               (float(err[i_d]), float(err[i_d + 1]))),
                        reduced_chi2=chi2, energy_ev=e, model=line_model(e, z, a, g, rw, s, b, r, d))
