@@ -317,11 +317,11 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
     charged = red & (bright < CHARGED_BRIGHTNESS * bright.max()) & ~slower
     # A dim cluster on a bright line is that line (frames it shared with a switch).
     group_of = np.arange(len(big))
-    for i in np.flatnonzero(bright < CHARGED_BRIGHTNESS * bright.max()):
-        gap = np.abs(centers[bright_lines] - centers[i])
+    for weak in np.flatnonzero(bright < CHARGED_BRIGHTNESS * bright.max()).tolist():
+        gap = np.abs(centers[bright_lines] - centers[weak])
         if gap.size and gap.min() < LINE_GAP_MEV:
-            group_of[i] = bright_lines[np.argmin(gap)]
-            charged[i] = False
+            group_of[weak] = bright_lines[np.argmin(gap)]
+            charged[weak] = False
     # Lines of one charge closer than SAME_LINE_MEV are one (spectral diffusion).
     for i, j in itertools.combinations(np.argsort(-frames), 2):
         if (charged[i] == charged[j] and abs(centers[i] - centers[j]) < SAME_LINE_MEV

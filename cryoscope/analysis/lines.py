@@ -14,6 +14,7 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize, signal, special
@@ -199,7 +200,7 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
     i_r, i_d = i_b + 1, i_b + 2
     p0 = np.clip(p0, lower + 1e-9, upper - 1e-9)
 
-    def unpack(p: np.ndarray) -> tuple[np.ndarray, ...]:
+    def unpack(p: np.ndarray) -> tuple[Any, ...]:
         return (p[:k] / 1000.0, np.exp(p[k:2 * k]), np.exp(p[2 * k:3 * k]),
                 p[3 * k:5 * k].reshape(k, 2), sigma_fixed if pinned else np.exp(p[5 * k]),
                 p[i_b], np.exp(p[i_r]), shifts0 if fixed else p[i_d:i_d + 2])
