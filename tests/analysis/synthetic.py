@@ -25,7 +25,6 @@ class Center:
     p: float = 0.7
     fwhm_mev: float = 0.4
     replicas: tuple[float, float] = (0.15, 0.1)
-    replica_shifts_mev: tuple[float, float] = (27.0, 37.0)
     lifetimes_ns: tuple[float, ...] = (1.5, 100.0)
     weights: tuple[float, ...] = (0.3, 0.7)
     trion_shift_mev: float = -15.0
@@ -67,13 +66,13 @@ def _energy_axis() -> np.ndarray:
 
 
 def _line_shape(e_ev: np.ndarray, zpl: float, fwhm_mev: float, replicas: tuple[float, float],
-                shifts_mev: tuple[float, float], res_mev: float) -> np.ndarray:
+                res_mev: float) -> np.ndarray:
     from scipy.special import voigt_profile
 
     e = e_ev * 1000
     sig = res_mev / 2.3548
     shape = voigt_profile(e - zpl * 1000, sig, fwhm_mev / 2)
-    for s, w in zip(shifts_mev, replicas, strict=True):
+    for s, w in zip((27.0, 37.0), replicas, strict=True):
         shape += w * voigt_profile(e - (zpl * 1000 - s), sig, fwhm_mev / 2)
     return shape / shape.sum()
 
@@ -136,8 +135,7 @@ def write_synthetic(path: Path, run: SyntheticRun) -> Path:
             delays.append(d)
             n_spec = rng.poisson(rate * run.exposure_s * run.spectro_photons_per_count)
             m = center.p * np.cos(np.radians(4 * theta - 2 * center.phi_deg))
-            shape = _line_shape(e, zpl, center.fwhm_mev, center.replicas,
-                                center.replica_shifts_mev, res_mev)
+            shape = _line_shape(e, zpl, center.fwhm_mev, center.replicas, res_mev)
             nv = rng.binomial(n_spec, (1 + m) / 2 * run.transmission_v)
             nh = rng.binomial(n_spec - nv, (1 - m) / 2 * run.transmission_h /
                               max(1 - (1 + m) / 2 * run.transmission_v, 1e-12))
