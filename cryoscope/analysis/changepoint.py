@@ -193,8 +193,8 @@ def group_levels(cp: ChangePoints, max_levels: int = 8, min_contrast: float = 0.
         history.append((len(groups), [list(g) for g in groups], ll))
         if len(groups) == 1:
             break
-        rates = [counts[g].sum() / dur[g].sum() for g in groups]
-        order = np.argsort(rates)
+        group_rates = [counts[g].sum() / dur[g].sum() for g in groups]
+        order = np.argsort(group_rates)
         best_cost, best_pair = np.inf, (0, 1)
         for a, b in itertools.pairwise(order):
             merged = groups[a] + groups[b]
