@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from cryoscope.analysis.lifetime import model_counts
 from cryoscope.analysis.lines import line_model
-from cryoscope.analysis.mapping_figure import frame_stripe, mapping_figure
+from cryoscope.analysis.mapping_figure import frame_stripe, mapping_figure, spectral_trace_image
 from cryoscope.analysis.polarization import polarization_model
 from cryoscope.analysis.report import AnalysisResult
 
@@ -35,17 +35,6 @@ def _legend(ax: matplotlib.axes.Axes) -> None:
         ax.legend(fontsize=7)
 
 
-def _uniform_energy(energy_ev: np.ndarray, spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spectra ``[frames, pixels]`` resampled linearly onto a uniform energy grid of as many
-    points (the pixels' energies are nearly, not exactly, evenly spaced): one image to draw
-    instead of one quadrilateral per pixel and frame."""
-    grid = np.linspace(energy_ev[0], energy_ev[-1], energy_ev.size)
-    right = np.clip(np.searchsorted(energy_ev, grid, side="right"), 1, energy_ev.size - 1)
-    left = right - 1
-    w = (grid - energy_ev[left]) / np.maximum(energy_ev[right] - energy_ev[left], 1e-15)
-    return grid, spectra[:, left] * (1 - w) + spectra[:, right] * w
-
-
 def overview_figure(result: AnalysisResult) -> Figure:
     """Spectral time trace, intensity trace, decays per state, FLID, state spectra, polarization."""
     fig = Figure(figsize=(14, 10), layout="constrained")
@@ -55,15 +44,9 @@ def overview_figure(result: AnalysisResult) -> Figure:
     n_frames = labels.size
 
     ax = fig.add_subplot(grid[0, :2])
-    energy, image = _uniform_energy(sp.energy_ev, sp.merged)
-    vmax = np.percentile(image, 99.9) if image.size else 1.0
-    step = energy[1] - energy[0] if energy.size > 1 else 1e-4
-    ax.imshow(image.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=vmax,
-              interpolation="nearest", extent=(0, n_frames, energy[0] - step / 2,
-                                               energy[-1] + step / 2))
+    spectral_trace_image(ax, sp.energy_ev, sp.merged)
     frame_stripe(ax, np.arange(n_frames), np.arange(1, n_frames + 1),
                  [_color(int(s)) for s in labels], 0.97, 1.0)
-    ax.set_xlim(0, n_frames)
     if result.lines:
         lo = min(ln.zpl_ev for ln in result.lines) - 0.045
         hi = max(ln.zpl_ev for ln in result.lines) + 0.01

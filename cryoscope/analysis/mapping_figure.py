@@ -25,6 +25,38 @@ _CONFIG_COLORS = {"X": "tab:green", "X*": "tab:orange", "dark": "0.35"}
 _KIND_MARKERS = {"charging": "v", "discharging": "^", "surface_charge": "s", "diffusion": "."}
 
 
+
+#: Most frame columns drawn in a spectral time trace (beyond it, runs of frames are averaged).
+MAX_IMAGE_FRAMES = 1600
+
+def spectral_trace_image(ax: Axes, energy_ev: np.ndarray, spectra: np.ndarray) -> None:
+    """The spectral time trace ``[frames, pixels]`` (frame against energy) as one image: the
+    spectra resampled linearly onto a uniform energy grid of as many points (the pixels'
+    energies are nearly, not exactly, evenly spaced) — one image instead of a quadrilateral per
+    pixel and frame — and, beyond :data:`MAX_IMAGE_FRAMES` frames, averaged over runs of
+    consecutive frames (more columns than a figure has pixels show nothing more), so its cost
+    grows no faster than the data and its memory not with the frames."""
+    n_frames = spectra.shape[0]
+    step_frames = max(1, math.ceil(n_frames / MAX_IMAGE_FRAMES))
+    if step_frames > 1:
+        usable = n_frames // step_frames * step_frames
+        spectra = spectra[:usable].reshape(-1, step_frames, spectra.shape[1]).mean(axis=1)
+    grid = np.linspace(energy_ev[0], energy_ev[-1], energy_ev.size)
+    right = np.clip(np.searchsorted(energy_ev, grid, side="right"), 1, energy_ev.size - 1)
+    left = right - 1
+    w = ((grid - energy_ev[left])
+         / np.maximum(energy_ev[right] - energy_ev[left], 1e-15)).astype(np.float32)
+    image = spectra[:, left].astype(np.float32)
+    image *= 1 - w
+    image += spectra[:, right] * w
+    vmax = np.percentile(image, 99.9) if image.size else 1.0
+    step = grid[1] - grid[0] if grid.size > 1 else 1e-4
+    ax.imshow(image.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=vmax,
+              interpolation="nearest",
+              extent=(0, spectra.shape[0] * step_frames, grid[0] - step / 2,
+                      grid[-1] + step / 2))
+    ax.set_xlim(0, n_frames)
+
 def transition_counts(labels: np.ndarray, n_states: int) -> np.ndarray:
     """``[from, to]`` number of frame-to-frame changes between states."""
     out = np.zeros((n_states, n_states), int)
@@ -73,12 +105,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
 
     ax = fig.add_subplot(grid[2, :2])
     e = sp.energy_ev
-    e_edges = np.concatenate([[e[0] - (e[1] - e[0]) / 2], (e[1:] + e[:-1]) / 2,
-                              [e[-1] + (e[-1] - e[-2]) / 2]])
-    merged = sp.merged.T
-    vmax = np.percentile(merged, 99.9) if merged.size else 1.0
-    ax.pcolormesh(np.arange(n_frames + 1), e_edges, merged, cmap="magma", vmin=0, vmax=vmax,
-                  rasterized=True)
+    spectral_trace_image(ax, e, sp.merged)
     if cmap.lines:
         lo = min(ln.energy_ev for ln in cmap.lines) - 0.01
         hi = max(ln.energy_ev for ln in cmap.lines) + 0.006
