@@ -170,7 +170,6 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
-        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         self._dock("instruments", "Instruments", scroll, left)
         self._dock("run", "Run", run_scroll, left)
         self._dock("runs", "Runs", self.runs, left)
@@ -181,10 +180,10 @@ class MainWindow(QMainWindow):
         self._dock("trace", SpectralTraceView.title, self.trace_view, right)
         self._dock("camera", CameraView.title, self.camera_view, right)
         self._dock("rate", CountRateTrace.title, self.rate_trace, right)
-        self._dock("intensity", IntensityView.title, self.intensity_view, bottom)
-        self._dock("decay", DecayView.title, self.decay_view, bottom)
-        self._dock("flid", FlidView.title, self.flid_view, bottom)
-        self._dock("log", "Log", self.log_view, bottom)
+        self._dock("intensity", IntensityView.title, self.intensity_view, right)
+        self._dock("decay", DecayView.title, self.decay_view, right)
+        self._dock("flid", FlidView.title, self.flid_view, right)
+        self._dock("log", "Log", self.log_view, right)
         self._laid_out = False  # the docks are arranged on the first show
 
         self.bridge.sessionState.connect(self._on_session_state)
@@ -234,6 +233,9 @@ class MainWindow(QMainWindow):
         dock.setObjectName(f"dock_{key}")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        # hidden until arranged (on the first show): stacked, the docks would make the window
+        # taller than the screen
+        dock.hide()
         self.docks[key] = dock
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
@@ -257,21 +259,30 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
 
     def _default_layout(self) -> None:
-        """Left: run, instruments, runs, results, regions (tabs). Right: spectrum and
-        polarization over camera and trace (the count rate tabbed with the camera). Bottom:
-        intensity, decay, FLID and log (tabs) — three rows of plots that fit a 768 px screen."""
+        """Left: run, instruments, runs, results, regions (tabs). Right, two rows of plots
+        (they fit a 768 px screen): spectrum and polarization; below, the spectral time trace,
+        intensity, decay, FLID and log (tabs) beside the camera and the count rate (tabs).
+        Each dock is shown once in place: stacked, they would grow the window."""
         d = self.docks
+        d["run"].show()
         for key in ("instruments", "runs", "results", "regions"):
             self.tabifyDockWidget(d["run"], d[key])
+            d[key].show()
         d["run"].raise_()
+        d["spectrum"].show()
         self.splitDockWidget(d["spectrum"], d["polarization"], Qt.Orientation.Horizontal)
+        d["polarization"].show()
         self.splitDockWidget(d["spectrum"], d["trace"], Qt.Orientation.Vertical)
+        d["trace"].show()
         self.splitDockWidget(d["polarization"], d["camera"], Qt.Orientation.Vertical)
+        d["camera"].show()
         self.tabifyDockWidget(d["camera"], d["rate"])
+        d["rate"].show()
         d["camera"].raise_()
-        for key in ("decay", "flid", "log"):
-            self.tabifyDockWidget(d["intensity"], d[key])
-        d["intensity"].raise_()
+        for key in ("intensity", "decay", "flid", "log"):
+            self.tabifyDockWidget(d["trace"], d[key])
+            d[key].show()
+        d["trace"].raise_()
         self.resizeDocks([d["run"]], [400], Qt.Orientation.Horizontal)
 
     def _restore_layout(self) -> None:

@@ -108,6 +108,8 @@ class InstrumentPanel(QGroupBox):
         super().__init__(title, parent)
         self.session = session
         self.form = QFormLayout(self)
+        # a narrow dock puts a long row's controls under its label: no horizontal scrolling
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.controls: list[QWidget] = []
         self.readouts: dict[str, QLabel] = {}
         self.error = QLabel("")

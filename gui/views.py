@@ -407,13 +407,13 @@ class SpectrumView(View):
         bar.addWidget(QLabel(_legend([("V", V_PEN), ("H", H_PEN), ("V + H", SUM_PEN)])))
         bar.addStretch(1)
         self.info = QLabel("")
-        bar.addWidget(self.info)
         self.cursor = CursorReadout(self.plot, spectral_text(lambda: self.energy_axis,
                                                              "ADU"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(self.plot)
+        layout.addWidget(self.info)
         layout.addWidget(self.cursor)
 
     @property
@@ -705,7 +705,6 @@ class PolarizationPlot(View):
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.info = QLabel("choose a spectral region on the spectrum")
-        self.info.setWordWrap(True)
         self.cursor = CursorReadout(self.plot, xy_text("θ (°)", "V/(V+H)"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -718,8 +717,10 @@ class PolarizationPlot(View):
         self.in_progress_deg: float | None = None
         #: per region: finished points, the point in progress, the fit
         self._items: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem]] = []
-        #: what was drawn: per region (θ of finished points, θ of the point in progress)
+        #: what was drawn: per region (θ of finished points, θ of the point in progress), and
+        #: the angle in progress it was drawn with
         self.drawn: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+        self.drawn_in_progress_deg: float | None = None
 
     @property
     def result(self) -> PolarizationView | None:
@@ -768,6 +769,7 @@ class PolarizationPlot(View):
 
     def paint(self, picture: _PolarizationPicture) -> None:
         self.results = picture.results
+        self.drawn_in_progress_deg = picture.in_progress_deg
         self._ensure_items(len(picture.results))
         legend, infos, self.drawn = [], [], []
         theta_all: list[float] = []
@@ -788,7 +790,7 @@ class PolarizationPlot(View):
                 f"{region.lo_ev:.4f}–{region.hi_ev:.4f} eV"
             if pol.fit is None:
                 fit_item.setData([], [])
-                infos.append(f"{region.name}: {pol.message}")
+                text += f": {pol.message}"
             else:
                 f = pol.fit
                 theta = np.linspace(float(pol.theta_deg.min()), float(pol.theta_deg.max()), 200)
@@ -803,8 +805,8 @@ class PolarizationPlot(View):
         if picture.in_progress_deg is not None and any(d[1].size for d in self.drawn):
             legend.append("○ the angle in progress")
         self.legend.setText("<br>".join(legend))
-        self.info.setText("  ·  ".join(infos) if infos else
-                          "choose a spectral region on the spectrum")
+        # one line (the legend has every region's p and φ): the first fitted region
+        self.info.setText(infos[0] if infos else "choose a spectral region on the spectrum")
         if theta_all:
             lo, hi = min(theta_all), max(theta_all)
             pad = max(2.0, 0.05 * (hi - lo))

@@ -32,7 +32,7 @@ from PyQt6.QtWidgets import (
 from cryoscope.analysis.spectra import HC_EV_NM
 
 #: The smallest height of a plot (px): below it, tick labels are clipped.
-MIN_PLOT_HEIGHT = 150
+MIN_PLOT_HEIGHT = 140
 
 #: Region colours, in turn.
 REGION_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")

@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AlignmentCamera", "CountRateProbe", "RateMeter", "SimulatedTime", "rising_counts"]
 
-#: Frames asked of the camera per alignment series (it is restarted when it ends).
-ALIGNMENT_SERIES_FRAMES = 1000
+#: Frames asked of the camera per alignment series: one per tick, so that a simulated bench
+#: draws photons for the frames shown only (a series running on between ticks would make it
+#: draw every frame of the idle time, at ``--speed 20`` twenty seconds of them a second).
+ALIGNMENT_SERIES_FRAMES = 1
 
 
 def rising_counts(block: TagBlock) -> dict[int, int]:
@@ -119,8 +121,8 @@ class CountRateProbe:
 
 
 class AlignmentCamera:
-    """Alignment mode's camera: a series at the chosen exposure, restarted when it ends, whose
-    frames are published and written nowhere."""
+    """Alignment mode's camera: a one-frame series at the chosen exposure on every tick, whose
+    frame is published and written nowhere."""
 
     def __init__(self) -> None:
         self.exposure_s: float | None = None

@@ -314,5 +314,6 @@ def test_each_group_of_tabbed_docks_has_one_tab_bar(window: MainWindow) -> None:
 
     bars = [tuple(b.tabText(i) for i in range(b.count()))
             for b in window.findChildren(QTabBar) if b.isVisible()]
-    assert sorted(bars) == [("APD intensity", "Decay", "FLID", "Log"), ("Camera", "Count rate"),
-                            ("Run", "Instruments", "Runs", "Results", "Regions")]
+    assert sorted(bars) == [("Camera", "Count rate"),
+                            ("Run", "Instruments", "Runs", "Results", "Regions"),
+                            ("Spectral time trace", "APD intensity", "Decay", "FLID", "Log")]
