@@ -72,8 +72,8 @@ def main() -> int:
         panel.set_parameters(frames=frames, waveplate_dwell_s=config.plan.waveplate_dwell_s,
                              waveplate_step_deg=config.plan.waveplate_step_deg)
         window.last_run = None
-        window.runs.table.selectRow(0)
         panel.start.click()
+        window.docks["results"].raise_()
         wait(app, lambda: window.run_panel.progress.value() >= args.fraction * frames, 120)
         window.refresh_views(force=True)
         wait(app, lambda: False, 0.5)  # let the views paint

@@ -3,7 +3,7 @@ night's runs and the analysis of each, replay of files.
 
 The window holds no measurement logic. It owns a :class:`cryoscope.session.RigSession` (the rig
 on its worker thread) and, per run, a :class:`cryoscope.live.LiveAccumulator` fed on that thread;
-a display timer (25 Hz by default) redraws the visible views from the accumulator, so a fast run
+a display timer (30 Hz by default) redraws the visible views from the accumulator, so a fast run
 never floods the event loop. After each run the file's full analysis
 (:func:`cryoscope.session.analysis.summarize_run`) runs in a separate process and fills the
 results dock and the list of runs. Errors become a banner, a status-bar message and a log line.
@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
     analysisFailed = pyqtSignal(str, str)  # path, message
 
     def __init__(self, config: Config, *, settings: QSettings | None = None,
-                 display_hz: float = 25.0) -> None:
+                 display_hz: float = 30.0) -> None:
         super().__init__()
         self.config = config
         self.settings = settings if settings is not None else QSettings("cryoscope", "gui")
