@@ -235,16 +235,15 @@ class RunPanel(QWidget):
                                  self.overwrite.isChecked(), self.parameters())
 
     def number_on(self) -> None:
-        """After a run wrote its file: the next particle's name and file (same folder)."""
+        """After a run wrote its file: the next free name in the same folder, for the file and
+        the particle (``particle-07`` → ``particle-08``). Nothing written: the name is kept."""
         out = Path(self.output.text())
         if not out.exists():
-            return  # nothing written: keep the name
-        stem = next_name(out.stem)
-        name = self.particle.text().strip()
-        self.particle.setText(next_name(name) if name and name != out.stem else stem)
-        self.output.setText(str(out.parent / f"{first_free(out.parent, stem)}.h5"))
-        if name == out.stem or not name:
-            self.particle.setText(Path(self.output.text()).stem)
+            return
+        name = first_free(out.parent, next_name(out.stem))
+        self.output.setText(str(out.parent / f"{name}.h5"))
+        particle = self.particle.text().strip()
+        self.particle.setText(name if particle in ("", out.stem) else next_name(particle))
 
     def set_state(self, *, connected: bool, running: bool, paused: bool = False) -> None:
         self.start.setEnabled(connected and not running)

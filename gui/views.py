@@ -300,12 +300,12 @@ class CameraView(View):
         self.colour_bar = _colour_bar(self.plot, self.image, GREY)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.info = QLabel("no frame yet")
-        self.cursor = CursorReadout(self.plot, xy_text("column", "row"))
+        self.cursor_readout = CursorReadout(self.plot, xy_text("column", "row"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
         self.mode: ReadMode | None = None
         self.levels: tuple[float, float] | None = None
         self._frame: FrameView | None = None
@@ -347,7 +347,7 @@ class CameraView(View):
             image_mode = frame.mode is ReadMode.IMAGE
             self.image.setVisible(image_mode)
             self.colour_bar.setVisible(image_mode)
-            self.cursor.describe = xy_text("column", "row" if image_mode else "ADU")
+            self.cursor_readout.describe = xy_text("column", "row" if image_mode else "ADU")
             for curve in self.curves.values():
                 self.plot.removeItem(curve)
             self.curves.clear()
@@ -407,14 +407,14 @@ class SpectrumView(View):
         bar.addWidget(QLabel(_legend([("V", V_PEN), ("H", H_PEN), ("V + H", SUM_PEN)])))
         bar.addStretch(1)
         self.info = QLabel("")
-        self.cursor = CursorReadout(self.plot, spectral_text(lambda: self.energy_axis,
+        self.cursor_readout = CursorReadout(self.plot, spectral_text(lambda: self.energy_axis,
                                                              "ADU"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
 
     @property
     def energy_axis(self) -> bool:
@@ -534,11 +534,11 @@ class SpectralTraceView(View):
         self.plot.addItem(self.image)
         self.colour_bar = _colour_bar(self.plot, self.image, pg.colormap.get("viridis"))
         self.energy_axis = True
-        self.cursor = CursorReadout(self.plot, self._describe)
+        self.cursor_readout = CursorReadout(self.plot, self._describe)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
         self._y_label = "time (s)"
 
     def _describe(self, x: float, y: float) -> str:
@@ -592,12 +592,12 @@ class IntensityView(View):
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
         self.info = QLabel("")
-        self.cursor = CursorReadout(self.plot, xy_text("t (s)", "counts/s"))
+        self.cursor_readout = CursorReadout(self.plot, xy_text("t (s)", "counts/s"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
 
     def clear(self) -> None:
         self.curve.setData([], [])
@@ -629,13 +629,13 @@ class DecayView(View):
         self.curve = self.plot.plot(pen=SUM_PEN, connect="finite")
         self.fit_curve = self.plot.plot(pen=FIT_PEN, connect="finite")
         self.info = QLabel("")
-        self.cursor = CursorReadout(self.plot, lambda x, y: f"delay {x:.3f} ns  ·  "
+        self.cursor_readout = CursorReadout(self.plot, lambda x, y: f"delay {x:.3f} ns  ·  "
                                     f"{10 ** y:.4g} photons per bin")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
         self.fit: DecayFit | None = None
 
     def clear(self) -> None:
@@ -705,13 +705,13 @@ class PolarizationPlot(View):
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.info = QLabel("choose a spectral region on the spectrum")
-        self.cursor = CursorReadout(self.plot, xy_text("θ (°)", "V/(V+H)"))
+        self.cursor_readout = CursorReadout(self.plot, xy_text("θ (°)", "V/(V+H)"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.legend)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
         self.regions: tuple[Region, ...] = ()
         self.results: tuple[PolarizationView, ...] = ()
         self.in_progress_deg: float | None = None
@@ -831,12 +831,13 @@ class FlidView(View):
         self.plot.addItem(self.image)
         self.colour_bar = _colour_bar(self.plot, self.image, pg.colormap.get("inferno"))
         self.info = QLabel("")
-        self.cursor = CursorReadout(self.plot, xy_text("mean delay (ns)", "photons per bin"))
+        self.cursor_readout = CursorReadout(self.plot, xy_text("mean delay (ns)",
+                                                               "photons per bin"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
         self.result: LiveFlid | None = None
 
     def clear(self) -> None:

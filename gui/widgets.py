@@ -182,11 +182,11 @@ class CountRateTrace(QWidget):
         self.curve = self.plot.plot(pen=pg.mkPen("#333333", width=1.5), symbol="o",
                                     symbolSize=4)
         self.points: collections.deque[tuple[float, float]] = collections.deque()
-        self.cursor = CursorReadout(self.plot, xy_text("t", "kcps"))
+        self.cursor_readout = CursorReadout(self.plot, xy_text("t", "kcps"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
-        layout.addWidget(self.cursor)
+        layout.addWidget(self.cursor_readout)
 
     def add(self, rate_cps: float, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now

@@ -145,7 +145,10 @@ class RigSession:
 
     def send(self, command: Command[T]) -> Future[T]:
         """Queue a typed command (:mod:`cryoscope.session.commands`); refused during a run."""
-        return self._submit(_Job(command.description, lambda rig: command.apply(rig)))
+        def action(rig: Rig | None) -> T:
+            assert rig is not None  # a job that needs the rig runs only with one
+            return command.apply(rig)
+        return self._submit(_Job(command.description, action))
 
     def command(self, description: str, action: Callable[[Rig], T]) -> Future[T]:
         """Queue ``action(rig)`` for the worker thread (scripts and tests that inspect the rig;
@@ -302,8 +305,6 @@ class RigSession:
             self._emit(CommandFailed(job.description, message))
             job.future.set_exception(exc)
             return
-        finally:
-            self._idle_time.restart()
         job.future.set_result(value)
         self._next_poll = 0.0
 
@@ -323,6 +324,7 @@ class RigSession:
             raise
         finally:
             self._run = None
+            self._idle_time.restart()  # the run's time passed on the rig's own clock
             self._set_state(SessionState.IDLE, "run ended" if result is None
                             else f"run {result.state}")
         self._emit(RunFinished(request.plan.name, result, result.error, str(request.out)))
