@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from cryoscope.acquisition import Listener, RunControl, RunResult, RunState
+from cryoscope.backends import open_rig
 from cryoscope.config import Config, ConfigError, PlanConfig, load_config
 from cryoscope.datafile import OutputClaim
 from cryoscope.engine import run_plan
 from cryoscope.plans import PLANS, make_plan
 from cryoscope.plans.polarization_series import PolarizationSeries
-from cryoscope.rig import Rig, open_rig
+from cryoscope.rig import Rig
 
 __all__ = [
     "PLANS",

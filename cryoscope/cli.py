@@ -112,10 +112,10 @@ def _plan_values(args: argparse.Namespace) -> dict[str, object]:
 def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
+    from cryoscope.backends import open_rig
     from cryoscope.datafile import OutputClaim, OutputError, OutputExistsError
     from cryoscope.engine import run_plan
     from cryoscope.plans import make_plan
-    from cryoscope.rig import open_rig
     from drivers.interfaces import InstrumentError
 
     try:

@@ -287,11 +287,9 @@ class CameraConfig(_Section):
         names = [t.name for t in self.tracks]
         if len(set(names)) != len(names):
             raise _BadValue("camera.tracks", names, "track names must be distinct")
-        plain_max = IXON_ULTRA_888.em_gain_plain_max
-        if self.em_gain > plain_max and not self.advanced_em_gain:
-            raise _BadValue("camera.em_gain", self.em_gain,
-                            f"em_gain = {self.em_gain} exceeds {plain_max} and needs "
-                            "advanced_em_gain = true")
+        problem = IXON_ULTRA_888.em_gain_problem(self.em_gain, self.advanced_em_gain)
+        if problem is not None:
+            raise _BadValue("camera.em_gain", self.em_gain, f"em_gain = {self.em_gain}: {problem}")
         return self
 
 

@@ -40,10 +40,10 @@ class DeviceReport:
 
 def _builders(config: Config) -> dict[str, Builder]:
     if config.rig.backend is Backend.HARDWARE:
-        from cryoscope.hardware_rig import BUILDERS
+        from cryoscope.backends.hardware import BUILDERS
 
         return {name: (lambda build=build: build(config)) for name, build in BUILDERS.items()}
-    from cryoscope.rig import build_rig
+    from cryoscope.backends import build_rig
 
     rig = build_rig(config)
     return {name: (lambda inst=inst: inst) for name, inst in rig.instruments().items()}

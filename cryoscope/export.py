@@ -29,8 +29,9 @@ import numpy as np
 
 from cryoscope import __version__
 from cryoscope.analysis.image import read_image_spectra
-from cryoscope.analysis.photons import collect_photons, rest_angles
+from cryoscope.analysis.photons import collect_photons
 from cryoscope.datafile import (
+    OPEN_PS,
     MeasurementError,
     OutputExistsError,
     open_h5,
@@ -78,12 +79,13 @@ def export_photon_hdf5(path: str | Path, out: str | Path | None = None, *,
     unit_ps = max(1, math.ceil(period / (NANOTIME_UNKNOWN - 1)))
     n_bins = math.ceil(period / unit_ps)
 
-    photon_det = (np.zeros(photons.n, np.uint8) if photons.detector is None
-                  else photons.detector.astype(np.uint8))
+    photon_det = photons.detector.astype(np.uint8)
     photon_nano = np.where(photons.delay_ps >= 0, photons.delay_ps // unit_ps,
                            NANOTIME_UNKNOWN).astype(np.uint16)
+    moves = photons.stage.moves
+    move_end = moves.stop_ps[moves.stop_ps != OPEN_PS]
     edges = {"exposure_start": photons.frame_start_ps, "exposure_end": photons.frame_stop_ps,
-             "move_start": photons.move_start_ps, "move_end": photons.move_stop_ps}
+             "move_start": moves.start_ps, "move_end": move_end}
     times = [photons.time_ps, *edges.values()]
     dets = [photon_det, *(np.full(e.size, MARKERS[k], np.uint8) for k, e in edges.items())]
     order = np.argsort(np.concatenate(times), kind="stable")
@@ -97,8 +99,7 @@ def export_photon_hdf5(path: str | Path, out: str | Path | None = None, *,
     laser = _group_attrs(source, "laser")
     rate = 1e12 / period
     wavelength = float(laser.get("wavelength_nm", 475.0)) * 1e-9
-    rest = rest_angles(meas.start_angle_deg, meas.reached_deg, meas.waveplate_zero_deg)
-    n_frames = min(photons.frame_start_ps.size, photons.frame_stop_ps.size)
+    n_frames = photons.frames.n
     spectra = _spectra(source, meas)[:n_frames]
     sample_name = " ".join(x for x in (info.get("sample", ""), info.get("particle", "")) if x)
     data: dict[str, Any] = {
@@ -141,10 +142,10 @@ def export_photon_hdf5(path: str | Path, out: str | Path | None = None, *,
             "wavelength_nm": meas.wavelength_nm,
             "exposure_start_ps": photons.frame_start_ps[:n_frames],
             "exposure_end_ps": photons.frame_stop_ps[:n_frames],
-            "frame_waveplate_deg": photons.frame_theta_deg(rest)[:n_frames],
-            "move_start_ps": photons.move_start_ps,
-            "move_end_ps": photons.move_stop_ps,
-            "waveplate_rest_deg": rest,
+            "frame_waveplate_deg": photons.frames.theta_deg,
+            "move_start_ps": moves.start_ps,
+            "move_end_ps": move_end,
+            "waveplate_rest_deg": photons.stage.rest_deg,
             "markers": json.dumps(MARKERS),
             "measurement": json.dumps(info),
             "source_status": meas.status,

@@ -1,9 +1,8 @@
-"""Assembling a rig from a configuration: simulated or real instruments behind the interfaces.
+"""The instruments of a rig, by kind, and how the configuration's settings are applied to them.
 
-:func:`open_rig` builds the instruments (``sim_hardware`` or ``drivers``, imported lazily),
-connects them, applies the configured settings and returns a :class:`Rig`. :meth:`Rig.close`
-always leaves the instruments safe: camera series stopped, stage still, tagger stream closed,
-laser emission as configured.
+A :class:`Rig` is built by a backend (:mod:`cryoscope.backends`: simulated or hardware) and
+configured here (:func:`configure`). :meth:`Rig.close` always leaves the instruments safe:
+camera series stopped, stage still, tagger stream closed, laser emission as configured.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from cryoscope.config import Backend, Config
+from cryoscope.config import Config
 from drivers.interfaces import (
     Camera,
     Clock,
@@ -103,58 +102,6 @@ class Rig:
         self.close()
 
 
-# ---------------------------------------------------------------------------------------------
-# Building
-
-
-def _build_simulated(config: Config) -> Rig:
-    from sim_hardware.bench import Bench, Wiring
-    from sim_hardware.camera import SimCamera
-    from sim_hardware.clock import SimClock
-    from sim_hardware.cryostat import SimCryostat
-    from sim_hardware.laser import SimLaser
-    from sim_hardware.params import BenchParams
-    from sim_hardware.spectrograph import SimSpectrograph
-    from sim_hardware.stage import SimRotationStage
-    from sim_hardware.tagger import SimTimeTagger
-    from sim_hardware.truth import simulation_truth
-
-    ch, sim = config.channels, config.simulation
-    bench = Bench(
-        BenchParams(config.sample, config.optics, sim.seed, sim.speed_factor),
-        Wiring(ch.apd, ch.laser_sync, ch.camera_fire, ch.stage_motion, ch.apd2,
-               config.stage.waveplate_zero_deg),
-    )
-    spectrograph = SimSpectrograph(bench, config.spectrograph.gratings_lines_per_mm,
-                                   config.spectrograph.focal_length_mm,
-                                   config.spectrograph.inclusion_angle_deg)
-    cam = config.camera
-
-    return Rig(
-        config=config,
-        clock=SimClock(bench, sim.speed_factor),
-        cryostat=SimCryostat(bench, config.cryostat.target_temperature_k),
-        laser=SimLaser(bench, config.laser.repetition_rate_hz, config.laser.power_nw,
-                       config.laser.wavelength_nm, config.laser.takes_remote_settings),
-        stage=SimRotationStage(bench, config.stage.max_velocity_deg_s,
-                               config.stage.acceleration_deg_s2),
-        spectrograph=spectrograph,
-        camera=SimCamera(bench, spectrograph, (cam.sensor_rows, cam.sensor_columns),
-                         cam.pixel_width_um, cam.readout_rate_mhz),
-        tagger=SimTimeTagger(bench),
-        truth=lambda start_s, end_s: simulation_truth(bench, start_s, end_s),
-    )
-
-
-def build_rig(config: Config) -> Rig:
-    """The rig's instruments, not yet connected."""
-    if config.rig.backend is Backend.SIMULATED:
-        return _build_simulated(config)
-    from cryoscope.hardware_rig import build_hardware_rig
-
-    return build_hardware_rig(config)
-
-
 def camera_readout(config: Config) -> Readout:
     if config.camera.readout == "image":
         return Readout(ReadMode.IMAGE)
@@ -231,20 +178,4 @@ def configure(rig: Rig) -> None:
         rig.tagger.clear_conditional_filter()
 
 
-def open_rig(config: Config) -> Rig:
-    """Build, connect and configure the rig. On any failure, what was connected is closed."""
-    rig = build_rig(config)
-    try:
-        for name, instrument in rig.instruments().items():
-            log.info("connecting %s", name)
-            instrument.connect()
-        configure(rig)
-    except BaseException:
-        rig.close()
-        raise
-    log.info("rig '%s' (%s) ready", config.rig.name, config.rig.backend)
-    return rig
-
-
-__all__ = ["Rig", "apply_em_gain", "build_rig", "camera_is_cold", "camera_readout", "configure",
-           "open_rig", "wait_until"]
+__all__ = ["Rig", "apply_em_gain", "camera_is_cold", "camera_readout", "configure", "wait_until"]

@@ -223,13 +223,9 @@ class AndorCamera(Camera):
 
     def set_em_gain(self, gain: int, advanced: bool = False) -> None:
         """Set the EM gain. Above 300 needs ``advanced``; any gain needs a cold sensor."""
-        IXON_ULTRA_888.em_gain.check(self.name, gain)
-        if gain > EM_GAIN_SAFE_MAX and not advanced:
-            raise SettingRejectedError(
-                self.name,
-                f"EM gain {gain} exceeds {EM_GAIN_SAFE_MAX}: it needs advanced mode "
-                "(camera.advanced_em_gain = true) and risks the sensor",
-            )
+        problem = IXON_ULTRA_888.em_gain_problem(gain, advanced)
+        if problem is not None:
+            raise SettingRejectedError(self.name, problem)
         if gain > 0:
             cooling = self.cooling_status()
             if cooling not in _COLD:

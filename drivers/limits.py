@@ -156,12 +156,15 @@ class StageLimits:
     acceleration_deg_s2: SettingRange
 
 
-#: Thorlabs PRM1-Z8 rotation mount (Thorlabs specification: 25 deg/s, 25 deg/s^2).
+_PRM1_Z8_SOURCE = ("the PRM1-Z8 figures cryoscope has used from the start (25 deg/s, "
+                   "25 deg/s^2); not re-checked against a Thorlabs document")
+
+#: Thorlabs PRM1-Z8 rotation mount on a KDC101.
 PRM1_Z8 = StageLimits(
-    max_velocity_deg_s=SettingRange("velocity", "deg/s", 0.0, 25.0,
-                                    "Thorlabs PRM1-Z8 specification", low_inclusive=False),
-    acceleration_deg_s2=SettingRange("acceleration", "deg/s^2", 0.0, 25.0,
-                                     "Thorlabs PRM1-Z8 specification", low_inclusive=False),
+    max_velocity_deg_s=SettingRange("velocity", "deg/s", 0.0, 25.0, _PRM1_Z8_SOURCE,
+                                    low_inclusive=False),
+    acceleration_deg_s2=SettingRange("acceleration", "deg/s^2", 0.0, 25.0, _PRM1_Z8_SOURCE,
+                                     low_inclusive=False),
 )
 
 
@@ -177,6 +180,15 @@ class CameraLimits:
     em_gain_plain_max: int
     cooling_setpoint_c: SettingRange
     series_frames: SettingRange
+
+    def em_gain_problem(self, gain: int, advanced: bool) -> str | None:
+        """Why ``gain`` is refused (out of range, or above the plain maximum without
+        ``advanced``), or None."""
+        problem = self.em_gain.problem(gain)
+        if problem is None and gain > self.em_gain_plain_max and not advanced:
+            problem = (f"EM gain {gain} exceeds {self.em_gain_plain_max}: it needs advanced "
+                       "mode (camera.advanced_em_gain = true) and risks the sensor")
+        return problem
 
 
 #: Andor iXon Ultra 888. Gains above 300 need advanced mode (pylablib ``set_EMCCD_gain``'s

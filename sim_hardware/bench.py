@@ -29,7 +29,7 @@ import numpy.typing as npt
 from sim_hardware.emission import LaserState, emit, line_energies_ev
 from sim_hardware.motion import MotionHistory
 from sim_hardware.params import BenchParams
-from sim_hardware.sample import SampleModel
+from sim_hardware.sample import SampleModel, SampleTruth
 from sim_hardware.units import HC_EV_NM, PS_PER_S
 
 #: FWHM of a Gaussian in units of its standard deviation, 2·sqrt(2·ln 2).
@@ -319,7 +319,6 @@ class Bench:
 
     # -- ground truth -------------------------------------------------------------------------
 
-    def truth(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8],
-                             npt.NDArray[np.float64]]:
-        """The particle's true state intervals up to now: start times (s), states, ZPLs (eV)."""
+    def truth(self) -> SampleTruth:
+        """The particle's true trajectory up to now: state intervals and events."""
         return self.sample.truth(max(self.now_ps, 1))

@@ -156,11 +156,9 @@ class SimCamera(SimInstrument, Camera):
 
     def set_em_gain(self, gain: int, advanced: bool = False) -> None:
         self._require()
-        IXON_ULTRA_888.em_gain.check(self.name, gain)
-        plain_max = IXON_ULTRA_888.em_gain_plain_max
-        if gain > plain_max and not advanced:
-            raise SettingRejectedError(
-                self.name, f"EM gain {gain} exceeds {plain_max}: it needs advanced mode")
+        problem = IXON_ULTRA_888.em_gain_problem(gain, advanced)
+        if problem is not None:
+            raise SettingRejectedError(self.name, problem)
         if gain > 0 and self.cooling_status() not in (CoolingStatus.NOT_STABILIZED,
                                                       CoolingStatus.STABILIZED):
             raise SettingRejectedError(

@@ -11,8 +11,10 @@ the depth of the antibunching dip (:func:`expected_g2_zero`).
 Pulses are independent Bernoulli trials "something was collected" (drawn as geometric gaps, so
 every pulse carries at most one cascade), then each collected pulse gets its outcome (X only, XX
 only, both). Photon delays come from the state's decay; energies from the line shape: a Lorentzian
-ZPL plus the −27 meV (CdSe) and −37 meV (CdS) LO-phonon replicas. What is returned are the photons
-that reach *a* detector arm; arms, polarization and detectors are the bench's business.
+ZPL plus the center's two LO-phonon replicas (CdSe and CdS, ``phonon_energies_mev`` below it); the
+biexciton photon comes at the ZPL minus the center's biexciton binding energy. What is returned are
+the photons that reach *a* detector arm; arms, polarization and detectors are the bench's
+business.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ from sim_hardware.sample import EmitterState, Segment
 from sim_hardware.units import HC_EV_NM, PS_PER_S
 
 ELEMENTARY_CHARGE_C = 1.602176634e-19
-#: LO-phonon replica offsets from the ZPL (eV): CdSe and CdS.
-PHONON_SHIFTS_EV = (-0.027, -0.037)
 #: Replicas are broader than the ZPL by this factor.
 PHONON_WIDTH_FACTOR = 3.0
 #: Lorentzian tails are truncated at this many half widths (keeps photons near the line).
@@ -165,7 +165,8 @@ def line_energies_ev(sample: SampleParams, center: npt.NDArray[np.int8],
                      zpl_ev: npt.NDArray[np.float64],
                      rng: np.random.Generator) -> npt.NDArray[np.float64]:
     """Photon energies from each photon's line shape: a Lorentzian ZPL at ``zpl_ev`` plus its
-    center's LO-phonon replicas (−27 and −37 meV, broader by ``PHONON_WIDTH_FACTOR``)."""
+    center's LO-phonon replicas (``phonon_energies_mev`` below it, broader by
+    ``PHONON_WIDTH_FACTOR``)."""
     n = center.shape[0]
     emitters = sample.emitters
     # per center: cumulative areas of ZPL, CdSe and CdS replicas, and the three half widths
@@ -175,7 +176,7 @@ def line_energies_ev(sample: SampleParams, center: npt.NDArray[np.int8],
     which = (u >= cum[:, 0]).astype(np.intp) + (u >= cum[:, 1])
     hwhm_ev = 0.5e-3 * np.array([[e.linewidth_mev, e.linewidth_mev * PHONON_WIDTH_FACTOR,
                                   e.linewidth_mev * PHONON_WIDTH_FACTOR] for e in emitters])
-    offsets = np.array([0.0, *PHONON_SHIFTS_EV])[which]
+    offsets = -1e-3 * np.array([[0.0, *e.phonon_energies_mev] for e in emitters])[center, which]
     # inverse CDF of a Lorentzian truncated at ±LORENTZ_CLIP_HWHM (no pile-up at the cut)
     edge = np.arctan(LORENTZ_CLIP_HWHM) / np.pi
     lorentz = np.tan(np.pi * edge * (2 * rng.random(n) - 1))
@@ -241,7 +242,8 @@ def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms:
             xx_pulses = np.concatenate([xx_only, both])
             if xx_pulses.shape[0]:
                 batches.append(_batch(pulse_ps[xx_pulses], np.concatenate([t_xx_only, t_both]),
-                                      c, state, zpl + sample.biexciton_shift_mev * 1e-3, True))
+                                      c, state, zpl + sample.biexciton_offset_mev(c) * 1e-3,
+                                      True))
     return PhotonBatch.concat(batches)
 
 

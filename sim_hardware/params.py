@@ -34,8 +34,11 @@ class EmitterParams:
     polarization_degree: Fraction = 0.7
     #: Lorentzian FWHM of the ZPL (meV).
     linewidth_mev: Positive = 0.4
-    #: Areas of the −27 meV (CdSe) and −37 meV (CdS) LO-phonon replicas relative to the ZPL.
+    #: Areas of the CdSe and CdS LO-phonon replicas relative to the ZPL.
     phonon_weights: tuple[NonNegative, NonNegative] = (0.15, 0.1)
+    #: Energies of those LO phonons (meV): the replicas sit this far below the ZPL (the paper:
+    #: 27 meV for CdSe, 37 meV for CdS).
+    phonon_energies_mev: tuple[Positive, Positive] = (27.0, 37.0)
     #: Neutral exciton decay components (ns) and their weights (normalized internally).
     lifetimes_ns: tuple[Positive, ...] = (1.5, 100.0)
     lifetime_weights: tuple[NonNegative, ...] = (0.3, 0.7)
@@ -45,6 +48,14 @@ class EmitterParams:
     trion_lifetime_ns: Positive = 6.0
     #: Trion brightness relative to the neutral exciton.
     trion_brightness: Fraction = 0.4
+    #: Biexciton binding energy (meV): the biexciton photon of a cascade comes at the exciton's
+    #: ZPL minus this (positive = bound, red-shifted; negative = repulsive, blue-shifted). Small
+    #: bare CdSe dots show the biexciton band 30–40 meV below the exciton ("Spectral and dynamical
+    #: characterization of multiexcitons in colloidal CdSe semiconductor quantum dots"); the CdS
+    #: shell of quasi-type-II CdSe/CdS dots weakens the attraction, and giant shells turn it
+    #: repulsive (Morozov et al., Nanoscale 2023: biexciton blue-shifted). The paper's
+    #: core/shell dots lie in between: a weakly bound default of a few meV.
+    biexciton_binding_mev: float = 5.0
     #: Share of excitons that relax to this center (normalized over the emitters).
     branching: NonNegative = 1.0
     #: RMS of the spectral-diffusion jumps of the ZPL (meV).
@@ -57,6 +68,11 @@ class EmitterParams:
     #: Rate of falling into a dark (trapped) state (Hz); it recovers at ``dark_recovery_rate_hz``.
     dark_rate_hz: NonNegative = 0.0
     dark_recovery_rate_hz: Positive = 1.0
+    #: Permanent bleaching: the center goes dark for good at ``bleaching_time_s`` (simulation
+    #: time, s, counted from the rig's start; None = never) or after an exponential time of rate
+    #: ``bleaching_rate_hz`` (0 = never), whichever comes first.
+    bleaching_time_s: NonNegative | None = None
+    bleaching_rate_hz: NonNegative = 0.0
 
     def __post_init__(self) -> None:
         if len(self.lifetimes_ns) != len(self.lifetime_weights):
@@ -99,21 +115,58 @@ class SampleParams:
     blinking_cutoff_s: Positive = 30.0
     #: Shift of one center's ZPL for each *other* center that is charged (meV; negative = red).
     dimer_coupling_mev: float = -0.5
-    #: Shift of a center's ZPL while a surface charge sits next to it (meV; negative = red), and
-    #: the rate at which the surface charge hops (to the other center, or away) (Hz).
+    #: Rate at which every neutral center charges at the same instant (Hz), while at least two
+    #: are neutral (the paper's "both dots charge at once"); 0 = never.
+    joint_charging_rate_hz: NonNegative = 0.0
+    #: Distance between neighbouring centers along the dimer axis (nm): center ``i`` sits at
+    #: ``i · dimer_spacing_nm``.
+    dimer_spacing_nm: Positive = 8.0
+    #: A surface charge at axial distance ``d`` from a center shifts that center's ZPL by
+    #: ``surface_charge_shift_mev · r² / (r² + d²)`` (meV; negative = red), ``r`` =
+    #: ``surface_charge_range_nm``, the charge's distance from the center's axis (core to surface):
+    #: the linear Stark shift in the charge's field. With the defaults the near center moves by
+    #: 8 meV and the far one by ~1 meV (the paper's Fig. 5: > 5 meV, up to ~15, and ~1 meV).
     surface_charge_shift_mev: float = -8.0
+    surface_charge_range_nm: Positive = 3.0
+    #: Rate at which the surface charge hops (next to another center, or away) (Hz).
     surface_charge_rate_hz: NonNegative = 0.0
-    #: Probability that a center's charging moves the surface charge next to *another* center at
-    #: the same instant (the paper's simultaneous large jump of the other center).
+    #: Probability that a center's charging (discharging) moves the surface charge next to
+    #: *another* center at the same instant (the paper's simultaneous large jump of the other
+    #: center, Fig. 4 events B, D, E).
     surface_charge_on_charging: Fraction = 0.0
+    surface_charge_on_discharging: Fraction = 0.0
+    #: Where next to a center a moving surface charge lands along the axis: Gaussian spread
+    #: around the center's position (nm; 0 = right at it).
+    surface_charge_spread_nm: NonNegative = 0.0
+    #: Correlation coefficient of the centers' spectral diffusion (−1 to 1): each center's offset
+    #: mixes a jump process common to all centers (weight |ρ|, jumping at |ρ| times the mean of
+    #: the centers' rates) with its own (weight 1 − |ρ|, at 1 − |ρ| times its rate); centers after
+    #: the first take the common part with the sign of ρ. No effect unless two centers diffuse.
+    spectral_diffusion_correlation: Annotated[float, Interval(ge=-1, le=1)] = 0.0
     #: Biexciton-to-exciton quantum-yield ratio QY_XX/QY_X: sets g²(0) (≈ this ratio at low
     #: excitation, 2b/(1+b)² in saturation).
     biexciton_yield: Fraction = 0.1
     #: Biexciton decay time (Auger-limited, ns): the exciton photon of a cascade follows it.
     biexciton_lifetime_ns: Positive = 0.2
-    #: Shift of the biexciton photon relative to the exciton ZPL (meV; negative = bound, red).
-    biexciton_shift_mev: float = 0.0
+    #: Older form of the biexciton binding energy, for every center at once: the biexciton
+    #: photon's shift from the exciton ZPL (meV; negative = bound, red). When given, it replaces
+    #: each emitter's ``biexciton_binding_mev`` by its negative; None = use those.
+    biexciton_shift_mev: float | None = None
 
+    def biexciton_offset_mev(self, center: int) -> float:
+        """Energy of a center's biexciton photon relative to its exciton ZPL (meV)."""
+        if self.biexciton_shift_mev is not None:
+            return self.biexciton_shift_mev
+        return -self.emitters[center].biexciton_binding_mev
+
+    def center_position_nm(self, center: int) -> float:
+        """Position of a center along the dimer axis (nm)."""
+        return center * self.dimer_spacing_nm
+
+    def surface_charge_shift_at_mev(self, distance_nm: float) -> float:
+        """ZPL shift of a center with a surface charge at this axial distance from it (meV)."""
+        r2 = self.surface_charge_range_nm ** 2
+        return self.surface_charge_shift_mev * r2 / (r2 + distance_nm ** 2)
 
 @dataclass(frozen=True)
 class OpticsParams:

@@ -13,7 +13,7 @@ from spine_helpers import edges, frame_angles, line_counts, small_config
 
 from cryoscope import api
 from cryoscope.acquisition import FramesAcquired, Progress, RunControl, RunEvent, RunState
-from cryoscope.rig import open_rig
+from cryoscope.backends import open_rig
 from drivers.interfaces import InstrumentError
 
 FRAMES = 80

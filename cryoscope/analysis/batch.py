@@ -69,7 +69,7 @@ def find_measurement_files(paths: Iterable[str | Path]) -> list[Path]:
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True)
                              if Path(p).is_file())
         else:
-            raise BatchInputError(f"no such file or folder: {text}")
+            raise BatchInputError(f"file not found: {text}")
         if not matches:
             raise BatchInputError(f"no measurement file in {text}")
         found += [m for m in matches if m.resolve() not in {f.resolve() for f in found}]

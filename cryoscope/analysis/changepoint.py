@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["ChangePoints", "IntensityLevels", "critical_value", "find_change_points",
+__all__ = ["ChangePointStream", "ChangePoints", "IntensityLevels", "critical_value",
+           "find_change_points",
            "group_levels"]
 
 log = logging.getLogger(__name__)
@@ -161,3 +162,65 @@ def group_levels(cp: ChangePoints, max_levels: int = 8) -> IntensityLevels:
     log.debug("%d segments grouped into %d levels", n_seg, g_best)
     return IntensityLevels(level_of_segment=level, rate_cps=rates[order],
                            bic=bic[::-1])
+
+
+class ChangePointStream:
+    """:func:`find_change_points` over photons fed chunk by chunk, in bounded memory.
+
+    Photons are held until ``window`` of them have arrived beyond the last settled change point;
+    then change points farther than ``window // 2`` photons from the newest photon are settled
+    and the photons before the last of them are dropped. A stretch of ``4 · window`` photons
+    without any change is cut to bound memory; such cuts are not change points and are removed
+    again by :meth:`finish`. Files with fewer than ``2 · window`` photons are analysed in one
+    piece, exactly as :func:`find_change_points` does.
+    """
+
+    def __init__(self, alpha: float = 0.05, min_photons: int = 10,
+                 window: int = 2_000_000) -> None:
+        self.alpha, self.min_photons, self.window = alpha, min_photons, window
+        self._held = np.zeros(0, np.int64)
+        self._offset = 0  # photon index of _held[0]
+        self._first_ps: int | None = None
+        self._cuts: list[tuple[int, int, bool]] = []  # (photon index, time ps, real change)
+
+    def feed(self, time_ps: np.ndarray) -> None:
+        t = np.asarray(time_ps, np.int64)
+        if t.size == 0:
+            return
+        if self._first_ps is None:
+            self._first_ps = int(t[0])
+        self._held = np.concatenate([self._held, t])
+        while self._held.shape[0] >= 2 * self.window:
+            self._settle()
+
+    def _settle(self) -> None:
+        held = self._held
+        found = find_change_points(held, self.alpha, self.min_photons).index
+        settled = found[found < held.shape[0] - self.window // 2]
+        if settled.size:
+            for k in settled.tolist():
+                self._cuts.append((self._offset + k, int(held[k]), True))
+            cut = int(settled[-1])
+        elif held.shape[0] >= 4 * self.window:
+            cut = held.shape[0] - self.window
+            self._cuts.append((self._offset + cut, int(held[cut]), False))
+        else:
+            return
+        self._held = held[cut:].copy()
+        self._offset += cut
+
+    def finish(self) -> ChangePoints:
+        """The change points of everything fed."""
+        held = self._held
+        found = find_change_points(held, self.alpha, self.min_photons).index
+        cuts = [c for c in self._cuts if c[2]] + [
+            (self._offset + int(k), int(held[k]), True) for k in found.tolist()]
+        n = self._offset + held.shape[0]
+        index = np.array([c[0] for c in cuts], np.int64)
+        inner = np.array([c[1] for c in cuts], np.float64) * 1e-12
+        first = (self._first_ps or 0) * 1e-12
+        last = float(held[-1]) * 1e-12 if held.size else first
+        edges = np.concatenate([[first], inner, [last]])
+        counts = np.diff(np.concatenate([[0], index, [n]]))
+        dur = np.maximum(np.diff(edges), 1e-12)
+        return ChangePoints(index=index, time_s=edges, counts=counts, rate_cps=counts / dur)

@@ -35,16 +35,57 @@ def flid(time_ps: np.ndarray, delay_ps: np.ndarray, *, gate_start_ns: float, gat
     its start. ``background_cps``: flat background rate over the whole period ``period_ps``.
     """
     t = np.asarray(time_ps, np.int64)
-    d = np.asarray(delay_ps, np.int64)
-    bin_ps = round(bin_s * 1e12)
-    t0 = int(t.min()) if t.size else 0
-    idx = (t - t0) // bin_ps
-    n_bins = int(idx.max()) + 1 if t.size else 0
-    counts = np.bincount(idx, minlength=n_bins).astype(float)
-    rel = (d - gate_start_ns * 1000.0) / 1000.0
-    in_gate = (d >= 0) & (rel >= 0) & (rel < gate_ns)
-    gated = np.bincount(idx[in_gate], minlength=n_bins).astype(float)
-    delay_sum = np.bincount(idx[in_gate], weights=rel[in_gate], minlength=n_bins)
+    bins = FlidBins(int(t.min()) if t.size else 0, gate_start_ns, gate_ns, bin_s)
+    bins.add(t, delay_ps)
+    return bins.flid(background_cps=background_cps, period_ps=period_ps,
+                     delay_bins=delay_bins, count_bins=count_bins)
+
+
+class FlidBins:
+    """The per-bin sums a FLID is made of, accumulated chunk by chunk: photons per time bin,
+    photons in the gate, and the sum of their delays after the gate start. Bins start at
+    ``t0_ps``; :meth:`flid` turns the sums into the histogram."""
+
+    def __init__(self, t0_ps: int, gate_start_ns: float, gate_ns: float, bin_s: float) -> None:
+        self.t0_ps, self.gate_start_ns, self.gate_ns, self.bin_s = (
+            int(t0_ps), gate_start_ns, gate_ns, bin_s)
+        self.counts = np.zeros(0)
+        self.gated = np.zeros(0)
+        self.delay_sum = np.zeros(0)
+
+    def add(self, time_ps: np.ndarray, delay_ps: np.ndarray) -> None:
+        """Photons at or after ``t0_ps`` (earlier ones are ignored)."""
+        t = np.asarray(time_ps, np.int64)
+        d = np.asarray(delay_ps, np.int64)
+        keep = t >= self.t0_ps
+        t, d = t[keep], d[keep]
+        if t.size == 0:
+            return
+        idx = (t - self.t0_ps) // round(self.bin_s * 1e12)
+        n_bins = max(int(idx.max()) + 1, self.counts.shape[0])
+        rel = (d - self.gate_start_ns * 1000.0) / 1000.0
+        in_gate = (d >= 0) & (rel >= 0) & (rel < self.gate_ns)
+        for name, values in (("counts", np.bincount(idx, minlength=n_bins)),
+                             ("gated", np.bincount(idx[in_gate], minlength=n_bins)),
+                             ("delay_sum", np.bincount(idx[in_gate], weights=rel[in_gate],
+                                                       minlength=n_bins))):
+            total = np.zeros(n_bins)
+            old = getattr(self, name)
+            total[:old.shape[0]] = old
+            total += values
+            setattr(self, name, total)
+
+    def flid(self, *, background_cps: float = 0.0, period_ps: int | None = None,
+             delay_bins: int = 100, count_bins: int | None = None) -> Flid:
+        counts, gated, delay_sum = self.counts, self.gated, self.delay_sum
+        bin_s, gate_ns = self.bin_s, self.gate_ns
+        return _flid_from_bins(counts, gated, delay_sum, bin_s, gate_ns, background_cps,
+                               period_ps, delay_bins, count_bins)
+
+
+def _flid_from_bins(counts: np.ndarray, gated: np.ndarray, delay_sum: np.ndarray, bin_s: float,
+                    gate_ns: float, background_cps: float, period_ps: int | None,
+                    delay_bins: int, count_bins: int | None) -> Flid:
     bg = 0.0
     if period_ps and background_cps > 0:
         bg = background_cps * bin_s * (gate_ns * 1000.0 / period_ps)

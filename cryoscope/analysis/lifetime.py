@@ -77,13 +77,22 @@ def detector_offset_ps(delay_a_ps: np.ndarray, delay_b_ps: np.ndarray, period_ps
     photons per detector, 5 ps at 1e5). Two APDs differ by their cables and electronics:
     subtract this from b's delays before merging the decays. Delays of ``-1`` are ignored.
     """
-    def edge(delay_ps: np.ndarray) -> np.ndarray:
-        counts = decay_histogram(delay_ps, period_ps, bin_ps).counts.astype(float)
+    return detector_offset_from_histograms(
+        decay_histogram(delay_a_ps, period_ps, bin_ps).counts,
+        decay_histogram(delay_b_ps, period_ps, bin_ps).counts, period_ps, smooth_ps)
+
+
+def detector_offset_from_histograms(counts_a: np.ndarray, counts_b: np.ndarray, period_ps: int,
+                                    smooth_ps: float = 128.0) -> float:
+    """:func:`detector_offset_ps` from the two detectors' delay histograms (equal bins over one
+    period), so that it can be measured while streaming through a file."""
+    def edge(counts: np.ndarray) -> np.ndarray:
         width = period_ps / counts.shape[0]
-        smooth = ndimage.gaussian_filter1d(counts, smooth_ps / width, mode="wrap")
+        smooth = ndimage.gaussian_filter1d(np.asarray(counts, float), smooth_ps / width,
+                                           mode="wrap")
         return np.roll(smooth, -1) - smooth
 
-    a, b = edge(delay_a_ps), edge(delay_b_ps)
+    a, b = edge(counts_a), edge(counts_b)
     n = a.shape[0]
     corr = np.fft.irfft(np.conj(np.fft.rfft(a)) * np.fft.rfft(b), n)
     k = int(np.argmax(corr))

@@ -45,6 +45,7 @@ from cryoscope.datafile import (
 __all__ = [
     "PhotonBookkeeper",
     "PhotonChunk",
+    "PhotonSummary",
     "PhotonTable",
     "collect_photons",
     "iter_photons",
@@ -195,8 +196,8 @@ class PhotonBookkeeper:
         if n_edge:
             self._edges.append((edge_t[:n_edge].copy(), edge_kind[:n_edge].copy()))
         self.tags_seen += timestamp_ps.shape[0]
-        return PhotonChunk(out_t[:n_out].copy(), out_delay[:n_out].copy(),
-                           out_expo[:n_out].copy(), out_det[:n_out].copy())
+        # views: the untouched rest of each output buffer is never paged in
+        return PhotonChunk(out_t[:n_out], out_delay[:n_out], out_expo[:n_out], out_det[:n_out])
 
     def finish(self) -> PhotonChunk:
         """Flush the photons still waiting for a sync tag (the end of the stream)."""
@@ -259,6 +260,26 @@ class PhotonTable:
     @property
     def frame_stop_ps(self) -> np.ndarray:
         """Exposure end of each frame (int64 [frames])."""
+        return self.frames.stop_ps
+
+
+@dataclass(frozen=True)
+class PhotonSummary:
+    """What the streaming analysis keeps of a file's photons: their numbers and the frame and
+    waveplate timing (the photons themselves are not kept)."""
+
+    n: int  #: photons (both APDs)
+    n_apd2: int  #: of those, from the second APD
+    frames: FrameTiming
+    stage: StageTiming
+    laser_period_ps: int
+
+    @property
+    def frame_start_ps(self) -> np.ndarray:
+        return self.frames.start_ps
+
+    @property
+    def frame_stop_ps(self) -> np.ndarray:
         return self.frames.stop_ps
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,26 +13,26 @@ import numpy as np
 
 from cryoscope.analysis.changepoint import (
     ChangePoints,
+    ChangePointStream,
     IntensityLevels,
-    find_change_points,
     group_levels,
 )
-from cryoscope.analysis.flid import Flid, flid
-from cryoscope.analysis.g2 import G2Result, g2_from_photons
+from cryoscope.analysis.flid import Flid, FlidBins
+from cryoscope.analysis.g2 import G2Correlator, G2Result
 from cryoscope.analysis.image import ImageBands, read_image_spectra
 from cryoscope.analysis.lifetime import (
     DecayFit,
     DecayHistogram,
     decay_histogram,
-    detector_offset_ps,
+    detector_offset_from_histograms,
     fit_decay,
 )
 from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, find_zpls, fit_lines
-from cryoscope.analysis.photons import PhotonTable, collect_photons
+from cryoscope.analysis.photons import PhotonSummary, PhotonTable, iter_photons
 from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
 from cryoscope.analysis.spectra import SpectralFrames, prepare_spectra
 from cryoscope.analysis.states import SpectralStates, cluster_frames
-from cryoscope.analysis.trace import IntensityTrace, intensity_trace
+from cryoscope.analysis.trace import IntensityTrace
 from cryoscope.analysis.tracking import PeakTracks, track_peaks
 from cryoscope.datafile import (
     DEFAULT_TAG_CHUNK,
@@ -40,10 +41,11 @@ from cryoscope.datafile import (
     in_intervals,
     open_measurement,
     read_frames,
+    read_timing,
 )
 
 __all__ = ["AnalysisResult", "LineResult", "StateResult", "align_apd2_delays", "analyze_file",
-           "analyze_state_decay", "line_polarization"]
+           "analyze_state_decay", "fit_state_decay", "line_polarization"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ SAME_LINE_MEV = 1.0
 MIN_ALIGN_PHOTONS = 10_000
 #: Bin of the decay histograms (ps).
 DECAY_BIN_PS = 64.0
+#: Bin of the fine delay histograms that align the second APD (ps).
+ALIGN_BIN_PS = 16.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class AnalysisResult:
     """Everything :func:`analyze_file` found, for summaries, figures and the GUI."""
 
     measurement: Measurement
-    photons: PhotonTable
+    photons: PhotonSummary
     spectra: SpectralFrames
     frame_theta_deg: np.ndarray
     frame_moving: np.ndarray
@@ -135,9 +139,15 @@ def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = DE
                         ) -> tuple[DecayHistogram, DecayFit | None]:
     """Decay histogram and the better (by BIC) of a one- and two-exponential fit."""
     hist = decay_histogram(delay_ps, period_ps, bin_ps)
+    return hist, fit_state_decay(hist)
+
+
+def fit_state_decay(hist: DecayHistogram) -> DecayFit | None:
+    """The better (by BIC) of a one- and two-exponential fit of a decay histogram, or None for
+    too few photons or background only."""
     n = int(hist.counts.sum())
     if n < MIN_DECAY_PHOTONS:
-        return hist, None
+        return None
     fits = [fit_decay(hist, 1)]
     if n >= MIN_TWO_EXP_PHOTONS:
         two = fit_decay(hist, 2)
@@ -149,33 +159,21 @@ def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = DE
     flat = max(best.taus_ns) > 2 * hist.period_ns
     if flat or best.photons < 5 * math.sqrt(max(background, 1.0)) + 20:
         log.info("decay: %d photons are background only", n)
-        return hist, None
-    return hist, best
+        return None
+    return best
 
 
 def align_apd2_delays(photons: PhotonTable) -> tuple[PhotonTable, float | None]:
     """The table with the second APD's delays shifted onto the first APD's timing.
 
-    The offset comes from :func:`~cryoscope.analysis.lifetime.detector_offset_ps` (needs
-    :data:`MIN_ALIGN_PHOTONS` delays per APD; else the delays are left as they are and the
-    offset is None). Unknown delays (−1) stay −1.
+    The offset comes from :func:`~cryoscope.analysis.lifetime.detector_offset_from_histograms`
+    (needs :data:`MIN_ALIGN_PHOTONS` delays per APD; else the delays are left as they are and
+    the offset is None). Unknown delays (−1) stay −1.
     """
-    second = photons.from_apd2
-    known = photons.delay_ps >= 0
-    n2 = int(np.count_nonzero(second & known))
-    n1 = int(np.count_nonzero(~second & known))
-    if min(n1, n2) < MIN_ALIGN_PHOTONS:
-        if n2:
-            log.info("APD 2: %d / %d photons with a delay are too few to align its timing",
-                     n2, n1)
+    offset = _apd2_offset(iter([photons]))
+    if offset is None:
         return photons, None
-    period = photons.laser_period_ps
-    offset = detector_offset_ps(photons.delay_ps[~second], photons.delay_ps[second], period)
-    shift = second & known
-    delay = photons.delay_ps.copy()
-    delay[shift] = (delay[shift] - round(offset)) % period
-    log.info("APD 2 records the decay %.0f ps after APD 1; shifted before merging", offset)
-    return replace(photons, delay_ps=delay), offset
+    return replace(photons, delay_ps=_aligned(photons, offset)), offset
 
 
 def line_polarization(spectra: SpectralFrames, window_ev: tuple[float, float],
@@ -258,6 +256,10 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     ``change_points``: run the Watkins–Yang change-point analysis of the APD photons.
     ``tracking_regions_ev``: ``[regions, 2]`` energy ranges (eV) for peak tracking; default one
     region around each line.
+
+    The photons are streamed from the file in chunks of ``chunk_tags`` tags (every photon booked
+    once, in time order) and only their histograms and per-bin sums are kept, so memory does not
+    grow with the number of photons: the frames' spectra are the only per-frame arrays.
     """
     parameters = {
         "bin_s": bin_s, "chunk_tags": chunk_tags, "max_states": max_states, "seed": seed,
@@ -272,15 +274,18 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     meas = open_measurement(path)
     if meas.readout not in ("tracks", "image"):
         raise MeasurementError(f"{path}: unknown camera readout {meas.readout!r}")
-    photons = collect_photons(path, chunk_tags, meas)
-    apd2_offset, g2 = None, None
-    if meas.apd2_channel is not None:
-        photons, apd2_offset = align_apd2_delays(photons)
-        g2 = g2_from_photons(photons.time_ps, photons.from_apd2.astype(np.int8),
-                             photons.laser_period_ps)
-    n_frames = photons.frames.n
+    timing = read_timing(meas, chunk_tags)
+    frames_t = timing[2]
+    n_frames = frames_t.n
     if n_frames == 0:
         raise ValueError(f"{path}: no complete camera frame")
+    period = meas.laser_period_ps
+
+    def photon_chunks() -> Iterator[PhotonTable]:
+        return iter_photons(meas, chunk_tags, timing)
+
+    apd2_offset = _apd2_offset(photon_chunks()) if meas.apd2_channel is not None else None
+
     bands = None
     if meas.readout == "image":
         frames, bands = read_image_spectra(path, meas, n_frames)
@@ -291,24 +296,69 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         v_track = names.index("V") if "V" in names else 0
         h_track = names.index("H") if "H" in names else 1
     spectra = prepare_spectra(frames, meas.wavelength_nm, v_track=v_track, h_track=h_track)
-    theta = photons.frames.theta_deg
-    moving = photons.frames.moving
+    del frames
+    theta, moving = frames_t.theta_deg, frames_t.moving
     states = cluster_frames(spectra, k_max=max_states, seed=seed)
-    exposure_s = (photons.frame_stop_ps[:n_frames] - photons.frame_start_ps[:n_frames]) * 1e-12
-    label_of_frame = np.full(n_frames + 1, -1, int)
+    exposure_s = (frames_t.stop_ps - frames_t.start_ps) * 1e-12
+    label_of_frame = np.full(n_frames + 1, -1, np.int64)
     label_of_frame[:n_frames] = states.labels
-    ph_state = label_of_frame[photons.frame]
+
+    start_ps = int(frames_t.start_ps[0])
+    stop_ps = int(frames_t.stop_ps[n_frames - 1])
+    duration_s = (stop_ps - start_ps) * 1e-12
+    if math.isfinite(meas.duration_s) and meas.duration_s > 0:
+        duration_s = meas.duration_s
+    pauses = meas.pauses_ps
+    bin_ps = round(bin_s * 1e12)
+    n_bins = max(int(np.ceil((stop_ps - start_ps) / bin_ps)), 1)
+    trace_counts = np.zeros(n_bins, np.int64)
+    n_decay_bins = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS).counts.size
+    state_counts = np.zeros((states.n_states + 1, n_decay_bins), np.int64)  # last: all in run
+    state_photons = np.zeros(states.n_states, np.int64)
+    correlator = G2Correlator(period) if meas.apd2_channel is not None else None
+    stream = ChangePointStream() if change_points else None
+    n_photons = n_apd2 = in_run_photons = 0
+    for chunk in photon_chunks():
+        delay = _aligned(chunk, apd2_offset)
+        n_photons += chunk.n
+        n_apd2 += int(np.count_nonzero(chunk.from_apd2))
+        if correlator is not None:
+            correlator.feed(chunk.time_ps, chunk.detector)
+        ph_state = label_of_frame[chunk.frame]
+        state_photons += np.bincount(ph_state[ph_state >= 0], minlength=states.n_states)
+        for sid in np.unique(ph_state[ph_state >= 0]).tolist():
+            state_counts[sid] += decay_histogram(delay[ph_state == sid], period,
+                                                 DECAY_BIN_PS).counts
+        run = _in_run(chunk.time_ps, start_ps, stop_ps, pauses)
+        t_run = chunk.time_ps[run]
+        in_run_photons += t_run.size
+        trace_counts += np.bincount((t_run - start_ps) // bin_ps, minlength=n_bins)[:n_bins]
+        state_counts[-1] += decay_histogram(delay[run], period, DECAY_BIN_PS).counts
+        if stream is not None:
+            stream.feed(t_run)
+    g2 = None
+    if correlator is not None:
+        g2 = correlator.result()
+    trace = IntensityTrace(start_s=(start_ps + np.arange(n_bins) * bin_ps) * 1e-12,
+                           counts=trace_counts, bin_s=bin_s)
+    cps, levels = None, None
+    if stream is not None and in_run_photons > 20:
+        cps = stream.finish()
+        levels = group_levels(cps)
+
+    empty = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS)
     state_results = []
     for sid in range(states.n_states):
         idx = np.flatnonzero(states.labels == sid)
-        delays = photons.delay_ps[ph_state == sid]
-        hist, decay = analyze_state_decay(delays, photons.laser_period_ps)
+        hist = replace(empty, counts=state_counts[sid])
+        decay = fit_state_decay(hist)
         spectrum = spectra.merged[idx].sum(axis=0)
         fit = _fit_state_spectrum(spectra, spectrum, idx.size)
         expo = float(exposure_s[idx].sum())
+        count = int(state_photons[sid])
         state_results.append(StateResult(
             id=sid, n_frames=int(idx.size), fraction=idx.size / n_frames,
-            photons=int(delays.size), count_rate_cps=delays.size / expo if expo > 0 else 0.0,
+            photons=count, count_rate_cps=count / expo if expo > 0 else 0.0,
             decay=decay, histogram=hist, spectrum=spectrum, fit=fit))
     lines = []
     for zpl, err, fwhm, weights, sids in _distinct_lines(tuple(state_results)):
@@ -319,36 +369,69 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
                                 replica_weights=weights, states=tuple(sorted(set(sids))),
                                 polarization=line_polarization(spectra, window, use, theta),
                                 window_ev=window))
-    start_ps = int(photons.frame_start_ps[0])
-    stop_ps = int(photons.frame_stop_ps[n_frames - 1])
-    duration_s = (stop_ps - start_ps) * 1e-12
-    if math.isfinite(meas.duration_s) and meas.duration_s > 0:
-        duration_s = meas.duration_s
-    in_run = ((photons.time_ps >= start_ps) & (photons.time_ps < stop_ps)
-              & ~in_intervals(photons.time_ps, meas.pauses_ps))
-    trace = intensity_trace(photons.time_ps[in_run], bin_s, start_ps, stop_ps)
-    cps, levels = None, None
-    if change_points and photons.n > 20:
-        cps = find_change_points(photons.time_ps[in_run])
-        levels = group_levels(cps)
-    hist_all, fit_all = analyze_state_decay(photons.delay_ps[in_run], photons.laser_period_ps)
+    hist_all = replace(empty, counts=state_counts[-1])
+    fit_all = fit_state_decay(hist_all)
     t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
     bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
               if fit_all else 0.0)
-    gate_ns = 0.5 * hist_all.period_ns
-    fl = flid(photons.time_ps[in_run], photons.delay_ps[in_run], gate_start_ns=t0 + 0.5,
-              gate_ns=gate_ns, bin_s=bin_s, background_cps=bg_cps,
-              period_ps=photons.laser_period_ps)
+    flid_bins = FlidBins(start_ps, t0 + 0.5, 0.5 * hist_all.period_ns, bin_s)
+    for chunk in photon_chunks():
+        run = _in_run(chunk.time_ps, start_ps, stop_ps, pauses)
+        flid_bins.add(chunk.time_ps[run], _aligned(chunk, apd2_offset)[run])
+    fl = flid_bins.flid(background_cps=bg_cps, period_ps=period)
     regions = (_tracking_regions([ln.zpl_ev for ln in lines]) if tracking_regions_ev is None
                else np.asarray(tracking_regions_ev, float).reshape(-1, 2))
     tracks = track_peaks(spectra.energy_ev, spectra.merged, regions,
                          math.sqrt(spectra.noise.read_var_adu2))
+    summary = PhotonSummary(n=n_photons, n_apd2=n_apd2, frames=frames_t, stage=timing[1],
+                            laser_period_ps=period)
+    log.info("%s: %d photons (%d from APD 2), %d frames", path, n_photons, n_apd2, n_frames)
     return AnalysisResult(
-        measurement=meas, photons=photons, spectra=spectra, frame_theta_deg=theta,
+        measurement=meas, photons=summary, spectra=spectra, frame_theta_deg=theta,
         frame_moving=moving, states=states, state_results=tuple(state_results),
         lines=tuple(lines), trace=trace, change_points=cps, levels=levels, decay_all=hist_all,
         decay_all_fit=fit_all, flid=fl, tracks=tracks, duration_s=duration_s,
         image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, parameters=parameters)
+
+
+def _in_run(time_ps: np.ndarray, start_ps: int, stop_ps: int, pauses_ps: np.ndarray
+            ) -> np.ndarray:
+    """Photons from the first exposure's start to the last one's end, outside pauses."""
+    return ((time_ps >= start_ps) & (time_ps < stop_ps) & ~in_intervals(time_ps, pauses_ps))
+
+
+def _aligned(chunk: PhotonTable, apd2_offset: float | None) -> np.ndarray:
+    """The chunk's delays with the second APD's offset removed (unknown delays stay −1)."""
+    if apd2_offset is None:
+        return chunk.delay_ps
+    shift = chunk.from_apd2 & (chunk.delay_ps >= 0)
+    delay = chunk.delay_ps.copy()
+    delay[shift] = (delay[shift] - round(apd2_offset)) % chunk.laser_period_ps
+    return delay
+
+
+def _apd2_offset(chunks: Iterator[PhotonTable]) -> float | None:
+    """The second APD's delay offset from both APDs' fine delay histograms (one pass), or None
+    with fewer than :data:`MIN_ALIGN_PHOTONS` delays on either APD."""
+    hists: list[np.ndarray] = []
+    period = 0
+    for chunk in chunks:
+        period = chunk.laser_period_ps
+        second = chunk.from_apd2
+        parts = [decay_histogram(chunk.delay_ps[sel], period, ALIGN_BIN_PS).counts
+                 for sel in (~second, second)]
+        hists = parts if not hists else [a + b for a, b in zip(hists, parts, strict=True)]
+    if not hists:
+        return None
+    n1, n2 = int(hists[0].sum()), int(hists[1].sum())
+    if min(n1, n2) < MIN_ALIGN_PHOTONS:
+        if n2:
+            log.info("APD 2: %d / %d photons with a delay are too few to align its timing",
+                     n2, n1)
+        return None
+    offset = detector_offset_from_histograms(hists[0], hists[1], period)
+    log.info("APD 2 records the decay %.0f ps after APD 1; shifted before merging", offset)
+    return offset
 
 
 def _tracking_regions(zpls_ev: list[float], half_mev: float = 8.0) -> np.ndarray:

@@ -16,6 +16,7 @@ from cryoscope.datafile.reader import (
 )
 from cryoscope.datafile.schema import FORMAT, FORMAT_VERSION
 from cryoscope.datafile.timing import (
+    OPEN_PS,
     EdgePairs,
     FrameTiming,
     StageTiming,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_TAG_CHUNK",
     "FORMAT",
     "FORMAT_VERSION",
+    "OPEN_PS",
     "EdgePairs",
     "FrameTiming",
     "Measurement",

@@ -46,8 +46,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Tags read per chunk: 4 M tags = 48 MB of timestamps and channels.
-DEFAULT_TAG_CHUNK = 4_000_000
+#: Tags read per chunk: 1 M tags = 12 MB of timestamps and channels (the analysis' working
+#: memory per chunk is a few times that).
+DEFAULT_TAG_CHUNK = 1_000_000
 
 
 class MeasurementError(ValueError):

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from cryoscope.acquisition import Listener, RunResult
+from cryoscope.backends import open_rig
 from cryoscope.config import Config
 from cryoscope.plans import make_plan
-from cryoscope.rig import Rig, open_rig
+from cryoscope.rig import Rig
 from cryoscope.session.commands import Command
 from cryoscope.session.events import (
     AlignmentChanged,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from cryoscope.api import measure
 from cryoscope.config import Config, load_config
+from sim_hardware.params import EmitterParams
 
 #: The paper's plan, sped up: the waveplate turns 5° every 2.5 s so 0.5 s frames cover
 #: several polarization periods in a short file (a 5° move takes ~1.4 s).
@@ -14,11 +16,10 @@ FAST_PLAN = {"exposure_s": 0.5, "waveplate_step_deg": 5.0, "waveplate_dwell_s": 
 
 
 def emitter(**values: Any) -> dict[str, Any]:
-    """A default emitter of the simulated config with some fields replaced."""
-    base = load_config().sample.emitters[0]
-    data = {name: getattr(base, name) for name in base.__dataclass_fields__}
-    data.update(values)
-    return data
+    """A steady emitter with some fields replaced: the built-in emitter defaults, i.e. the default
+    particle's lines (2.15 eV, p 0.7, φ 30°, 1.5 + 100 ns) without its blinking — it never
+    charges, goes dark or bleaches unless ``values`` say so."""
+    return {**asdict(EmitterParams()), **values}
 
 
 def simulated_file(path: Path, *, emitters: list[dict[str, Any]], frames: int, seed: int,

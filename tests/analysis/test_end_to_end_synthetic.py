@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from cryoscope.analysis.cli import register
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
+from cryoscope.analyze_cli import register
 from tests.analysis.synthetic import SyntheticRun, blinking_states, write_synthetic
 
 

@@ -67,7 +67,8 @@ def test_configured_tracks_and_binning() -> None:
 def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The monomer (2.15 eV, φ = 30°, p = 0.7) in full-frame image readout, 1024 × 1024."""
     path, _ = simulated_file(tmp_path_factory.mktemp("img") / "image.h5", frames=40, seed=21,
-                             emitters=[emitter(dipole_angle_deg=30.0)],
+                             # no biexciton binding: the line model has no biexciton line
+                             emitters=[emitter(dipole_angle_deg=30.0, biexciton_binding_mev=0.0)],
                              camera={"readout": "image"})
     return path
 

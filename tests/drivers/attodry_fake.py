@@ -25,7 +25,7 @@ class FakeAttoDry:
     ``idle_s`` seconds or when closed.
     """
 
-    def __init__(self, max_connections: int = 4, idle_s: float = 5.0) -> None:
+    def __init__(self, max_connections: int = 4, idle_s: float = 30.0) -> None:
         self.state: dict[str, Any] = {
             "temperature": 4.2, "setpoint": 4.0, "controlling": False, "pressure": 1.5e-6,
         }

@@ -14,7 +14,8 @@ import Swabian.TimeTagger as tt
 from attodry_fake import FakeAttoDry
 from vendor_fakes import SwabianSdk
 
-from cryoscope import devices, hardware_rig
+from cryoscope import devices
+from cryoscope.backends import hardware as hardware_rig
 from cryoscope.cli import main
 from cryoscope.config import Backend, Config, ConfigError, load_config
 from drivers.andor import AndorCamera, AndorSpectrograph

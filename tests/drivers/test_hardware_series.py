@@ -13,11 +13,12 @@ import pytest
 from attodry_fake import FakeAttoDry
 from vendor_fakes import COLUMNS, SwabianSdk, stream_buffer
 
-from cryoscope import hardware_rig
 from cryoscope.acquisition import RunState
 from cryoscope.api import run_polarization_series
+from cryoscope.backends import hardware as hardware_rig
+from cryoscope.backends import open_rig
 from cryoscope.config import Config, load_config
-from cryoscope.rig import open_rig
+from cryoscope.datafile import open_measurement
 from drivers.interfaces import Clock
 
 LAB = Path(__file__).resolve().parents[2] / "config" / "lab.toml"
@@ -40,10 +41,11 @@ class VirtualClock(Clock):
 class CameraSeries:
     """The faked camera delivers one frame per poll once a series is started."""
 
-    def __init__(self, cam: Any) -> None:
+    def __init__(self, cam: Any, lose: tuple[int, ...] = ()) -> None:
         self.cam = cam
         self.delivered = 0
         self.total = 0
+        self.lose = lose  # frames lost in the camera's buffer (skipped by the SDK's read)
         cam.setup_acquisition.side_effect = self._setup
         cam.read_multiple_images.side_effect = self._read
         cam.acquisition_in_progress.side_effect = lambda: self.delivered < self.total
@@ -55,7 +57,9 @@ class CameraSeries:
         if self.delivered >= self.total:
             return [], (self.delivered, self.delivered)
         k = self.delivered
-        self.delivered += 1
+        while k in self.lose and k + 1 < self.total:
+            k += 1
+        self.delivered = k + 1
         frame = np.stack([np.full(COLUMNS, 100 + k), np.full(COLUMNS, 200 + k)])
         return [frame.astype(np.uint16)], (k, k + 1)
 
@@ -139,3 +143,25 @@ def test_polarization_series_on_the_hardware_rig(
         assert tags.size % 4 == 0 and tags[:4].tolist() == [3, 1, 2, -3]
         timestamps = f["tags/timestamp_ps"][()]
         assert np.all(np.diff(timestamps) > 0)
+
+
+def test_a_frame_the_ixon_loses_is_recorded_not_a_traceback(
+    lab: Config, server: FakeAttoDry, motor_class: Any, camera_class: Any,
+    spectrograph_class: Any, sdk: SwabianSdk, tmp_path: Path,
+):
+    """A buffer overrun: pylablib's read skips frame 1 (missing_frame="skip"); the run goes on,
+    the file says which exposure lost its frame, and every other frame keeps its exposure."""
+    cam = camera_class.return_value
+    cam.get_EMCCD_gain.return_value = (0, False)
+    CameraSeries(cam, lose=(1,))
+    _tag_blocks(sdk)
+    out = tmp_path / "lost.h5"
+    with open_rig(lab) as rig:
+        result = run_polarization_series(rig, out)
+    assert result.state is RunState.COMPLETE and result.frames == FRAMES - 1
+    meas = open_measurement(out)
+    assert meas.lost_frames.tolist() == [1]
+    assert meas.exposure_index is not None and meas.exposure_index.tolist() == [0, 2, 3]
+    assert [e.kind for e in meas.events] == ["lost_frame"]
+    with h5py.File(out, "r") as f:
+        assert f["camera/frames"][:, 0, 0].tolist() == [100, 102, 103]

@@ -95,7 +95,13 @@ def test_compressed_storage_holds_the_same_data(tmp_path: Path,
             assert a[name].compression is None
             assert b[name].compression == "gzip" and b[name].shuffle
             np.testing.assert_array_equal(a[name][:], b[name][:])
-    assert packed.stat().st_size < plain.stat().st_size / 3
+        # the bulk data stored: a third or less (the file's size also holds the space HDF5 left
+        # behind when an SWMR flush rewrote a partly filled compressed chunk, which depends on
+        # how often the writer flushed, i.e. on wall time)
+        stored = [sum(f[n].id.get_storage_size() for n in ("tags/timestamp_ps", "tags/channel",
+                                                          "camera/frames")) for f in (a, b)]
+    assert stored[1] < stored[0] / 3
+    assert packed.stat().st_size < plain.stat().st_size / 2
     assert collect_photons(packed).n == collect_photons(plain).n
     assert main(["info", str(packed)]) == 0
     assert re.search(r"^storage\s+gzip", capsys.readouterr().out, re.M)

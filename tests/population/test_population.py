@@ -178,7 +178,7 @@ def test_analyze_bad_paths_are_usage_errors(tmp_path: Path,
     assert main(["analyze", str(tmp_path / "none*.h5"), str(tmp_path)]) == 2
     assert "no measurement file in" in capsys.readouterr().err
     assert main(["analyze", str(tmp_path / "missing.h5"), str(tmp_path / "other.h5")]) == 2
-    assert f"no such file or folder: {tmp_path / 'missing.h5'}" in capsys.readouterr().err
+    assert f"file not found: {tmp_path / 'missing.h5'}" in capsys.readouterr().err
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
         d.mkdir()

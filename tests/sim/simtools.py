@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cryoscope.config import Config, load_config
+from sim_hardware.params import EmitterParams
 
 HC_EV_NM = 1239.84193
 
@@ -18,14 +19,15 @@ HC_EV_NM = 1239.84193
 def make_config(emitters: list[dict[str, Any]] | None = None, **sections: dict[str, Any]) -> Config:
     """The default configuration with some keys of some sections replaced.
 
-    ``emitters`` replaces ``[[sample.emitters]]`` (each dict overrides the default emitter).
+    ``emitters`` replaces ``[[sample.emitters]]``; each dict overrides a *steady* emitter (the
+    built-in defaults: the default particle's lines without its blinking).
     """
     cfg = load_config()
     if emitters is not None:
-        default = cfg.model_dump(mode="json")["sample"]["emitters"][0]
+        steady = asdict(EmitterParams())
         sections.setdefault("sample", {})
         sections["sample"] = {**sections["sample"],
-                              "emitters": [{**default, **e} for e in emitters]}
+                              "emitters": [{**steady, **e} for e in emitters]}
     for section, values in sections.items():
         cfg = cfg.with_overrides(section, **values)
     return cfg

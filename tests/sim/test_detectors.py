@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from simtools import make_config, stream_tags
 
-from cryoscope.rig import open_rig
+from cryoscope.backends import open_rig
 
 DEAD_TIME_NS = 22.0
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from simtools import make_config
 
-from cryoscope.rig import open_rig
+from cryoscope.backends import open_rig
 from drivers.interfaces import CoolingStatus, ReadMode, Readout, SettingRejectedError
 from sim_hardware.optics import dark_current_e_per_s, emccd_readout
 from sim_hardware.params import OpticsParams

@@ -18,7 +18,8 @@ def _model(sample: SampleParams, seed: int = 0) -> SampleModel:
 
 def test_zero_rates_never_charge() -> None:
     model = _model(SampleParams(emitters=(EmitterParams(),)))
-    _, states, zpls = model.truth(1000 * PS_PER_S)
+    t = model.truth(1000 * PS_PER_S)
+    states, zpls = t.state, t.zpl_ev
     assert np.all(states == EmitterState.NEUTRAL)
     assert np.all(zpls == 2.15)
 
@@ -29,7 +30,7 @@ def test_power_law_dwell_times() -> None:
     sample = SampleParams(emitters=(EmitterParams(charging_rate_hz=5.0,
                                                   discharging_rate_hz=5.0),),
                           blinking_alpha=alpha, blinking_cutoff_s=1e4)
-    times, _, _ = _model(sample, 1).truth(20_000 * PS_PER_S)
+    times = _model(sample, 1).truth(20_000 * PS_PER_S).time_s
     dwell = np.diff(times)
     t = np.logspace(np.log10(np.quantile(dwell, 0.3)), np.log10(np.quantile(dwell, 0.99)), 8)
     survival = np.array([np.mean(dwell > x) for x in t])
@@ -40,7 +41,8 @@ def test_power_law_dwell_times() -> None:
 def test_exponential_dwell_times_without_alpha() -> None:
     sample = SampleParams(emitters=(EmitterParams(charging_rate_hz=2.0,
                                                   discharging_rate_hz=0.5),))
-    times, states, _ = _model(sample, 2).truth(5_000 * PS_PER_S)
+    t = _model(sample, 2).truth(5_000 * PS_PER_S)
+    times, states = t.time_s, t.state
     dwell = np.diff(times)
     neutral = states[:-1, 0] == EmitterState.NEUTRAL
     assert dwell[neutral].mean() == pytest.approx(0.5, rel=0.1)
@@ -55,16 +57,22 @@ def test_dimer_cross_effects_and_simultaneous_charging() -> None:
     sample = SampleParams(emitters=(a, b), dimer_coupling_mev=-0.7,
                           surface_charge_shift_mev=-9.0, surface_charge_rate_hz=0.3)
     model = _model(sample, 3)
-    _, states, zpls = model.truth(2000 * PS_PER_S)
+    t = model.truth(2000 * PS_PER_S)
+    states, zpls = t.state, t.zpl_ev
     assert np.any(np.all(states == EmitterState.CHARGED, axis=1))  # both charged at once
+    # a surface charge next to one center shifts the other (8 nm away, 3 nm off the axis) by
+    # −9 · 3² / (3² + 8²) meV
+    far = -9.0 * 9.0 / (9.0 + 64.0)
     for c, (p, other) in enumerate(((a, 1), (b, 0))):
         shift_mev = (zpls[:, c] - p.zpl_ev) * 1e3
         own = np.where(states[:, c] == EmitterState.CHARGED, p.trion_shift_mev, 0.0)
         cross = np.where(states[:, other] == EmitterState.CHARGED, -0.7, 0.0)
         residual = shift_mev - own - cross
-        # what is left is the surface charge: 0 or its full shift, both seen
-        assert np.all(np.isclose(residual, 0.0) | np.isclose(residual, -9.0))
-        assert np.any(np.isclose(residual, -9.0)) and np.any(np.isclose(residual, 0.0))
+        # what is left is the surface charge: none, next to this center, or next to the other
+        assert np.all(np.isclose(residual, 0.0) | np.isclose(residual, -9.0)
+                      | np.isclose(residual, far))
+        for value in (0.0, -9.0, far):
+            assert np.any(np.isclose(residual, value))
     # the surface charge sits next to at most one center at a time
     near = np.isclose((zpls - [a.zpl_ev, b.zpl_ev]) * 1e3
                       - np.where(states == 1, [[-15.0, -12.0]], 0.0)
@@ -77,7 +85,8 @@ def test_charging_can_move_the_surface_charge_to_the_other_center() -> None:
     b = EmitterParams(zpl_ev=2.13)
     sample = SampleParams(emitters=(a, b), surface_charge_shift_mev=-9.0,
                           surface_charge_on_charging=1.0, dimer_coupling_mev=-0.5)
-    times, states, zpls = _model(sample, 4).truth(500 * PS_PER_S)
+    t = _model(sample, 4).truth(500 * PS_PER_S)
+    times, states, zpls = t.time_s, t.state, t.zpl_ev
     charges = np.flatnonzero(np.diff(states[:, 0]) == EmitterState.CHARGED) + 1
     assert charges.shape[0] > 50
     # at the instant A charges, B jumps by the surface-charge shift plus the dimer coupling

@@ -1,7 +1,8 @@
 """The real rig's instruments, built (not connected) from a configuration.
 
-:mod:`cryoscope.rig` imports this module lazily for ``[rig] backend = "hardware"``, connects each
-instrument and applies the configured settings through the interfaces. The driver modules only
+:mod:`cryoscope.backends` imports this module lazily for ``[rig] backend = "hardware"``,
+connects each instrument and applies the configured settings through the interfaces. The driver
+modules only
 import their vendor libraries when an instrument connects, so building needs no SDK.
 """
 

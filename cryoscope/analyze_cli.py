@@ -8,9 +8,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryoscope.analysis.batch import FileOutcome
-from cryoscope.datafile import MeasurementError
+if TYPE_CHECKING:  # the analysis stack is imported when a command runs, not for --help
+    from cryoscope.analysis.batch import FileOutcome
 
 __all__ = ["register"]
 
@@ -126,6 +127,7 @@ def _run_batch(args: argparse.Namespace) -> int:
 def _run_one(path: Path, args: argparse.Namespace) -> int:
     from cryoscope.analysis.report import analyze_file
     from cryoscope.analysis.summary import write_summary
+    from cryoscope.datafile import MeasurementError
     out = Path(args.out) if args.out else path.with_name(path.stem + "_analysis")
     try:
         result = analyze_file(path, bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
