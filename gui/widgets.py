@@ -412,6 +412,15 @@ def _value_text(value: Any) -> str:
 # The night's runs
 
 
+def key_line(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's best-measured line: the smallest uncertainty of φ (the brightest, as a rule)."""
+    def err(line: dict[str, Any]) -> float:
+        e = line.get("dipole_angle_err_deg")
+        return float(e) if e is not None and math.isfinite(e) else math.inf
+    lines = summary.get("lines") or []
+    return min(lines, key=err) if lines else None
+
+
 @dataclass
 class RunEntry:
     name: str
@@ -427,6 +436,7 @@ class RunsTable(QWidget):
 
     replayRequested = pyqtSignal(str)  # path
 
+    #: the ZPL, p and φ of the run's best-measured line (:func:`key_line`)
     COLUMNS = ("name", "status", "frames", "kcps", "ZPL (eV)", "p", "φ (°)", "τ (ns)")
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -460,7 +470,7 @@ class RunsTable(QWidget):
         e = self.entries[row]
         self.table.setRowCount(len(self.entries))
         s = e.summary or {}
-        line = (s.get("lines") or [None])[0]
+        line = key_line(s)
         rate = s.get("count_rate_cps")
         taus = [t for st in s.get("states", [])[:1] for t in st["lifetimes_ns"] if t is not None]
         cells = [e.name, e.status, str(e.frames),

@@ -21,7 +21,7 @@ from cryoscope.session import (
 )
 from gui.main_window import MainWindow
 from gui.run_panel import next_name
-from gui.widgets import MIN_PLOT_HEIGHT
+from gui.widgets import MIN_PLOT_HEIGHT, key_line
 
 RUN_TIMEOUT_MS = 60_000
 ANALYSIS_TIMEOUT_MS = 120_000
@@ -118,7 +118,10 @@ def test_two_runs_in_one_session_named_numbered_analysed_and_replayed(
     assert [e.name for e in runs.entries] == ["particle-07", "particle-08"]
     assert runs.table.item(0, 1).text() == "complete"
     qtbot.waitUntil(lambda: runs.entries[1].summary is not None, timeout=ANALYSIS_TIMEOUT_MS)
-    assert runs.table.item(1, 6).text().startswith(f"{line['dipole_angle_deg']:.1f}")
+    shown = key_line(summary)  # the runs table shows the best-measured line: the ZPL's
+    assert shown is not None and shown["zpl_ev"] == pytest.approx(ZPL_EV, abs=2e-3)
+    assert runs.table.item(1, 4).text() == f"{shown['zpl_ev']:.4f}"
+    assert runs.table.item(1, 6).text().startswith(f"{shown['dipole_angle_deg']:.1f}")
     window.replay = None
     runs.table.cellClicked.emit(0, 0)
     qtbot.waitUntil(lambda: window.replay is not None, timeout=30_000)
