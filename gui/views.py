@@ -25,7 +25,15 @@ import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cryoscope.analysis.lifetime import DecayFit, model_counts
 from cryoscope.analysis.polarization import (
@@ -301,15 +309,42 @@ class CameraView(View):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.info = QLabel("no frame yet")
         self.cursor_readout = CursorReadout(self.plot, xy_text("column", "row"))
+        # levels: robust (1st–99.9th percentile of the frame) or typed in ADU
+        self.auto_levels = QCheckBox("auto levels")
+        self.auto_levels.setChecked(True)
+        self.black = QDoubleSpinBox()
+        self.white = QDoubleSpinBox()
+        for box, value in ((self.black, 0.0), (self.white, 5000.0)):
+            box.setRange(0.0, 65535.0)
+            box.setDecimals(0)
+            box.setSuffix(" ADU")
+            box.setValue(value)
+            box.setEnabled(False)
+            box.valueChanged.connect(self._levels_changed)
+        self.auto_levels.toggled.connect(self._levels_changed)
+        levels_row = QHBoxLayout()
+        self._levels_widgets: list[QWidget] = [self.auto_levels, QLabel("black"), self.black,
+                                               QLabel("white"), self.white]
+        for w in self._levels_widgets:
+            levels_row.addWidget(w)
+        levels_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
+        layout.addLayout(levels_row)
         layout.addWidget(self.info)
         layout.addWidget(self.cursor_readout)
         self.mode: ReadMode | None = None
         self.levels: tuple[float, float] | None = None
         self._frame: FrameView | None = None
         self._factor = 1
+        self._manual_levels: tuple[float, float] | None = None
+
+    def _levels_changed(self) -> None:
+        manual = not self.auto_levels.isChecked()
+        self.black.setEnabled(manual)
+        self.white.setEnabled(manual)
+        self._frame = None  # draw the latest frame again with the new levels
 
     def changed(self, source: LiveAccumulator) -> bool:
         return source is not self._drawn_source or source.latest_frame() is not self._frame
@@ -325,6 +360,9 @@ class CameraView(View):
         """The downsampling factor: sensor pixels per screen pixel, as the view is zoomed."""
         size = self.plot.getViewBox().viewPixelSize()
         self._factor = max(1, int(min(size))) if self.mode is ReadMode.IMAGE else 1
+        lo, hi = self.black.value(), self.white.value()
+        self._manual_levels = None if self.auto_levels.isChecked() \
+            else (min(lo, hi), max(hi, lo + 1.0))
 
     def compute(self, source: LiveAccumulator) -> _CameraPicture | None:
         frame = source.latest_frame()
@@ -334,7 +372,7 @@ class CameraView(View):
             return _CameraPicture(frame, frame.image.astype(np.float64))
         factor = self._factor
         small = _block_mean(frame.image, factor)
-        levels = _robust_levels(small)
+        levels = self._manual_levels or _robust_levels(small)
         return _CameraPicture(frame, _to_8bit(small, levels), factor, levels)
 
     def paint(self, picture: _CameraPicture | None) -> None:
@@ -347,6 +385,8 @@ class CameraView(View):
             image_mode = frame.mode is ReadMode.IMAGE
             self.image.setVisible(image_mode)
             self.colour_bar.setVisible(image_mode)
+            for w in self._levels_widgets:  # levels concern the image only
+                w.setVisible(image_mode)
             self.cursor_readout.describe = xy_text("column", "row" if image_mode else "ADU")
             for curve in self.curves.values():
                 self.plot.removeItem(curve)
@@ -806,7 +846,8 @@ class PolarizationPlot(View):
             legend.append("○ the angle in progress")
         self.legend.setText("<br>".join(legend))
         # one line (the legend has every region's p and φ): the first fitted region
-        self.info.setText(infos[0] if infos else "choose a spectral region on the spectrum")
+        self.info.setText(infos[0] if infos else "" if picture.regions
+                          else "choose a spectral region on the spectrum")
         if theta_all:
             lo, hi = min(theta_all), max(theta_all)
             pad = max(2.0, 0.05 * (hi - lo))
