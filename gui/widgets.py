@@ -290,17 +290,22 @@ class RegionsPanel(QWidget):
         self.changed.emit()
 
     def _fill(self) -> None:
+        """Show the regions; existing cells are updated in place (an edited cell's item must
+        outlive the signal that reported the edit)."""
         self.table.blockSignals(True)
         self.table.setRowCount(len(self._regions))
         for row, r in enumerate(self._regions):
             cells = [r.name, f"{r.lo_ev:.4f}", f"{r.hi_ev:.4f}", r.source]
             for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if col in (0, 3):
-                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                item = self.table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    if col in (0, 3):
+                        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                    self.table.setItem(row, col, item)
+                item.setText(text)
                 if col == 0:
                     item.setForeground(pg.mkColor(REGION_COLOURS[row % len(REGION_COLOURS)]))
-                self.table.setItem(row, col, item)
         self.table.blockSignals(False)
 
     def _edited(self, item: QTableWidgetItem) -> None:

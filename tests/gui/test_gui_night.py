@@ -250,3 +250,26 @@ def test_the_idle_monitor_samples_a_window_and_leaves_the_stream_off() -> None:
     finally:
         session.close()
     assert CountRateProbe().window_s <= 0.25
+
+
+def test_regions_typed_in_are_shown_and_remembered_between_sessions(
+        qtbot: Any, config: Any, tmp_path: Path) -> None:
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(config, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.regions.lo.setValue(2.1480)
+    window.regions.hi.setValue(2.1520)
+    window.regions.add_region(window.regions.lo.value(), window.regions.hi.value())
+    window.regions.table.item(0, 2).setText("2.1530")  # typed into the table
+    assert [(r.lo_ev, r.hi_ev) for r in window.regions.regions] == [(2.148, 2.153)]
+    assert window.spectrum_view.region_ev == (2.148, 2.153)
+    assert window.polarization_view.regions == tuple(window.regions.regions)
+    window.close()
+
+    again = MainWindow(config, settings=settings)
+    qtbot.addWidget(again)
+    assert [(r.name, r.lo_ev, r.hi_ev, r.source) for r in again.regions.regions] == [
+        ("region 1", 2.148, 2.153, "hand")]
+    assert again.spectrum_view.region_ev == (2.148, 2.153)
+    again.close()
