@@ -38,6 +38,14 @@ MIN_PLOT_HEIGHT = 140
 REGION_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
+def _header(view: QTableWidget | QTreeWidget, vertical: bool = False) -> QHeaderView:
+    """A table's or tree's header (Qt's stubs allow None; these views always have one)."""
+    header = view.verticalHeader() if vertical and isinstance(view, QTableWidget) \
+        else view.horizontalHeader() if isinstance(view, QTableWidget) else view.header()
+    assert header is not None
+    return header
+
+
 def fmt_duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -78,6 +86,8 @@ class StatusStrip(QWidget):
             layout.addWidget(w)
         layout.addWidget(self.file, 1)
         self._apds: tuple[int, ...] = ()
+        #: the APD count rate shown (counts/s; None: not measured)
+        self.rate_cps: float | None = None
         self._wall_start: float | None = None
         self._first_done = 0
 
@@ -86,12 +96,9 @@ class StatusStrip(QWidget):
 
     def show_rates(self, rates_cps: dict[int, float]) -> None:
         values = [rates_cps[c] for c in self._apds if c in rates_cps]
-        self.rate.setText("— kcps" if not values else f"{sum(values) / 1e3:.1f} kcps")
-
-    @property
-    def rate_cps(self) -> float | None:
-        text = self.rate.text().split()[0]
-        return None if text == "—" else float(text) * 1e3
+        self.rate_cps = sum(values) if values else None
+        self.rate.setText("— kcps" if self.rate_cps is None
+                          else f"{self.rate_cps / 1e3:.1f} kcps")
 
     def show_temperature(self, kelvin: float | None) -> None:
         self.temperature.setText("T —" if kelvin is None else f"T {kelvin:.3f} K")
@@ -225,8 +232,8 @@ class RegionsPanel(QWidget):
         super().__init__(parent)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["region", "from (eV)", "to (eV)", "from"])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().hide()
+        _header(self.table).setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        _header(self.table, vertical=True).hide()
         self.table.setMinimumHeight(90)
         self.lo = QDoubleSpinBox()
         self.hi = QDoubleSpinBox()
@@ -344,7 +351,7 @@ class ResultsView(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(2)
         self.tree.setHeaderLabels(["", "value"])
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        _header(self.tree).setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.header)
@@ -450,8 +457,8 @@ class RunsTable(QWidget):
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(
+        _header(self.table, vertical=True).hide()
+        _header(self.table).setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents)
         self.table.cellClicked.connect(lambda row, _col: self.replayRequested.emit(
             self.entries[row].path))

@@ -68,7 +68,7 @@ def test_a_full_frame_is_drawn_binned_to_the_screen_and_in_8_bits(qtbot: Any) ->
     view.auto_levels.setChecked(False)
     view.black.setValue(0.0)
     view.white.setValue(600.0)
-    assert view.refresh(live)
+    qtbot.waitUntil(lambda: view.refresh(live), timeout=5000)  # once the duty cycle allows
     qtbot.waitUntil(lambda: view.levels == (0.0, 600.0), timeout=5000)
     assert view.colour_bar.levels() == pytest.approx((0.0, 600.0))
     assert 120 <= int(view.image.image[100 // factor, 100 // factor]) <= 135
