@@ -106,10 +106,14 @@ class RunResult:
     photons: int
     duration_s: float
     error: str = ""
+    #: APD clicks the time tagger missed in its overflows (not in ``photons``)
+    missed_photons: int = 0
 
     @property
     def count_rate_cps(self) -> float:
-        return self.photons / self.duration_s if self.duration_s > 0 else 0.0
+        """The APD count rate, the clicks missed in tagger overflows included."""
+        total = self.photons + self.missed_photons
+        return total / self.duration_s if self.duration_s > 0 else 0.0
 
 
 class RunControl:

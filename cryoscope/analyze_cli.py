@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``analyze`` sub-command to the main CLI's sub-parsers."""
     parser = subparsers.add_parser(
-        "analyze", help="analyze a measurement file: summary.json and figures",
+        "analyze", help="analyze measurement files: summary.json and figures; several in "
+                        "parallel with the population tables and Fig. 3",
         description="Analyze cryoscope measurement files: spectral states, lifetimes, lines, "
                     "polarization; writes DIR/summary.json and PNG figures. Several files "
                     "(or folders, or globs): DIR/<name>/ per file, particles/lines/states.parquet "
@@ -41,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="intensity-trace and FLID bin (ms, default 10)")
     parser.add_argument("--max-states", type=int, default=5,
                         help="most spectral states tried (default 5)")
-    parser.add_argument("--no-figures", action="store_true", help="write summary.json only")
+    parser.add_argument("--no-figures", action="store_true",
+                        help="write summary.json only (several files: no per-file figures; the "
+                             "tables and population.png are still written)")
     parser.set_defaults(handler=_run)
 
 
@@ -108,9 +111,9 @@ def _run_batch(args: argparse.Namespace) -> int:
         result = analyze_batch(files, out, workers=args.workers, scheduler=args.scheduler,
                                force=args.force, figures=not args.no_figures, progress=bar,
                                bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         bar.close()
-        return _error(f"cannot reach the Dask scheduler {args.scheduler}: {exc}"
+        return _error(f"cannot use the Dask scheduler {args.scheduler}: {exc}"
                       if args.scheduler else str(exc))
     bar.close()
     counts = {s: sum(o.status == s for o in result.outcomes) for s in ("done", "skipped",
@@ -125,9 +128,15 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _run_one(path: Path, args: argparse.Namespace) -> int:
+    from cryoscope.datafile import MeasurementError, check_complete
+
+    try:  # a damaged file fails before the analysis stack loads
+        check_complete(path)
+    except MeasurementError as exc:
+        return _error(str(exc))
     from cryoscope.analysis.report import analyze_file
     from cryoscope.analysis.summary import write_summary
-    from cryoscope.datafile import MeasurementError
+
     out = Path(args.out) if args.out else path.with_name(path.stem + "_analysis")
     try:
         result = analyze_file(path, bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
@@ -143,6 +152,12 @@ def _run_one(path: Path, args: argparse.Namespace) -> int:
         written += write_figures(result, out)
     print(f"{path}: {result.duration_s:.1f} s, {result.spectra.v.shape[0]} frames, "
           f"{result.photons.n} photons, {result.count_rate_cps / 1e3:.1f} kcps")
+    meas = result.measurement
+    if meas.overflows_ps.shape[0]:
+        spans = ", ".join(f"{a / 1e12:.3f}-{b / 1e12:.3f} s" for a, b in meas.overflows_ps.tolist())
+        print(f"tagger overflows: {meas.overflows_ps.shape[0]} (tagger time {spans}): "
+              f"{sum(meas.missed_events.values())} tags missed, {meas.missed_apd} of them APD "
+              "clicks")
     bands = result.image_bands
     if bands is not None:
         print(f"image readout: V rows {bands.v.row_start}-{bands.v.row_stop}, H rows "
@@ -163,6 +178,6 @@ def _run_one(path: Path, args: argparse.Namespace) -> int:
     for st in result.state_results:
         taus = ", ".join(f"{t:.3g}" for t in st.decay.taus_ns) if st.decay else "-"
         print(f"{st.id:>5} {st.fraction:6.0%} {st.count_rate_cps / 1e3:6.1f}  {taus}")
-    for p in written:
-        print(f"wrote {p}")
+    for done in written:
+        print(f"wrote {done}")
     return 0

@@ -21,8 +21,8 @@ from cryoscope.acquisition import Listener, RunControl, RunResult, RunState
 from cryoscope.backends import open_rig
 from cryoscope.config import Config, ConfigError, PlanConfig, load_config
 from cryoscope.datafile import OutputClaim
-from cryoscope.engine import run_plan
-from cryoscope.plans import PLANS, make_plan
+from cryoscope.engine import check_run_fits, run_plan
+from cryoscope.plans import PLANS, Plan, make_plan
 from cryoscope.plans.polarization_series import PolarizationSeries
 from cryoscope.rig import Rig
 
@@ -37,6 +37,7 @@ __all__ = [
     "RunState",
     "load_config",
     "measure",
+    "measure_claimed",
     "open_rig",
     "run",
     "run_polarization_series",
@@ -45,20 +46,22 @@ __all__ = [
 
 def run(rig: Rig, plan: str, out: str | Path, *, overwrite: bool = False,
         control: RunControl | None = None, listeners: Iterable[Listener] = (),
-        **params: Any) -> RunResult:
+        measurement: Mapping[str, Any] | None = None, **params: Any) -> RunResult:
     """Run the plan named ``plan`` on a connected rig into ``out``; ``params`` override the
-    configuration's parameters of the plan (``frames=40``, ``exposure_s=0.1``, ...)."""
+    configuration's parameters of the plan (``frames=40``, ``exposure_s=0.1``, ...),
+    ``measurement`` its ``[measurement]`` keys for this file (``{"particle": "P12"}``)."""
     return run_plan(rig, make_plan(plan, rig.config, **params), out, overwrite=overwrite,
-                    control=control, listeners=listeners)
+                    control=control, listeners=listeners, measurement=measurement)
 
 
 def run_polarization_series(rig: Rig, out: str | Path, plan: PlanConfig | None = None, *,
                             overwrite: bool = False, control: RunControl | None = None,
-                            listeners: Iterable[Listener] = ()) -> RunResult:
+                            listeners: Iterable[Listener] = (),
+                            measurement: Mapping[str, Any] | None = None) -> RunResult:
     """The paper's measurement on a connected rig (parameters: ``plan``, default the
-    configuration's ``[plan]``)."""
+    configuration's ``[plan]``; ``measurement``: as in :func:`run`)."""
     return run_plan(rig, PolarizationSeries(plan or rig.config.plan), out, overwrite=overwrite,
-                    control=control, listeners=listeners)
+                    control=control, listeners=listeners, measurement=measurement)
 
 
 def measure(out: str | Path, config: Config | str | Path | None = None, *,
@@ -76,11 +79,21 @@ def measure(out: str | Path, config: Config | str | Path | None = None, *,
     if measurement:
         cfg = cfg.with_overrides("measurement", **measurement)
     chosen = make_plan(plan, cfg, **params)
-    claim = OutputClaim(out, overwrite)
+    return measure_claimed(cfg, chosen, OutputClaim(out, overwrite), control=control,
+                           listeners=listeners)
+
+
+def measure_claimed(config: Config, plan: Plan, claim: OutputClaim, *,
+                    control: RunControl | None = None, listeners: Iterable[Listener] = ()
+                    ) -> RunResult:
+    """Run ``plan`` into a claimed output on a rig opened for it, and close the rig: the run
+    is refused first if it cannot fit on the disk, and the claim is given up if the rig cannot
+    be opened (:func:`measure` and ``cryoscope run``)."""
     try:
-        rig = open_rig(cfg)
+        check_run_fits(config, plan, claim.write_path)
+        rig = open_rig(config)
     except BaseException:
         claim.settle(began=False, succeeded=False)
         raise
     with rig:
-        return run_plan(rig, chosen, claim, control=control, listeners=listeners)
+        return run_plan(rig, plan, claim, control=control, listeners=listeners)

@@ -1,7 +1,10 @@
 """The ``cryoscope`` command line. Only this layer prints; the library logs.
 
 Exit codes: 0 success, 1 a run or instrument failed, 2 bad input (one line, no traceback),
-130 interrupted.
+130 interrupted (128 + the signal's number for SIGTERM and SIGHUP).
+
+Log records reach the console one line each (tracebacks go to the run log ``<name>.log`` next to
+the output file only).
 """
 
 from __future__ import annotations
@@ -9,15 +12,19 @@ from __future__ import annotations
 import argparse
 import enum
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import NoReturn
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 from cryoscope import __version__
-from cryoscope.acquisition import Progress, RunEvent, RunResult, RunState
-from cryoscope.config import ConfigError, default_config_path, load_config
+
+if TYPE_CHECKING:  # the heavy modules are imported when a command runs, so that Ctrl-C while
+    # they load is the one-line "interrupted" of main(), not a traceback
+    from cryoscope.acquisition import RunControl, RunEvent, RunResult
 
 #: Entry-point group of the sub-commands other packages add (``register(subparsers)``), declared
 #: in pyproject.toml: the analysis' ``analyze`` and the GUI's ``gui``.
@@ -52,6 +59,8 @@ class _ProgressBar:
         self._last_decile = -1
 
     def __call__(self, event: RunEvent) -> None:
+        from cryoscope.acquisition import Progress
+
         if not isinstance(event, Progress) or event.frames_total == 0:
             return
         share = event.frames_done / event.frames_total
@@ -71,11 +80,72 @@ class _ProgressBar:
             print(file=sys.stderr)
 
 
+_SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP while a run lives: the first asks the run to stop (it ends
+    ``aborted`` with the signal named), a second one during the acquisition interrupts it at
+    once; while the run winds down and records its status, further signals are ignored so that
+    the status is always recorded. Before the run starts a signal interrupts (no file is
+    left)."""
+
+    def __init__(self, control: RunControl) -> None:
+        self.control = control
+        self.running = False
+        self.finishing = False
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        for sig in _SIGNAL_NAMES:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            # after a signal the command only reports and exits: a late repeat must not turn
+            # into a traceback (or a death by signal) on the way out
+            signal.signal(sig, signal.SIG_IGN if self.received is not None
+                          else previous)  # type: ignore[arg-type]
+
+    def listener(self, event: RunEvent) -> None:
+        from cryoscope.acquisition import RunState, StateChanged
+
+        if isinstance(event, StateChanged) and event.state is RunState.PREPARING:
+            self.running = True  # the rig is open and the engine has the file
+        if isinstance(event, StateChanged) and event.state is RunState.STOPPING:
+            self.finishing = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = _SIGNAL_NAMES.get(signal.Signals(signum), f"signal {signum}")
+        if self.received is None:
+            self.received = signum
+        if self.finishing:
+            print(f"cryoscope: {name}: finishing the file, please wait", file=sys.stderr)
+            return
+        if self.running and not self.control.stop_requested:
+            print(f"cryoscope: {name}: stopping the run", file=sys.stderr)
+            self.control.request_stop(f"interrupted ({name})")
+            return
+        if not self.control.stop_requested:
+            self.control.request_stop(f"interrupted ({name})")
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        if self.received in (None, signal.SIGINT):
+            return EXIT_INTERRUPTED
+        return 128 + int(self.received)  # type: ignore[arg-type]
+
+
 def _summary(result: RunResult, wall_s: float) -> str:
     lines = [
         f"status      {result.state}" + (f" ({result.error})" if result.error else ""),
         f"frames      {result.frames}",
-        f"photons     {result.photons}",
+        f"photons     {result.photons}" + (f" (and {result.missed_photons} APD clicks missed "
+                                          "in time-tagger overflows)"
+                                          if result.missed_photons else ""),
         f"count rate  {result.count_rate_cps / 1e3:.1f} kcps (APD)",
         f"duration    {result.duration_s:.1f} s measured in {wall_s:.1f} s",
         f"file        {result.path}",
@@ -112,9 +182,11 @@ def _plan_values(args: argparse.Namespace) -> dict[str, object]:
 def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    from cryoscope.backends import open_rig
-    from cryoscope.datafile import OutputClaim, OutputError, OutputExistsError
-    from cryoscope.engine import run_plan
+    from cryoscope.acquisition import RunControl, RunState
+    from cryoscope.api import measure_claimed
+    from cryoscope.config import ConfigError, load_config
+    from cryoscope.datafile import OutputClaim, OutputError, OutputExistsError, WriteError
+    from cryoscope.engine import run_log_path
     from cryoscope.plans import make_plan
     from drivers.interfaces import InstrumentError
 
@@ -137,26 +209,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     bar = _ProgressBar()
     started = time.monotonic()
-    try:
+    control = RunControl()
+    with _Signals(control) as signals:
         try:
-            rig = open_rig(config)
-        except BaseException:
-            claim.settle(began=False, succeeded=False)
-            raise
-        with rig:
-            result = run_plan(rig, plan, claim, listeners=[bar])
-    except InstrumentError as exc:
-        bar.close()
-        print(f"cryoscope: run failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        bar.close()
-        print("cryoscope: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            result = measure_claimed(config, plan, claim, control=control,
+                                     listeners=[bar, signals.listener])
+        except OutputError as exc:
+            return _fail(str(exc))
+        except (InstrumentError, WriteError) as exc:
+            bar.close()
+            print(f"cryoscope: run failed: {exc} (details: {run_log_path(claim.path)})",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt:
+            bar.close()
+            print("cryoscope: interrupted", file=sys.stderr)
+            return signals.exit_code
     bar.close()
     print(_summary(result, time.monotonic() - started))
     if result.state is RunState.ABORTED:
-        return EXIT_INTERRUPTED
+        return signals.exit_code if signals.received is not None else EXIT_INTERRUPTED
     return EXIT_OK if result.state is RunState.COMPLETE else EXIT_FAILED
 
 
@@ -178,6 +250,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             moves = f["stage/target_deg"].shape[0]
             seed = f["simulation"].attrs.get("seed") if "simulation" in f else None
             compression = f["tags/timestamp_ps"].compression
+            first_tag_ps = f["tags/timestamp_ps"][0] if meas.n_tags else None
         apds = [meas.apd_channel] + ([meas.apd2_channel] if meas.apd2_channel else [])
         apd = sum(int(np.count_nonzero(np.isin(c, apds)))
                   for _, c in iter_tag_chunks(args.file))
@@ -197,8 +270,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
               f"{', '.join(map(str, meas.lost_frames.tolist()))})")
     print(f"tags          {meas.n_tags} ({apd} APD photons)")
     if np.isfinite(meas.duration_s) and meas.duration_s > 0:
+        missed = (f" (with the {meas.missed_apd} clicks missed in tagger overflows; "
+                  f"{apd / meas.duration_s / 1e3:.1f} kcps recorded)" if meas.missed_apd else "")
         print(f"duration      {meas.duration_s:.1f} s   mean APD rate "
-              f"{apd / meas.duration_s / 1e3:.1f} kcps")
+              f"{(apd + meas.missed_apd) / meas.duration_s / 1e3:.1f} kcps{missed}")
     pauses = meas.pauses_ps
     if pauses.shape[0]:
         print(f"pauses        {pauses.shape[0]}")
@@ -206,9 +281,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     wl = meas.wavelength_nm
     print(f"spectrum      {wl.min():.2f}-{wl.max():.2f} nm over {wl.shape[0]} pixels")
     print("channels      " + ", ".join(f"{k}={v}" for k, v in ch.items()))
-    if tagger.get("overflows"):
-        print(f"overflows     {tagger['overflows']} ({tagger.get('missed_events', 0)} tags "
-              "missed)")
+    overflows = meas.overflows_ps
+    if overflows.shape[0] or tagger.get("overflows"):
+        t0 = int(first_tag_ps) if first_tag_ps is not None else 0
+        spans = ", ".join(f"{(a - t0) / 1e12:.3f}-{(b - t0) / 1e12:.3f} s"
+                          for a, b in overflows.tolist())
+        n_missed = sum(meas.missed_events.values())
+        print(f"overflows     {overflows.shape[0]} of the time tagger (tags lost at "
+              f"{spans or '?'} of the stream): {n_missed} tags missed, {meas.missed_apd} of "
+              "them APD clicks")
     if seed is not None:
         print(f"simulation    seed {seed}")
     for key, value in meas.metadata.items():
@@ -218,7 +299,25 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_repair(args: argparse.Namespace) -> int:
+    from cryoscope.datafile import MeasurementError, repair_file
+
+    try:
+        done = repair_file(args.file)
+    except MeasurementError as exc:
+        print(f"cryoscope: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    mark = "cleared the writer's open-for-write mark" if done.cleared_mark else \
+        "no open-for-write mark"
+    status = (f"status {done.status_before} -> {done.status}" if done.status != done.status_before
+              else f"status {done.status}")
+    print(f"{done.path}: {mark}; {status}")
+    return EXIT_OK
+
+
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from cryoscope.config import ConfigError, load_config
+
     try:
         config = load_config(args.path)
     except ConfigError as exc:
@@ -238,6 +337,7 @@ def _shown(value: object) -> str:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
+    from cryoscope.config import ConfigError, default_config_path, load_config
     from cryoscope.devices import check_devices
 
     try:
@@ -266,7 +366,38 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The sub-commands of this module (no entry point needs loading for them).
+BUILTIN_COMMANDS = frozenset({"run", "info", "repair", "config", "devices"})
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Console log records on one line each: the traceback goes to the run log only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" ({' '.join(str(record.exc_info[1]).split())[:200]})"
+        return f"{record.levelname} {record.name}: {text}"
+
+
+def _setup_logging(verbose: bool) -> None:
+    """One-line records on the console (WARNING, or INFO with ``-v``); the root logger passes
+    INFO on, for the run log."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h.formatter, _OneLineFormatter)]:
+        root.removeHandler(handler)
+    if root.handlers:  # logging configured by the caller (a test runner): leave it
+        return
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(_OneLineFormatter())
+    root.addHandler(console)
+    root.setLevel(logging.INFO)
+
+
+def build_parser(plugins: bool | str = True) -> argparse.ArgumentParser:
+    """The command line. ``plugins``: add every sub-command of the entry points (True), none
+    (False), or only the one of this name (if there is one; else all)."""
     parser = _Parser(prog="cryoscope", description="Control and analysis of a cryogenic "
                      "single-particle fluorescence microscope.")
     parser.add_argument("--version", action="version", version=f"cryoscope {__version__}")
@@ -299,6 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file")
     info.set_defaults(handler=_cmd_info)
 
+    repair = sub.add_parser(
+        "repair", help="make the file of a killed run open in plain HDF5",
+        description="Clear the open-for-write mark a killed writer leaves (like h5clear -s) "
+        "and, if the file still says status = running, record status = failed with an error "
+        "saying that the writer died.")
+    repair.add_argument("file")
+    repair.set_defaults(handler=_cmd_repair)
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
     check = config_sub.add_parser("check", help="validate a configuration file")
@@ -319,17 +458,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also run the time tagger's test-signal self-test")
     devices.set_defaults(handler=_cmd_devices)
 
-    for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name):
-        entry.load()(sub)
+    if plugins:
+        entries = sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name)
+        named = [e for e in entries if e.name == plugins]
+        for entry in named or entries:
+            entry.load()(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    return int(args.handler(args))
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    try:
+        parser = build_parser(plugins=False if command in BUILTIN_COMMANDS else command or True)
+        args = parser.parse_args(words)
+        _setup_logging(args.verbose)
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("cryoscope: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

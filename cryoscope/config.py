@@ -37,6 +37,7 @@ from drivers.limits import (
     SettingRange,
     track_layout_problem,
 )
+from sim_hardware.faults import FAULT_KINDS
 from sim_hardware.params import OpticsParams, SampleParams
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "CryostatConfig",
+    "FaultConfig",
+    "InterlocksConfig",
     "LaserConfig",
     "MeasurementConfig",
     "PlanConfig",
@@ -117,10 +120,29 @@ class RigConfig(_Section):
     name: str = "cryoscope"
 
 
+class FaultConfig(_Section):
+    """``[[simulation.faults]]``: a fault the simulated rig injects (``sim_hardware.faults``)."""
+
+    instrument: Literal["camera", "stage", "tagger", "laser", "cryostat"]
+    kind: str
+    #: seconds of (virtual) time after the camera's first exposure
+    at_s: Annotated[float, Field(ge=0, le=1e7)] = 0.0
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> FaultConfig:
+        kinds = FAULT_KINDS[self.instrument]
+        if self.kind not in kinds:
+            raise _BadValue("simulation.faults.kind", self.kind,
+                            f"no {self.instrument} fault {self.kind!r} (kinds: "
+                            f"{', '.join(kinds)})")
+        return self
+
+
 class SimulationConfig(_Section):
     speed: Literal["max"] | Annotated[float, Field(gt=0, le=1e6)] = "max"
     #: Stored as an int64 in every file, and numpy seeds are non-negative.
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    faults: tuple[FaultConfig, ...] = ()
 
     @property
     def speed_factor(self) -> float | None:
@@ -328,6 +350,27 @@ class StorageConfig(_Section):
 
     compression: Literal["none", "gzip", "lzf"] = "none"
     compression_level: Annotated[int, Field(ge=0, le=9)] = 4
+    #: APD count rate the free-space check before a run assumes (counts/s per APD)
+    expected_apd_rate_cps: Annotated[float, Field(ge=0, le=1e8)] = 50_000.0
+
+
+class InterlocksConfig(_Section):
+    """``[interlocks]``: what stops or pauses a run to protect the sample and the camera."""
+
+    #: sample temperature above which the run pauses (K; 0 = no temperature interlock)
+    sample_temperature_max_k: Annotated[float, Field(ge=0, le=400)] = 10.0
+    #: time the temperature must stay at or below the limit before the run resumes (s)
+    temperature_settle_s: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    #: longest pause for the temperature before the run ends (s)
+    temperature_max_wait_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    #: a frame pixel at or above this is near saturation (ADU; the ADC's top is 65535)
+    saturation_adu: Annotated[int, Field(gt=0, le=65_535)] = 60_000
+    #: EM gain from which a frame near saturation triggers the interlock (0 = any gain)
+    saturation_em_gain: Annotated[int, _within(IXON_ULTRA_888.em_gain)] = 50
+    #: "lower_gain" (halve the EM gain and go on) or "stop" (end the series)
+    saturation_action: Literal["lower_gain", "stop"] = "lower_gain"
+    #: no laser sync pulse for this long ends the run, naming the laser (s)
+    laser_sync_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
 
 
 class Config(BaseModel):
@@ -347,6 +390,7 @@ class Config(BaseModel):
     plan: PlanConfig = PlanConfig()
     measurement: MeasurementConfig = MeasurementConfig()
     storage: StorageConfig = StorageConfig()
+    interlocks: InterlocksConfig = InterlocksConfig()
     sample: SampleParams = SampleParams()
     optics: OpticsParams = OpticsParams()
 
@@ -367,6 +411,16 @@ class Config(BaseModel):
     def _has_an_emitter(self) -> Config:
         if not self.sample.emitters:
             raise _BadValue("sample.emitters", [], "at least one emitter is needed")
+        return self
+
+    @model_validator(mode="after")
+    def _interlock_above_setpoint(self) -> Config:
+        limit = self.interlocks.sample_temperature_max_k
+        if 0 < limit <= self.cryostat.target_temperature_k:
+            raise _BadValue("interlocks.sample_temperature_max_k", limit,
+                            f"the temperature interlock at {limit:g} K would hold every run: "
+                            f"it must be above cryostat.target_temperature_k "
+                            f"({self.cryostat.target_temperature_k:g} K), or 0 (off)")
         return self
 
     def to_toml(self) -> str:

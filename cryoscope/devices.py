@@ -8,6 +8,7 @@ call that hangs costs ``timeout_s`` and is reported, instead of hanging the comm
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -42,11 +43,15 @@ def _builders(config: Config) -> dict[str, Builder]:
     if config.rig.backend is Backend.HARDWARE:
         from cryoscope.backends.hardware import BUILDERS
 
-        return {name: (lambda build=build: build(config)) for name, build in BUILDERS.items()}
+        return {name: functools.partial(build, config) for name, build in BUILDERS.items()}
     from cryoscope.backends import build_rig
 
     rig = build_rig(config)
-    return {name: (lambda inst=inst: inst) for name, inst in rig.instruments().items()}
+    return {name: functools.partial(_same, inst) for name, inst in rig.instruments().items()}
+
+
+def _same(instrument: Instrument) -> Instrument:
+    return instrument
 
 
 def _check(name: str, build: Builder, self_test: bool) -> DeviceReport:

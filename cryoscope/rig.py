@@ -58,14 +58,24 @@ class Rig:
     tagger: TimeTagger
     #: Simulated rig only: the ground truth written to the file's ``/simulation``.
     truth: TruthSource | None = None
+    #: Instruments that failed (an :class:`InstrumentError` naming them): the run's wind-down
+    #: no longer reads them, making the rig safe calls each once more (quietly), closing it too.
+    failed: set[str] = field(default_factory=set)
     _closed: bool = field(default=False, repr=False)
 
     def instruments(self) -> dict[str, Instrument]:
         return {"cryostat": self.cryostat, "laser": self.laser, "stage": self.stage,
                 "spectrograph": self.spectrograph, "camera": self.camera, "tagger": self.tagger}
 
+    def mark_failed(self, instrument: str) -> None:
+        """Note that an instrument (by its name, e.g. ``"camera"``) failed."""
+        if instrument in self.instruments():
+            self.failed.add(instrument)
+
     def make_safe(self) -> None:
-        """Stop whatever moves or streams; set the laser as configured. Never raises."""
+        """Stop whatever moves or streams; set the laser as configured. A failed instrument
+        gets this one call (it may still be acquiring), its error only logged to the run log.
+        Never raises."""
         steps: list[tuple[str, Callable[[], None]]] = [
             ("camera", self.camera.stop_series),
             ("stage", self.stage.stop),
@@ -80,7 +90,11 @@ class Rig:
             try:
                 step()
             except Exception:
-                log.exception("could not make the %s safe", name)
+                if name in self.failed:  # expected of a broken instrument: the run log hears it
+                    log.info("the %s failed: could not make it safe either", name,
+                             exc_info=True)
+                else:
+                    log.warning("could not make the %s safe", name, exc_info=True)
 
     def close(self) -> None:
         """Leave every instrument safe and disconnect it. Idempotent, never raises."""
@@ -92,7 +106,9 @@ class Rig:
             try:
                 instrument.close()
             except Exception:
-                log.exception("error while closing the %s", name)
+                # a failed instrument's close is expected to fail too: only the run log hears
+                level = logging.INFO if name in self.failed else logging.WARNING
+                log.log(level, "error while closing the %s", name, exc_info=True)
 
     def __enter__(self) -> Self:
         return self

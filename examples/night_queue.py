@@ -1,8 +1,7 @@
-"""A night of particles, headless: one polarization series per particle, one file each.
-
-At the microscope the physicist centers each particle before leaving; on the simulated rig each
-"particle" is a different random seed of the configured sample. A failed particle is logged and
-the queue goes on; the instruments are left safe after each run.
+"""A night of particles, headless: one polarization series per particle, one file each, on one
+rig kept open all night (as at the microscope: every run starts from wherever the last one left
+the waveplate). Each file is named and records its particle in ``/measurement``. A failed
+particle is logged and the queue goes on; the instruments are left safe after each run.
 
     python examples/night_queue.py [--config PATH] [--particles N] [--frames N] [--out DIR]
 """
@@ -26,19 +25,19 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    base = api.load_config(args.config).with_overrides("plan", frames=args.frames)
+    config = api.load_config(args.config).with_overrides("plan", frames=args.frames)
     args.out.mkdir(parents=True, exist_ok=True)
-    for particle in range(1, args.particles + 1):
-        config = base.with_overrides("simulation", seed=particle)
-        path = args.out / f"particle-{particle:02d}.h5"
-        try:
-            with api.open_rig(config) as rig:
-                result = api.run_polarization_series(rig, path)
-        except (InstrumentError, FileExistsError) as exc:
-            logging.error("particle %d skipped: %s", particle, exc)
-            continue
-        print(f"{path}: {result.state}, {result.frames} frames, "
-              f"{result.count_rate_cps / 1e3:.1f} kcps")
+    with api.open_rig(config) as rig:
+        for particle in range(1, args.particles + 1):
+            name = f"particle-{particle:02d}"
+            path = args.out / f"{name}.h5"
+            try:
+                result = api.run_polarization_series(rig, path, measurement={"particle": name})
+            except (InstrumentError, FileExistsError) as exc:
+                logging.error("%s skipped: %s", name, exc)
+                continue
+            print(f"{path}: {result.state}, {result.frames} frames, "
+                  f"{result.count_rate_cps / 1e3:.1f} kcps")
 
 
 if __name__ == "__main__":

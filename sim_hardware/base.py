@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drivers.interfaces import Identity, Instrument, NotConnectedError
 from sim_hardware.bench import Bench
+from sim_hardware.faults import FaultSchedule, schedule_of
 
 
 class SimInstrument(Instrument):
@@ -29,8 +30,15 @@ class SimInstrument(Instrument):
         self._require()
         return Identity("cryoscope", f"simulated {self.model}", f"SIM-{self.name}", "1.0")
 
+    @property
+    def _faults(self) -> FaultSchedule:
+        return schedule_of(self._bench)
+
     def _require(self) -> None:
-        """Raise unless connected; then bring the bench up to the present."""
+        """Raise unless connected; then bring the bench up to the present, let the faults
+        whose time has come happen, and raise if one of them broke this instrument."""
         if not self._connected:
             raise NotConnectedError(self.name, "not connected")
         self._bench.catch_up()
+        self._faults.happen()
+        self._faults.raise_if_dead(self.name)

@@ -205,6 +205,7 @@ class SimCamera(SimInstrument, Camera):
         IXON_ULTRA_888.series_frames.check(self.name, frames)
         if self.is_acquiring():
             raise InstrumentError(self.name, "a series is already running")
+        self._faults.exposure_started()
         now = self._bench.now_ps
         exposure_ps = round(self._exposure_s * PS_PER_S)
         cycle_ps = exposure_ps + round(self._optics.camera_frame_gap_s * PS_PER_S)
@@ -215,10 +216,25 @@ class SimCamera(SimInstrument, Camera):
                               np.repeat(np.int32([channel, -channel]), frames))
 
     def is_acquiring(self) -> bool:
+        """Until the last frame can be read (its exposure ended before now, as
+        :meth:`_Series.completed` counts)."""
         self._require()
+        self._inject_faults()
         series = self._series
         return series is not None and series.stopped_ps is None \
-            and self._bench.now_ps < series.end_ps
+            and self._bench.now_ps <= series.end_ps
+
+    def _inject_faults(self) -> None:
+        """The camera's own faults: a frame lost, or the series ended early."""
+        series = self._series
+        if series is None:
+            return
+        lost = self._faults.once("camera", "lost_frame")
+        at = None if lost is None else self._faults.at_ps(lost)
+        if at is not None:
+            self.lose_frames([max(0, (at - series.start_ps) // series.cycle_ps)])
+        if self._faults.once("camera", "stop_early") is not None:
+            self.stop_series()
 
     def stop_series(self) -> None:
         self._require()
@@ -239,6 +255,7 @@ class SimCamera(SimInstrument, Camera):
 
     def read_new_frames(self) -> FrameBlock:
         self._require()
+        self._inject_faults()
         series = self._series
         shape = self._readout.frame_shape(self._sensor)
         if series is None:

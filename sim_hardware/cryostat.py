@@ -8,6 +8,7 @@ from drivers.interfaces import Cryostat, CryostatStatus
 from drivers.limits import ATTODRY800
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench
+from sim_hardware.faults import WARM_UP_K
 
 BASE_TEMPERATURE_K = 3.8
 #: Time constant of the sample stage's approach to its setpoint (s).
@@ -26,6 +27,8 @@ class SimCryostat(SimInstrument, Cryostat):
         self._t_last = bench.now_s
 
     def _target(self) -> float:
+        if self._faults.due("cryostat", "warm_up") is not None:
+            return WARM_UP_K
         if self._controlling:
             return max(self._setpoint_k, BASE_TEMPERATURE_K)
         return BASE_TEMPERATURE_K if self._base else self._temperature_k

@@ -20,6 +20,25 @@ class SimRotationStage(SimInstrument, RotationStage):
         self._velocity = max_velocity_deg_s
         self._acceleration = acceleration_deg_s2
         self._homed = False
+        self._stalled = False
+
+    def _require(self) -> None:
+        super()._require()
+        self._stall_if_due()
+
+    def _stall_if_due(self) -> None:
+        """A ``stall`` fault: a move under way stops where it is and never ends (the
+        in-motion output stays high); with none under way, the next move stalls at once."""
+        if self._stalled or not self._bench.stage.is_moving(self._bench.now_ps):
+            return
+        if self._faults.once("stage", "stall") is not None:
+            self._freeze()
+
+    def _freeze(self) -> None:
+        bench, channel = self._bench, self._bench.wiring.stage_motion
+        bench.stage.stop(bench.now_ps)
+        bench.cancel_edges(channel, bench.now_ps + 1)  # the end of the move never comes
+        self._stalled = True
 
     def angle_deg(self) -> float:
         self._require()
@@ -29,16 +48,19 @@ class SimRotationStage(SimInstrument, RotationStage):
         self._require()
         bench, channel = self._bench, self._bench.wiring.stage_motion
         now = bench.now_ps
+        if self._stalled:
+            return
         if bench.stage.stop(now):
             bench.cancel_edges(channel, now)
             bench.add_edges(now, -channel)
         move = bench.stage.start(now, float(angle_deg), self._velocity, self._acceleration)
         if move.end_ps > now:
             bench.add_edges([now, move.end_ps], [channel, -channel])
+            self._stall_if_due()
 
     def is_moving(self) -> bool:
         self._require()
-        return self._bench.stage.is_moving(self._bench.now_ps)
+        return self._stalled or self._bench.stage.is_moving(self._bench.now_ps)
 
     def stop(self) -> None:
         self._require()

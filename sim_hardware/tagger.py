@@ -26,6 +26,7 @@ from drivers.interfaces import (
 from drivers.limits import TIME_TAGGER_20
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import Bench, dead_time_keep
+from sim_hardware.faults import drop_in_bursts
 from sim_hardware.units import PS_PER_S
 
 INPUTS = tuple(range(int(TIME_TAGGER_20.inputs.low), int(TIME_TAGGER_20.inputs.high) + 1))
@@ -134,6 +135,14 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         t, ch = t[wanted], ch[wanted]
         order = np.argsort(t, kind="stable")
         t, ch = t[order], ch[order]
+        bursts = self._faults.overflow_bursts()
+        if bursts:
+            t, ch, events = drop_in_bursts(t, ch, bursts, start, end)
+            if events:
+                self._overflows += sum(e[2] == TagEventType.OVERFLOW_BEGIN for e in events)
+                block = self._throttle(t, ch, start, end)
+                return _with_events(block.timestamps_ps, block.channels, block.event_types,
+                                    block.missed_events, events)
         return self._throttle(t, ch, start, end)
 
     def _input_dead_time(self, t: npt.NDArray[np.int64], ch: npt.NDArray[np.int32],

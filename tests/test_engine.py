@@ -15,6 +15,7 @@ from cryoscope import api
 from cryoscope.acquisition import FramesAcquired, RunControl, RunEvent, RunState
 from cryoscope.analysis import analyze_file
 from cryoscope.analysis.photons import collect_photons, photon_table_from_tags
+from cryoscope.config import Config
 from cryoscope.datafile import (
     OutputBusyError,
     OutputClaim,
@@ -23,18 +24,17 @@ from cryoscope.datafile import (
     read_timing,
 )
 from cryoscope.live import LiveAccumulator, replay_measurement
+from tests.analysis.simfiles import emitter
 from tests.spine_helpers import small_config
 
 FAST = {"exposure_s": 0.25, "waveplate_step_deg": 5.0, "waveplate_dwell_s": 1.5}
 
 
-def _config(**plan: float | int):  # type: ignore[no-untyped-def]
+def _config(**plan: float | int) -> Config:
+    """One steady, bright, well-polarized center (φ 30°, p 0.7) without a biexciton line: φ is
+    then known to a degree, whatever the default particle does."""
     base = small_config(**{**FAST, **plan})
-    emitter = base.sample.emitters[0]
-    # one bright, well-polarized, steady center: phi is then known to a degree
-    data = {name: getattr(emitter, name) for name in emitter.__dataclass_fields__}
-    data.update(dipole_angle_deg=30.0, polarization_degree=0.7)
-    return base.with_overrides("sample", emitters=[data])
+    return base.with_overrides("sample", emitters=[emitter(biexciton_binding_mev=0.0)])
 
 
 def _phis(path: Path) -> list[float]:
@@ -62,8 +62,10 @@ def test_three_runs_on_one_open_rig_each_read_phi_right(tmp_path: Path) -> None:
                     store.append(event)
 
             path = tmp_path / f"run{k}.h5"
-            result = api.run_polarization_series(rig, path, config.plan, listeners=[listen])
+            result = api.run_polarization_series(rig, path, config.plan, listeners=[listen],
+                                                 measurement={"particle": f"P{k}"})
             assert result.state is RunState.COMPLETE
+            assert open_measurement(path).metadata["particle"] == f"P{k}"
             rising, falling, moves = _stage_edges(path)
             assert rising == falling == moves > 0  # every edge of the file is a move of its own
             timing = read_timing(open_measurement(path))[2]

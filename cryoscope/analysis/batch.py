@@ -57,6 +57,7 @@ def find_measurement_files(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given, folders' ``*.h5`` / ``*.hdf5`` files, and glob matches, in order and
     without repeats. Raises :class:`BatchInputError` for a path that matches nothing."""
     found: list[Path] = []
+    seen: set[Path] = set()
     for item in paths:
         text = str(item)
         path = Path(text)
@@ -72,7 +73,10 @@ def find_measurement_files(paths: Iterable[str | Path]) -> list[Path]:
             raise BatchInputError(f"file not found: {text}")
         if not matches:
             raise BatchInputError(f"no measurement file in {text}")
-        found += [m for m in matches if m.resolve() not in {f.resolve() for f in found}]
+        for match in matches:
+            if match.resolve() not in seen:
+                seen.add(match.resolve())
+                found.append(match)
     return found
 
 

@@ -32,6 +32,30 @@ def _legend(ax: matplotlib.axes.Axes) -> None:
         ax.legend(fontsize=7)
 
 
+def _uniform_energy(energy_ev: np.ndarray, spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra ``[frames, pixels]`` resampled linearly onto a uniform energy grid of as many
+    points (the pixels' energies are nearly, not exactly, evenly spaced): one image to draw
+    instead of one quadrilateral per pixel and frame."""
+    grid = np.linspace(energy_ev[0], energy_ev[-1], energy_ev.size)
+    right = np.clip(np.searchsorted(energy_ev, grid, side="right"), 1, energy_ev.size - 1)
+    left = right - 1
+    w = (grid - energy_ev[left]) / np.maximum(energy_ev[right] - energy_ev[left], 1e-15)
+    return grid, spectra[:, left] * (1 - w) + spectra[:, right] * w
+
+
+def _state_stripe(ax: matplotlib.axes.Axes, span: tuple[float, float], labels: np.ndarray,
+                  top: float = 0.97) -> None:
+    """The spectral state of each frame as a coloured stripe along the top of ``ax`` (one
+    image, whatever the number of frames)."""
+    colors = np.array([_color(int(k)) for k in range(max(int(labels.max(initial=0)) + 1, 1))])
+    stripe = colors[np.asarray(labels, int)][None, :, :]
+    band = ax.inset_axes((0.0, top, 1.0, 1.0 - top))
+    band.imshow(stripe, aspect="auto", interpolation="nearest", extent=(span[0], span[1], 0, 1))
+    band.set_xlim(span)
+    band.set_axis_off()
+    ax.set_xlim(span)
+
+
 def overview_figure(result: AnalysisResult) -> Figure:
     """Spectral time trace, intensity trace, decays per state, FLID, state spectra, polarization."""
     fig = Figure(figsize=(14, 10), layout="constrained")
@@ -41,15 +65,13 @@ def overview_figure(result: AnalysisResult) -> Figure:
     n_frames = labels.size
 
     ax = fig.add_subplot(grid[0, :2])
-    merged = sp.merged.T
-    vmax = np.percentile(merged, 99.9) if merged.size else 1.0
-    e = sp.energy_ev
-    e_edges = np.concatenate([[e[0] - (e[1] - e[0]) / 2], (e[1:] + e[:-1]) / 2,
-                              [e[-1] + (e[-1] - e[-2]) / 2]])
-    ax.pcolormesh(np.arange(n_frames + 1), e_edges, merged, cmap="magma", vmin=0, vmax=vmax,
-                  rasterized=True)
-    for k in range(n_frames):
-        ax.axvspan(k, k + 1, ymin=0.97, ymax=1.0, color=_color(int(labels[k])), lw=0)
+    energy, image = _uniform_energy(sp.energy_ev, sp.merged)
+    vmax = np.percentile(image, 99.9) if image.size else 1.0
+    step = energy[1] - energy[0] if energy.size > 1 else 1e-4
+    ax.imshow(image.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=vmax,
+              interpolation="nearest", extent=(0, n_frames, energy[0] - step / 2,
+                                               energy[-1] + step / 2))
+    _state_stripe(ax, (0, n_frames), labels)
     if result.lines:
         lo = min(ln.zpl_ev for ln in result.lines) - 0.045
         hi = max(ln.zpl_ev for ln in result.lines) + 0.01
@@ -59,10 +81,8 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax = fig.add_subplot(grid[1, :2])
     tr = result.trace
     ax.plot(tr.start_s - tr.start_s[0], tr.rate_cps / 1e3, lw=0.4, color="0.3")
-    starts = (result.photons.frame_start_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
-    stops = (result.photons.frame_stop_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
-    for k in range(n_frames):
-        ax.axvspan(starts[k], stops[k], ymin=0.95, ymax=1.0, color=_color(int(labels[k])), lw=0)
+    span = (result.photons.frame_stop_ps[n_frames - 1] - result.photons.frame_start_ps[0]) * 1e-12
+    _state_stripe(ax, (0.0, span), labels, top=0.95)
     ax.set(xlabel="time (s)", ylabel=f"kcps ({tr.bin_s * 1e3:g} ms bins)",
            title="(c) APD intensity")
 

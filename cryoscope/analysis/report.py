@@ -39,6 +39,7 @@ from cryoscope.datafile import (
     Measurement,
     MeasurementError,
     in_intervals,
+    merge_intervals,
     open_measurement,
     read_frames,
     read_timing,
@@ -131,8 +132,10 @@ class AnalysisResult:
 
     @property
     def count_rate_cps(self) -> float:
-        """Mean APD count rate over the measurement (counts/s)."""
-        return self.photons.n / self.duration_s if self.duration_s > 0 else float("nan")
+        """Mean APD count rate over the measurement (counts/s), the clicks the time tagger
+        missed in overflows included."""
+        clicks = self.photons.n + self.measurement.missed_apd
+        return clicks / self.duration_s if self.duration_s > 0 else float("nan")
 
 
 def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = DECAY_BIN_PS
@@ -308,7 +311,9 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     duration_s = (stop_ps - start_ps) * 1e-12
     if math.isfinite(meas.duration_s) and meas.duration_s > 0:
         duration_s = meas.duration_s
-    pauses = meas.pauses_ps
+    # left out of trace, levels, decays and FLID: pauses (the particle was being re-centred)
+    # and tagger overflows (clicks and syncs were lost)
+    pauses = merge_intervals(np.concatenate([meas.pauses_ps, meas.overflows_ps]))
     bin_ps = round(bin_s * 1e12)
     n_bins = max(int(np.ceil((stop_ps - start_ps) / bin_ps)), 1)
     trace_counts = np.zeros(n_bins, np.int64)
@@ -335,7 +340,7 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         trace_counts += np.bincount((t_run - start_ps) // bin_ps, minlength=n_bins)[:n_bins]
         state_counts[-1] += decay_histogram(delay[run], period, DECAY_BIN_PS).counts
         if stream is not None:
-            stream.feed(t_run)
+            stream.feed(_close_gaps(t_run, pauses))
     g2 = None
     if correlator is not None:
         g2 = correlator.result()
@@ -343,7 +348,7 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
                            counts=trace_counts, bin_s=bin_s)
     cps, levels = None, None
     if stream is not None and in_run_photons > 20:
-        cps = stream.finish()
+        cps = _reopen_gaps(stream.finish(), pauses)
         levels = group_levels(cps)
 
     empty = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS)
@@ -396,8 +401,29 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
 
 def _in_run(time_ps: np.ndarray, start_ps: int, stop_ps: int, pauses_ps: np.ndarray
             ) -> np.ndarray:
-    """Photons from the first exposure's start to the last one's end, outside pauses."""
+    """Photons from the first exposure's start to the last one's end, outside pauses and
+    overflows."""
     return ((time_ps >= start_ps) & (time_ps < stop_ps) & ~in_intervals(time_ps, pauses_ps))
+
+
+def _close_gaps(time_ps: np.ndarray, gaps_ps: np.ndarray) -> np.ndarray:
+    """Photon times with the left-out intervals (pauses, overflows) cut out of the time axis,
+    so that a gap is no dark segment to the change-point analysis."""
+    if gaps_ps.shape[0] == 0:
+        return time_ps
+    before = np.concatenate([[0], np.cumsum(gaps_ps[:, 1] - gaps_ps[:, 0])])
+    return time_ps - before[np.searchsorted(gaps_ps[:, 1], time_ps, side="right")]
+
+
+def _reopen_gaps(cps: ChangePoints, gaps_ps: np.ndarray) -> ChangePoints:
+    """Change points found on :func:`_close_gaps` times, back on the tagger's time axis."""
+    if gaps_ps.shape[0] == 0:
+        return cps
+    before = np.concatenate([[0], np.cumsum(gaps_ps[:, 1] - gaps_ps[:, 0])])
+    closed_starts = gaps_ps[:, 0] - before[:-1]
+    t = cps.time_s * 1e12
+    real = (t + before[np.searchsorted(closed_starts, t, side="right")]) * 1e-12
+    return replace(cps, time_s=real)
 
 
 def _aligned(chunk: PhotonTable, apd2_offset: float | None) -> np.ndarray:

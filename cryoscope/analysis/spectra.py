@@ -53,8 +53,8 @@ class NoiseModel:
 class SpectralFrames:
     """Background-subtracted, cosmic-free spectra (ADU) on an ascending energy axis."""
 
-    v: np.ndarray  #: float64 [frames, pixels]
-    h: np.ndarray  #: float64 [frames, pixels]
+    v: np.ndarray  #: float32 [frames, pixels]
+    h: np.ndarray  #: float32 [frames, pixels]
     energy_ev: np.ndarray  #: float64 [pixels], ascending
     cosmic_rays: int  #: pixels replaced
     noise: NoiseModel
@@ -159,13 +159,15 @@ def prepare_spectra(frames: np.ndarray, wavelength_nm: np.ndarray, *,
 
     ``frames``: ``[frames, tracks, pixels]`` ADU. ``cosmic_threshold``: in noise σ.
     """
-    data = np.asarray(frames, float)
+    data = np.asarray(frames)
     if data.ndim != 3 or data.shape[1] <= max(v_track, h_track):
         raise ValueError(f"frames must be [frames, tracks>=2, pixels], got {data.shape}")
     energy = energy_axis_ev(wavelength_nm)
     order = np.argsort(energy)
-    v = subtract_background(data[:, v_track, :])[:, order]
-    h = subtract_background(data[:, h_track, :])[:, order]
+    # single precision: 16-bit counts summed over a few rows need 24 bits, and the per-frame
+    # arrays are what the analysis' memory grows with (2 × 4 bytes per pixel and frame)
+    v = subtract_background(data[:, v_track, :].astype(np.float32))[:, order]
+    h = subtract_background(data[:, h_track, :].astype(np.float32))[:, order]
     noise = estimate_noise(v, h)
     v2, nv = _remove_cosmics(v, h, noise, cosmic_threshold)
     h2, nh = _remove_cosmics(h, v, noise, cosmic_threshold)

@@ -90,6 +90,11 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
         "states": states,
         "frame_state": [int(s) for s in result.states.labels],
         "measurement": dict(meas.metadata),
+        "tagger_overflows": {
+            "intervals_ps": [[int(a), int(b)] for a, b in meas.overflows_ps.tolist()],
+            "missed_events": int(sum(meas.missed_events.values())),
+            "missed_apd": int(meas.missed_apd),
+        },
         "provenance": {"software_version": __version__, "parameters": dict(result.parameters)},
     }
 

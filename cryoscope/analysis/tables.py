@@ -55,13 +55,11 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _particle_row(summary: Mapping[str, Any]) -> dict[str, Any]:
     row = flatten(summary)
-    lists = {k: v for k, v in summary.items() if isinstance(v, list) and
-             (_is_object_list(v) or k in ("lines", "states", "centers"))}
-    for key, value in lists.items():
-        row[f"n_{key}"] = len(value)
-    # A center per line until the mapping of lines to centers exists (docs/population.md).
-    centers = summary.get("centers")
-    row["n_centers"] = len(centers) if isinstance(centers, list) else len(summary["lines"])
+    for key, value in summary.items():
+        if _is_object_list(value) or key in ("lines", "states", "centers"):
+            row[f"n_{key}"] = len(value or [])
+    # A center per line until the summary maps lines to centers (docs/population.md).
+    row["n_centers"] = row.get("n_centers", row["n_lines"])
     return row
 
 

@@ -10,11 +10,13 @@ __all__ = ["build_simulated_rig"]
 
 
 def build_simulated_rig(config: Config) -> Rig:
-    """Every simulated instrument on one bench, unconnected, on the bench's clock."""
+    """Every simulated instrument on one bench, unconnected, on the bench's clock, with the
+    configured faults (``[[simulation.faults]]``) installed."""
     from sim_hardware.bench import Bench, Wiring
     from sim_hardware.camera import SimCamera
     from sim_hardware.clock import SimClock
     from sim_hardware.cryostat import SimCryostat
+    from sim_hardware.faults import Fault, install
     from sim_hardware.laser import SimLaser
     from sim_hardware.params import BenchParams
     from sim_hardware.spectrograph import SimSpectrograph
@@ -28,6 +30,7 @@ def build_simulated_rig(config: Config) -> Rig:
         Wiring(ch.apd, ch.laser_sync, ch.camera_fire, ch.stage_motion, ch.apd2,
                config.stage.waveplate_zero_deg),
     )
+    install(bench, [Fault(f.instrument, f.kind, f.at_s) for f in sim.faults])
     spectrograph = SimSpectrograph(bench, config.spectrograph.gratings_lines_per_mm,
                                    config.spectrograph.focal_length_mm,
                                    config.spectrograph.inclusion_angle_deg)

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cryoscope.datafile.schema import FORMAT
+from cryoscope.datafile.superblock import SuperblockError, read_superblock
 from cryoscope.datafile.timing import (
     EdgePairs,
     FrameTiming,
@@ -29,6 +30,7 @@ from cryoscope.datafile.timing import (
     pair_edges,
     rest_angles,
 )
+from drivers.interfaces import TagEventType
 
 __all__ = [
     "DEFAULT_TAG_CHUNK",
@@ -36,6 +38,7 @@ __all__ = [
     "MeasurementError",
     "RunEvent",
     "SimulationTruth",
+    "check_complete",
     "iter_frame_blocks",
     "iter_tag_chunks",
     "open_h5",
@@ -60,10 +63,13 @@ def open_h5(path: str | Path) -> h5py.File:
 
     A finished file opens plainly. A file still being written, or left behind by a writer that
     was killed, carries HDF5's "open for writing" mark and opens in SWMR read mode. A damaged
-    file fails at once with :class:`MeasurementError` (one line)."""
+    file fails at once with :class:`MeasurementError` (one line): a file shorter than its
+    superblock says is refused before HDF5 reads it (in SWMR mode HDF5 would retry its reads for
+    many minutes instead of failing)."""
     file = Path(path)
     if not file.is_file():
         raise MeasurementError(f"file not found: {file}")
+    check_complete(file)
     try:
         return h5py.File(file, "r", locking=False)
     except OSError as plain:
@@ -73,8 +79,23 @@ def open_h5(path: str | Path) -> h5py.File:
     try:
         return h5py.File(file, "r", libver="latest", swmr=True, locking=False)
     except OSError as exc:
-        raise MeasurementError(f"not an HDF5 file: {file} ({_first_line(exc)})"
-                               ) from None
+        raise MeasurementError(f"damaged file: {file} ({_first_line(exc)})") from None
+
+
+def check_complete(path: str | Path) -> None:
+    """Refuse a file shorter than the end its HDF5 superblock records (a truncated copy or a
+    disk that filled up), or without a superblock, with a one-line :class:`MeasurementError`."""
+    file = Path(path)
+    try:
+        block = read_superblock(file)
+    except SuperblockError as exc:
+        raise MeasurementError(f"not an HDF5 file: {file} ({exc})") from None
+    except OSError as exc:
+        raise MeasurementError(f"cannot read {file}: {exc.strerror}") from None
+    size = file.stat().st_size
+    if block.file_end > size:
+        raise MeasurementError(f"damaged file: {file} is truncated ({size} of "
+                               f"{block.file_end} bytes)")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -140,6 +161,17 @@ class Measurement:
     events: tuple[RunEvent, ...] = ()
     #: what was measured (``/measurement`` attributes: sample, sample_type, particle, ...)
     metadata: dict[str, str] = field(default_factory=dict)
+    #: ``[n, 2]`` tagger times (ps) of each time-tagger overflow, from its begin to its end
+    #: event (one still open at the end of the stream: to the last tag); tags in them are lost
+    overflows_ps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    #: tags the time tagger missed in its overflows, per input (``/tagger`` missed-events events)
+    missed_events: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def missed_apd(self) -> int:
+        """APD clicks the time tagger missed in its overflows (both APDs)."""
+        return sum(n for ch, n in self.missed_events.items()
+                   if ch in (self.apd_channel, self.apd2_channel))
 
     @property
     def pauses_ps(self) -> npt.NDArray[np.int64]:
@@ -183,6 +215,33 @@ def _events(h5: h5py.File) -> tuple[RunEvent, ...]:
                  zip(kinds, ev["time_s"][:], ev["tagger_ps"][:], messages, strict=True))
 
 
+def _overflows(h5: h5py.File, n_tags: int) -> tuple[npt.NDArray[np.int64], dict[int, int]]:
+    """Overflow intervals and missed tags per input, from ``/tagger/event_*``."""
+    empty = np.zeros((0, 2), np.int64)
+    if "tagger" not in h5 or "event_type" not in h5["tagger"]:
+        return empty, {}
+    tg = h5["tagger"]
+    names = ("event_type", "event_timestamp_ps", "event_channel", "event_missed")
+    n = min(tg[name].shape[0] for name in names)
+    types, times, channels, missed = (np.asarray(tg[name][:n]) for name in names)
+    out: list[tuple[int, int]] = []
+    start: int | None = None
+    for kind, t in zip(types.tolist(), times.tolist(), strict=True):
+        if kind == TagEventType.OVERFLOW_BEGIN and start is None:
+            start = int(t)
+        elif kind == TagEventType.OVERFLOW_END and start is not None:
+            out.append((start, int(t)))
+            start = None
+    if start is not None:
+        last = int(h5["tags/timestamp_ps"][n_tags - 1]) if n_tags else start
+        out.append((start, max(start, last)))
+    lost = types == TagEventType.MISSED_EVENTS
+    per_input: dict[int, int] = {}
+    for ch, count in zip(channels[lost].tolist(), missed[lost].tolist(), strict=True):
+        per_input[int(ch)] = per_input.get(int(ch), 0) + int(count)
+    return (np.array(out, np.int64).reshape(-1, 2) if out else empty), per_input
+
+
 def open_measurement(path: str | Path) -> Measurement:
     """Read a file's metadata. Raises :class:`MeasurementError` naming the problem."""
     file = Path(path)
@@ -222,6 +281,8 @@ def _read_measurement(file: Path, h5: h5py.File) -> Measurement:
                    if isinstance(v, h5py.Dataset) and k not in ("frame_state", "frame_zpl_ev")},
         )
     n_frames = int(frames.shape[0])
+    n_tags = int(min(h5["tags/timestamp_ps"].shape[0], h5["tags/channel"].shape[0]))
+    overflows, missed = _overflows(h5, n_tags)
     exposure_index = None
     if "exposure_index" in cam:
         exposure_index = np.asarray(cam["exposure_index"][:n_frames], np.int64)
@@ -229,7 +290,7 @@ def _read_measurement(file: Path, h5: h5py.File) -> Measurement:
     return Measurement(
         path=file,
         status=str(_text(h5.attrs.get("status", "unknown"))),
-        n_tags=int(min(h5["tags/timestamp_ps"].shape[0], h5["tags/channel"].shape[0])),
+        n_tags=n_tags,
         apd_channel=int(_attr(ch, "apd", "/channels")),
         sync_channel=int(_attr(ch, "laser_sync", "/channels")),
         camera_channel=int(_attr(ch, "camera_fire", "/channels")),
@@ -259,6 +320,8 @@ def _read_measurement(file: Path, h5: h5py.File) -> Measurement:
         events=_events(h5),
         metadata={k: str(_text(v)) for k, v in h5["measurement"].attrs.items()}
         if "measurement" in h5 else {},
+        overflows_ps=overflows,
+        missed_events=missed,
     )
 
 

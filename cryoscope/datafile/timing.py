@@ -26,6 +26,7 @@ __all__ = [
     "StageTiming",
     "frame_timing",
     "in_intervals",
+    "merge_intervals",
     "pair_edges",
     "rest_angles",
     "stage_angle_at",
@@ -178,3 +179,18 @@ def in_intervals(t_ps: npt.ArrayLike, intervals_ps: npt.ArrayLike) -> npt.NDArra
         return np.zeros(t.shape, bool)
     k = np.searchsorted(iv[:, 0], t, side="right") - 1
     return (k >= 0) & (t < iv[np.maximum(k, 0), 1])
+
+
+def merge_intervals(intervals_ps: npt.ArrayLike) -> I64:
+    """``[n, 2]`` intervals sorted and merged where they overlap (for :func:`in_intervals`)."""
+    iv = np.asarray(intervals_ps, np.int64).reshape(-1, 2)
+    if iv.shape[0] == 0:
+        return iv
+    iv = iv[np.argsort(iv[:, 0], kind="stable")]
+    out = [iv[0].copy()]
+    for start, stop in iv[1:]:
+        if start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], stop)
+        else:
+            out.append(np.array([start, stop], np.int64))
+    return np.array(out, np.int64).reshape(-1, 2)

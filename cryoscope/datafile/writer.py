@@ -7,8 +7,16 @@ the replacement run has succeeded, and a lock file next to it keeps every other 
 this one lives. The writer creates every node up front, switches the file to
 single-writer/multiple-reader (SWMR) mode and then only appends and flushes (at least once per
 second of wall time), so a crash or ``kill -9`` loses at most the last second and leaves a file
-that opens. At the end it reopens the file normally to record the final status, error and
-ground truth.
+that opens (in SWMR read mode; ``cryoscope repair`` clears the mark a killed writer leaves, so
+that plain HDF5 opens it too). The final status, error and ground truth are recorded in the same
+session before the file is closed: the file is never reopened, so a kill at any moment leaves a
+file that opens.
+
+The disk never fills up under the writer: before each bulk write it checks that the data, and a
+reserve for the end of the run, fit on the disk and under the process' file-size limit; if not,
+it raises :class:`WriteError` ("disk full") without writing, and the run records
+``status = failed`` in the reserve. Any other write error is a :class:`WriteError` too; the
+writer then drops further data and only records the status.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ import datetime as dt
 import json
 import logging
 import os
+import resource
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import h5py
 import numpy as np
@@ -39,6 +48,10 @@ FLUSH_INTERVAL_S = 0.5
 #: ... or as soon as this many tags are queued.
 TAG_BUFFER_LIMIT = 2_000_000
 
+
+#: Room kept free for the end of the run (status, ground truth, HDF5 metadata and chunk
+#: caches; bytes).
+RESERVE_BYTES = 8 << 20
 
 #: Longest text of an event kind and message in ``/events`` (bytes, UTF-8).
 EVENT_KIND_BYTES, EVENT_MESSAGE_BYTES = 16, 240
@@ -60,6 +73,45 @@ class OutputBusyError(OutputError):
     """Another live run holds the output path."""
 
 
+class NoRoomError(OutputError):
+    """The run would not fit on the disk (or under the file-size limit)."""
+
+
+class WriteError(OSError):
+    """Writing the measurement file failed: the disk is full, the file-size limit is reached, or
+    an I/O error. ``str()`` is one line."""
+
+
+def _mb(nbytes: float) -> str:
+    return f"{nbytes / 1e6:.1f} MB"
+
+
+def room_left(file: Path) -> tuple[int, str, str]:
+    """Bytes that may still be written to ``file`` with :data:`RESERVE_BYTES` left over (may
+    be negative), what limits them ("the disk is full", "the file size limit of the process is
+    reached": the disk's free space or ``RLIMIT_FSIZE``) and the figures."""
+    stat = os.statvfs(file.parent)
+    free = stat.f_bavail * stat.f_frsize
+    left = free - RESERVE_BYTES
+    cause, figures = "the disk is full", f"{_mb(free)} free in {file.parent}"
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        size = file.stat().st_size if file.exists() else 0
+        if limit - size - RESERVE_BYTES < left:
+            left = limit - size - RESERVE_BYTES
+            cause = "the file size limit of the process is reached"
+            figures = f"{file.name} has {_mb(size)} of at most {_mb(limit)}"
+    return left, cause, f"{figures}, {_mb(RESERVE_BYTES)} kept for the end of the run"
+
+
+def check_room(path: str | Path, needed_bytes: int, what: str) -> None:
+    """Refuse a run of ``needed_bytes`` (described by ``what``) that cannot fit at ``path``,
+    with :class:`NoRoomError` before anything is written."""
+    left, _, figures = room_left(Path(path))
+    if left < needed_bytes:
+        raise NoRoomError(f"not enough room for {what}, {_mb(needed_bytes)}: {figures}")
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -72,6 +124,15 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def lock_holder(lock_path: Path) -> int | None:
+    """The live process holding a ``<name>.lock`` file, or None (no lock, or a dead one's)."""
+    try:
+        pid = int(lock_path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and _pid_alive(pid) else None
 
 
 class OutputClaim:
@@ -119,14 +180,11 @@ class OutputClaim:
             try:
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                try:
-                    pid = int(self.lock_path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _pid_alive(pid):
+                pid = lock_holder(self.lock_path)
+                if pid is not None:
                     raise OutputBusyError(
                         f"{self.path} is being written by a live run (process {pid})") from None
-                log.warning("taking over the stale lock %s of process %d", self.lock_path, pid)
+                log.warning("taking over the stale lock %s", self.lock_path)
                 self.lock_path.unlink(missing_ok=True)
                 continue
             except OSError as exc:
@@ -203,12 +261,22 @@ def _filters(meta: RunMetadata) -> dict[str, Any]:
 
 
 def _append(ds: h5py.Dataset, values: npt.ArrayLike) -> None:
+    """Append along the first axis; if the write fails the dataset keeps its old length (never
+    a stretch of fill-value zeros)."""
     data = np.asarray(values, dtype=ds.dtype)
     if data.shape[0] == 0:
         return
     n = ds.shape[0]
     ds.resize(n + data.shape[0], axis=0)
-    ds[n:] = data
+    try:
+        ds[n:] = data
+    except BaseException:
+        ds.resize(n, axis=0)
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def _set_attrs(node: h5py.Group, values: Mapping[str, Any]) -> None:
@@ -234,11 +302,17 @@ class MeasurementWriter:
         self._tag_buffer: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
         self._event_buffer: list[TagBlock] = []
         self._buffered = 0
+        self._failure: str | None = None
 
     @property
     def started(self) -> bool:
         """Whether :meth:`begin` created the file."""
         return self._began
+
+    @property
+    def failure(self) -> str | None:
+        """Why writing failed (data is dropped since), or None."""
+        return self._failure
 
     @property
     def frames_written(self) -> int:
@@ -252,6 +326,14 @@ class MeasurementWriter:
 
     def begin(self, meta: RunMetadata) -> None:
         """Create the file with every node, then enter SWMR append mode."""
+        self._usable(0)
+        try:
+            self._create(meta)
+        except OSError as exc:
+            self._fail(_one_line(exc))
+        log.info("writing %s", self.path)
+
+    def _create(self, meta: RunMetadata) -> None:
         f = h5py.File(self.claim.write_path, "w", libver="latest")
         self._file = f
         self._began = True
@@ -309,22 +391,25 @@ class MeasurementWriter:
 
         laser = f.create_group("laser")
         _set_attrs(laser, {"identity": ids.get("laser"), **meta.laser})
-        for name, dtype in (("log_time_s", np.float64), ("repetition_rate_hz", np.float64),
-                            ("power_nw", np.float64), ("emission_on", np.uint8)):
-            laser.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(256,))
+        laser_logs: tuple[tuple[str, npt.DTypeLike], ...] = (
+            ("log_time_s", np.float64), ("repetition_rate_hz", np.float64),
+            ("power_nw", np.float64), ("emission_on", np.uint8))
+        for name, log_dtype in laser_logs:
+            laser.create_dataset(name, (0,), log_dtype, maxshape=(None,), chunks=(256,))
 
         events = f.create_group("events")
-        for name, dtype in (("time_s", np.float64), ("tagger_ps", np.int64),
-                            ("kind", f"S{EVENT_KIND_BYTES}"),
-                            ("message", f"S{EVENT_MESSAGE_BYTES}")):
-            events.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(256,))
+        event_logs: tuple[tuple[str, npt.DTypeLike], ...] = (
+            ("time_s", np.float64), ("tagger_ps", np.int64), ("kind", f"S{EVENT_KIND_BYTES}"),
+            ("message", f"S{EVENT_MESSAGE_BYTES}"))
+        for name, event_dtype in event_logs:
+            events.create_dataset(name, (0,), event_dtype, maxshape=(None,), chunks=(256,))
 
         if meta.simulation is not None:
             _set_attrs(f.create_group("simulation"), meta.simulation)
 
         f.swmr_mode = True
-        self.flush(force=True)
-        log.info("writing %s", self.path)
+        f.flush()
+        self._last_flush = time.monotonic()
 
     def _f(self) -> h5py.File:
         if self._file is None:
@@ -332,17 +417,67 @@ class MeasurementWriter:
         return self._file
 
     def flush(self, force: bool = False) -> None:
-        """Write what is queued and flush to disk, if a flush is due (or ``force``)."""
+        """Write what is queued and flush to disk, if a flush is due (or ``force``). Tags that
+        would not leave the reserve free are not written: as many as fit are, then
+        :class:`WriteError`."""
         now = time.monotonic()
-        if self._file is not None and (force or now - self._last_flush >= FLUSH_INTERVAL_S):
+        if self._file is None or self._failure is not None or \
+                not (force or now - self._last_flush >= FLUSH_INTERVAL_S):
+            return
+        needed = 12 * self._buffered + 13 * sum(len(b) for b in self._event_buffer)
+        left, cause, figures = room_left(self.claim.write_path)
+        short = left < needed
+        if short:
+            self._keep_tags(max(0, left) // 12)
+        try:
             self._write_tags()
             self._file.flush()
-            self._last_flush = now
+        except OSError as exc:
+            self._fail(_one_line(exc))
+        self._last_flush = now
+        if short:
+            self._fail(f"{cause}: {figures}, {_mb(needed)} to write")
+
+    def _keep_tags(self, n: int) -> None:
+        """Keep only the first ``n`` queued tags (and no overflow events after the last)."""
+        kept: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
+        for t, c in self._tag_buffer:
+            if n <= 0:
+                break
+            kept.append((t[:n], c[:n]))
+            n -= t.shape[0]
+        self._tag_buffer = kept
+        self._buffered = sum(t.shape[0] for t, _ in kept)
+        last = kept[-1][0][-1] if kept and kept[-1][0].shape[0] else np.iinfo(np.int64).min
+        self._event_buffer = [b for b in self._event_buffer
+                              if b.timestamps_ps.shape[0] and b.timestamps_ps[0] <= last]
+
+    def _usable(self, nbytes: int) -> bool:
+        """Whether data may be written: False after a write failure (the data is dropped);
+        :class:`WriteError` if ``nbytes`` more would not leave the reserve free."""
+        if self._failure is not None:
+            return False
+        left, cause, figures = room_left(self.claim.write_path)
+        if left < nbytes:
+            self._fail(f"{cause}: {figures}")
+        return True
+
+    def _fail(self, reason: str) -> NoReturn:
+        """Stop writing data (what is queued is dropped) and raise :class:`WriteError`."""
+        if "No space left on device" in reason:
+            reason = f"the disk is full ({reason})"
+        self._failure = reason
+        self._tag_buffer.clear()
+        self._event_buffer.clear()
+        self._buffered = 0
+        raise WriteError(f"cannot write {self.path}: {reason}")
 
     # -- appending ----------------------------------------------------------------------------
 
     def append_tags(self, block: TagBlock) -> None:
         """Queue a block of the tag stream; it reaches the file at the next flush."""
+        if self._failure is not None:
+            return
         normal = block.event_types == TagEventType.TIME_TAG
         if normal.all():
             self._tag_buffer.append((block.timestamps_ps, block.channels))
@@ -370,9 +505,12 @@ class MeasurementWriter:
             _append(f["tagger/event_type"], types)
             _append(f["tagger/event_channel"], block.channels[special])
             _append(f["tagger/event_missed"], block.missed_events[special])
-            self._overflows += int(np.sum(types == TagEventType.OVERFLOW_BEGIN))
+            begun = int(np.sum(types == TagEventType.OVERFLOW_BEGIN))
+            self._overflows += begun
             self._missed += int(block.missed_events[special].sum())
-            log.warning("time tagger overflow: %d tags missed so far", self._missed)
+            if begun:
+                log.warning("time tagger overflow: tags are being lost (%d missed so far)",
+                            self._missed)
         self._event_buffer.clear()
 
     def append_frames(self, frames: npt.NDArray[np.uint16], exposure_index: npt.ArrayLike
@@ -381,75 +519,95 @@ class MeasurementWriter:
         index = np.asarray(exposure_index, np.int64)
         if frames.shape[0] != index.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames with {index.shape[0]} exposure indices")
-        if frames.shape[0] == 0:
+        if frames.shape[0] == 0 or not self._usable(frames.nbytes + index.nbytes):
             return
         f = self._f()
-        _append(f["camera/frames"], frames)
-        _append(f["camera/exposure_index"], index)
+        try:
+            _append(f["camera/frames"], frames)
+            _append(f["camera/exposure_index"], index)
+        except OSError as exc:
+            self._fail(_one_line(exc))
         self._frames += frames.shape[0]
         self.flush()
 
+    def _log(self, rows: Mapping[str, npt.ArrayLike]) -> None:
+        """Append to small datasets (by path); nothing after a write failure."""
+        if self._failure is not None:
+            return
+        f = self._f()
+        try:
+            for name, values in rows.items():
+                _append(f[name], values)
+        except OSError as exc:
+            self._fail(_one_line(exc))
+
     def log_lost_frames(self, exposure_index: npt.ArrayLike) -> None:
         """Exposures whose frame the camera lost."""
-        _append(self._f()["camera/lost_exposure_index"], np.asarray(exposure_index, np.int64))
+        self._log({"camera/lost_exposure_index": np.asarray(exposure_index, np.int64)})
 
     def log_event(self, kind: str, time_s: float, tagger_ps: int, message: str = "") -> None:
         """An event of the run (``pause``, ``resume``, ``lost_frame``, ``interlock``, ...)."""
-        f = self._f()
-        _append(f["events/time_s"], [time_s])
-        _append(f["events/tagger_ps"], [tagger_ps])
-        _append(f["events/kind"], [kind.encode()[:EVENT_KIND_BYTES]])
-        _append(f["events/message"], [message.encode()[:EVENT_MESSAGE_BYTES]])
+        self._log({"events/time_s": [time_s], "events/tagger_ps": [tagger_ps],
+                   "events/kind": [kind.encode()[:EVENT_KIND_BYTES]],
+                   "events/message": [message.encode()[:EVENT_MESSAGE_BYTES]]})
         self.flush(force=True)
 
     def log_camera(self, time_s: float, temperature_c: float) -> None:
-        f = self._f()
-        _append(f["camera/log_time_s"], [time_s])
-        _append(f["camera/log_temperature_c"], [temperature_c])
+        self._log({"camera/log_time_s": [time_s], "camera/log_temperature_c": [temperature_c]})
 
     def log_stage_move(self, start_s: float, target_deg: float) -> None:
-        f = self._f()
-        _append(f["stage/move_start_s"], [start_s])
-        _append(f["stage/target_deg"], [target_deg])
-        _append(f["stage/move_end_s"], [np.nan])
-        _append(f["stage/reached_deg"], [np.nan])
+        self._log({"stage/move_start_s": [start_s], "stage/target_deg": [target_deg],
+                   "stage/move_end_s": [np.nan], "stage/reached_deg": [np.nan]})
 
     def log_stage_reached(self, end_s: float, reached_deg: float) -> None:
+        if self._failure is not None:
+            return
         f = self._f()
-        f["stage/move_end_s"][-1] = end_s
-        f["stage/reached_deg"][-1] = reached_deg
+        try:
+            f["stage/move_end_s"][-1] = end_s
+            f["stage/reached_deg"][-1] = reached_deg
+        except OSError as exc:
+            self._fail(_one_line(exc))
 
     def log_cryostat(self, time_s: float, temperature_k: float, setpoint_k: float,
                      pressure_mbar: float | None) -> None:
-        f = self._f()
-        for name, value in (("log_time_s", time_s), ("sample_temperature_k", temperature_k),
-                            ("setpoint_k", setpoint_k),
-                            ("pressure_mbar", np.nan if pressure_mbar is None else pressure_mbar)):
-            _append(f[f"cryostat/{name}"], [value])
+        self._log({"cryostat/log_time_s": [time_s], "cryostat/sample_temperature_k":
+                   [temperature_k], "cryostat/setpoint_k": [setpoint_k],
+                   "cryostat/pressure_mbar": [np.nan if pressure_mbar is None else pressure_mbar]})
 
     def log_laser(self, time_s: float, rate_hz: float, power_nw: float, emission_on: bool) -> None:
-        f = self._f()
-        for name, value in (("log_time_s", time_s), ("repetition_rate_hz", rate_hz),
-                            ("power_nw", power_nw), ("emission_on", int(emission_on))):
-            _append(f[f"laser/{name}"], [value])
+        self._log({"laser/log_time_s": [time_s], "laser/repetition_rate_hz": [rate_hz],
+                   "laser/power_nw": [power_nw], "laser/emission_on": [int(emission_on)]})
 
     # -- the end ------------------------------------------------------------------------------
 
     def finish(self, status: str, error: str = "", duration_s: float | None = None,
                truth: Mapping[str, npt.ArrayLike] | None = None) -> None:
-        """Close the SWMR session and record how the run ended (and the ground truth)."""
-        if self._file is None:
+        """Record how the run ended (and the ground truth) and close the file, in the same SWMR
+        session: the file is never reopened, so a kill at any moment leaves it readable. After
+        a write failure the queued data is dropped and only the status is recorded (in the
+        reserve the room checks kept free)."""
+        f = self._file
+        if f is None:
             return
-        self.flush(force=True)
-        self._file.close()
-        self._file = None
-        with h5py.File(self.claim.write_path, "r+", libver="latest") as f:
+        try:
+            if self._failure is None:
+                try:
+                    self.flush(force=True)
+                except WriteError as exc:
+                    status, error = "failed", f"{error}; {exc}" if error else str(exc)
             _set_attrs(f, {"status": status, "error": " ".join(error.split()),
                            "finished": now_iso(), "duration_s": duration_s})
             _set_attrs(f["tagger"], {"overflows": self._overflows,
                                      "missed_events": self._missed})
-            if truth is not None:
+            if truth is not None and self._failure is None:
                 group = f.require_group("simulation")
                 for name, values in truth.items():
                     group.create_dataset(name, data=np.asarray(values))
+            f.flush()
+        except OSError as exc:
+            log.error("could not record the status of %s: %s", self.path, _one_line(exc))
+        finally:
+            self._file = None
+            f.close()
         log.info("%s: %s, %d frames, %d tags", self.path, status, self._frames, self._tags)

@@ -18,7 +18,7 @@ from cryoscope.acquisition import (
 )
 from cryoscope.config import Config
 from cryoscope.datafile import OutputClaim
-from cryoscope.engine import run_plan
+from cryoscope.engine import measurement_for, run_plan
 from cryoscope.plans import Plan, make_plan
 from cryoscope.rig import Rig
 from cryoscope.session.monitors import RateMeter
@@ -56,8 +56,7 @@ class RunRequest:
         the output (:class:`~cryoscope.datafile.OutputExistsError` when it exists and
         ``overwrite`` is not given; :class:`~cryoscope.datafile.OutputError` otherwise)."""
         chosen = make_plan(plan, config, **values)
-        if measurement:
-            config.with_overrides("measurement", **measurement)  # validates the values
+        measurement_for(config, measurement)  # validates the values now
         return cls(chosen, OutputClaim(out, overwrite), dict(measurement or {}), listeners)
 
 
@@ -76,12 +75,8 @@ class PlanRun:
         self._between_steps = between_steps
 
     def run(self, rig: Rig) -> RunResult:
-        """The run, on a view of the rig whose configuration carries the run's measurement."""
+        """The run, with its measurement values (the engine writes them to ``/measurement``)."""
         req = self.request
-        run_rig = rig
-        if req.measurement:
-            config = rig.config.with_overrides("measurement", **req.measurement)
-            run_rig = dataclasses.replace(rig, config=config)
 
         def relay(event: RunEvent) -> None:
             if isinstance(event, TagsAcquired):
@@ -89,5 +84,5 @@ class PlanRun:
             self._publish(event)
             self._between_steps()
 
-        return run_plan(run_rig, req.plan, req.claim, control=self.control,
-                        listeners=[*req.listeners, relay])
+        return run_plan(rig, req.plan, req.claim, control=self.control,
+                        listeners=[*req.listeners, relay], measurement=req.measurement)

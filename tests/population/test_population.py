@@ -64,7 +64,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=base)
     worker = None
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not info.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(info.read_text())["address"]
@@ -75,8 +75,8 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=base)
         from distributed import Client
 
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=180)
         yield address
     finally:
         for proc in (worker, sched):
