@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the analysis stack is imported when a command runs, not for --help
     from cryoscope.analysis.batch import FileOutcome
@@ -40,8 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="several files: analyze again files analyzed before")
     parser.add_argument("--bin-ms", type=float, default=10.0,
                         help="intensity-trace and FLID bin (ms, default 10)")
-    parser.add_argument("--max-states", type=int, default=5,
-                        help="most spectral states tried (default 5)")
+    parser.add_argument("--regions", metavar="LO:HI[,LO:HI...]",
+                        help="energy range (eV) of each emission center, e.g. "
+                             "2.125:2.16,2.10:2.125 (default: centers found automatically)")
+    parser.add_argument("--jump-mev", type=float, default=2.0,
+                        help="least peak shift between frames counted as a jump (meV, default 2)")
     parser.add_argument("--no-figures", action="store_true",
                         help="write summary.json only (several files: no per-file figures; the "
                              "tables and population.png are still written)")
@@ -53,9 +57,29 @@ def _error(message: str) -> int:
     return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """``analyze_file`` keywords from the options; raises ValueError naming a bad one."""
     if args.bin_ms <= 0:
-        return _error(f"--bin-ms must be positive, got {args.bin_ms}")
+        raise ValueError(f"--bin-ms must be positive, got {args.bin_ms}")
+    if args.jump_mev <= 0:
+        raise ValueError(f"--jump-mev must be positive, got {args.jump_mev}")
+    regions = None
+    if args.regions is not None:
+        from cryoscope.analysis.report import parse_regions
+
+        try:
+            regions = parse_regions(args.regions).tolist()
+        except ValueError as exc:
+            raise ValueError(f"--regions: {exc}") from None
+    return {"bin_s": args.bin_ms / 1000.0, "tracking_regions_ev": regions,
+            "jump_mev": args.jump_mev}
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        args.parameters = _parameters(args)
+    except ValueError as exc:
+        return _error(str(exc))
     if args.workers is not None and args.workers < 1:
         return _error(f"--workers must be at least 1, got {args.workers}")
     single = len(args.paths) == 1 and Path(args.paths[0]).is_file()
@@ -110,7 +134,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     try:
         result = analyze_batch(files, out, workers=args.workers, scheduler=args.scheduler,
                                force=args.force, figures=not args.no_figures, progress=bar,
-                               bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
+                               **args.parameters)
     except (OSError, ValueError) as exc:
         bar.close()
         return _error(f"cannot use the Dask scheduler {args.scheduler}: {exc}"
@@ -139,7 +163,7 @@ def _run_one(path: Path, args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else path.with_name(path.stem + "_analysis")
     try:
-        result = analyze_file(path, bin_s=args.bin_ms / 1000.0, max_states=args.max_states)
+        result = analyze_file(path, **args.parameters)
     except MeasurementError as exc:
         return _error(str(exc))
     except (ValueError, KeyError, OSError) as exc:
@@ -168,16 +192,25 @@ def _run_one(path: Path, args: argparse.Namespace) -> int:
         print(f"g2(0) = {g2.g2_zero:.3f} ± {g2.g2_zero_err:.3f} ({g2.center} coincidences in "
               f"the center peak, {g2.side_mean:.1f} per side peak)" if g2 else
               "g2(0): no coincidences between the two APDs")
-    print(f"{'line (eV)':>10} {'FWHM (meV)':>10} {'p':>6} {'phi (deg)':>14}")
+    print(f"{'line (eV)':>10} {'center':>6} {'charge':>6} {'FWHM (meV)':>10} {'p':>6} "
+          f"{'phi (deg)':>14}")
     for ln in result.lines:
         pol = ln.polarization
         p = f"{pol.p:6.2f}" if pol else "     -"
         phi = f"{pol.phi_deg:6.1f} ± {pol.phi_err_deg:4.1f}" if pol else "             -"
-        print(f"{ln.zpl_ev:10.4f} {ln.fwhm_mev:10.2f} {p} {phi:>14}")
-    print(f"{'state':>5} {'share':>6} {'kcps':>6}  lifetimes (ns)")
+        doubt = f"  uncertain: {'; '.join(ln.uncertain)}" if ln.uncertain else ""
+        print(f"{ln.zpl_ev:10.4f} {ln.center:>6} {ln.charge:>6} {ln.fwhm_mev:10.2f} {p} "
+              f"{phi:>14}{doubt}")
+    print(f"{'state':>5} {'share':>6} {'kcps':>6}  {'configuration':<16} lifetimes (ns)")
     for st in result.state_results:
         taus = ", ".join(f"{t:.3g}" for t in st.decay.taus_ns) if st.decay else "-"
-        print(f"{st.id:>5} {st.fraction:6.0%} {st.count_rate_cps / 1e3:6.1f}  {taus}")
+        config = "/".join(result.states.names(st.id))
+        print(f"{st.id:>5} {st.fraction:6.0%} {st.count_rate_cps / 1e3:6.1f}  {config:<16} "
+              f"{taus}")
+    kinds = Counter(j.kind for j in result.jumps)
+    both = sum(1 for j in result.jumps if len(j.centers) > 1)
+    print(f"jumps: {len(result.jumps)} ({both} of two centers at once): "
+          + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
     for done in written:
         print(f"wrote {done}")
     return 0

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -95,14 +96,14 @@ class _Rows:
         self._buf[start: start + data.shape[0]] = data
 
     @property
-    def buf(self) -> npt.NDArray[np.generic]:
+    def buf(self) -> npt.NDArray[Any]:
         """The whole buffer (rows beyond :attr:`n` are zero); write through it."""
         return self._buf
 
-    def copy(self) -> npt.NDArray[np.generic]:
+    def copy(self) -> npt.NDArray[Any]:
         return self._buf[: self.n].copy()
 
-    def written(self) -> npt.NDArray[np.generic]:
+    def written(self) -> npt.NDArray[Any]:
         """The rows written so far, without a copy: for append-only use, where they never
         change again (a later append that grows the buffer moves to a new one)."""
         return self._buf[: self.n]
@@ -394,8 +395,8 @@ class LiveAccumulator:
         use = ~moving & np.isfinite(theta)
         key = np.round(theta[use] / ANGLE_RESOLUTION_DEG).astype(np.int64)
         angles, inverse = np.unique(key, return_inverse=True)
-        v_sum = np.bincount(inverse, weights=v[use], minlength=angles.shape[0])
-        h_sum = np.bincount(inverse, weights=h[use], minlength=angles.shape[0])
+        v_sum = np.bincount(inverse, weights=v[use], minlength=angles.shape[0]).astype(float)
+        h_sum = np.bincount(inverse, weights=h[use], minlength=angles.shape[0]).astype(float)
         theta_sum = np.bincount(inverse, weights=theta[use], minlength=angles.shape[0])
         frames_per = np.bincount(inverse, minlength=angles.shape[0])
         angle_deg = theta_sum / np.maximum(frames_per, 1)

@@ -98,23 +98,25 @@ class _SpectroPhotons:
     def empty(cls) -> _SpectroPhotons:
         return cls(np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0), np.empty(0))
 
-    def _fields(self) -> tuple[npt.NDArray[np.generic], ...]:
-        return self.time_ps, self.center, self.energy_ev, self.u
-
     def extend(self, other: _SpectroPhotons) -> _SpectroPhotons:
         """Both sets (a photon may outlive the chunk it was excited in)."""
         if not self.time_ps.size:
             return other
-        return _SpectroPhotons(*(np.concatenate([a, b]) for a, b in zip(
-            self._fields(), other._fields(), strict=True)))
+        return _SpectroPhotons(np.concatenate([self.time_ps, other.time_ps]),
+                               np.concatenate([self.center, other.center]),
+                               np.concatenate([self.energy_ev, other.energy_ev]),
+                               np.concatenate([self.u, other.u]))
 
     def split(self, t_ps: int) -> tuple[_SpectroPhotons, _SpectroPhotons]:
         """The photons before ``t_ps``, and the others."""
         due = self.time_ps < t_ps
         if due.all():
             return self, _SpectroPhotons.empty()
-        return (_SpectroPhotons(*(a[due] for a in self._fields())),
-                _SpectroPhotons(*(a[~due] for a in self._fields())))
+        return self._take(due), self._take(~due)
+
+    def _take(self, mask: npt.NDArray[np.bool_]) -> _SpectroPhotons:
+        return _SpectroPhotons(self.time_ps[mask], self.center[mask], self.energy_ev[mask],
+                               self.u[mask])
 
 
 #: The bench generates emission ahead of time in chunks of this many picoseconds (0.5 s).
@@ -259,7 +261,7 @@ class Bench:
             time_ps = np.concatenate([time_ps, rng.integers(start, end, size=n_stray)])
             center = np.concatenate([center, np.full(n_stray, STRAY_LIGHT, np.int8)])
             energy_ev = np.concatenate([energy_ev, HC_EV_NM / rng.uniform(low, high, n_stray)])
-        return _SpectroPhotons(time_ps, center, energy_ev, rng.random(time_ps.shape[0]))
+        return _SpectroPhotons(time_ps, center, energy_ev, rng.random((time_ps.shape[0],)))
 
     def _detect_apd(self, times_ps: npt.NDArray[np.int64], start: int, end: int) -> None:
         """APD arm of ``[start, end)``: an optional second 50:50 splitter, signal delay, timing
@@ -280,7 +282,7 @@ class Bench:
                 t = np.concatenate([t, rng.integers(start, end, size=n_dark)])
             t = np.sort(t, kind="stable")  # timsort: nearly sorted runs
             if optics.apd_afterpulsing > 0:
-                after = rng.random(t.shape[0]) < optics.apd_afterpulsing
+                after = rng.random((t.shape[0],)) < optics.apd_afterpulsing
                 if after.any():
                     t_after = t[after] + dead_ps + np.rint(rng.exponential(
                         optics.apd_afterpulse_delay_ns * 1e3, int(after.sum()))).astype(np.int64)

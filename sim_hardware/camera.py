@@ -213,7 +213,7 @@ class SimCamera(SimInstrument, Camera):
         starts = now + cycle_ps * np.arange(frames, dtype=np.int64)
         channel = self._bench.wiring.camera_fire
         self._bench.add_edges(np.concatenate([starts, starts + exposure_ps]),
-                              np.repeat(np.int32([channel, -channel]), frames))
+                              np.repeat(np.array([channel, -channel], np.int32), frames))
 
     def is_acquiring(self) -> bool:
         """Until the last frame can be read (its exposure ended before now, as

@@ -75,8 +75,8 @@ class PhotonBatch:
 
     @classmethod
     def empty(cls) -> PhotonBatch:
-        return cls(*(np.empty(0, dt) for dt in (np.int64, np.int64, np.int8, np.int8,
-                                                 np.float64, np.bool_)))
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8),
+                   np.empty(0, np.int8), np.empty(0, np.float64), np.empty(0, np.bool_))
 
     @classmethod
     def concat(cls, batches: list[PhotonBatch]) -> PhotonBatch:

@@ -41,7 +41,8 @@ def dark_current_e_per_s(optics: OpticsParams, temperature_c: float) -> float:
     return optics.emccd_dark_e_per_s * 2.0 ** ((temperature_c + 80.0) / 7.0)
 
 
-def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int, exposure_s: float,
+def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int | npt.NDArray[np.int64],
+                  exposure_s: float,
                   em_gain: int, temperature_c: float, optics: OpticsParams,
                   rng: np.random.Generator) -> npt.NDArray[np.uint16]:
     """Turn photons per (binned) pixel into ADU through the EMCCD chain of PHYSICS.md.
@@ -66,8 +67,8 @@ def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int, exposure_s: 
         amplified = electrons.astype(np.float64)
     amplified += _sliced(lambda s: rng.normal(0.0, optics.emccd_read_noise_e,
                                               size=s.stop - s.start), n)
-    amplified = amplified.reshape(shape)
-    adu = np.rint(amplified / optics.emccd_electrons_per_adu + optics.emccd_bias_adu)
+    image = amplified.reshape(shape)
+    adu = np.rint(image / optics.emccd_electrons_per_adu + optics.emccd_bias_adu)
     return np.clip(adu, 0, 65535).astype(np.uint16)
 
 

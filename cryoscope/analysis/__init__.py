@@ -10,7 +10,10 @@ Array-level functions (usable live, e.g. by the GUI) and file-level entry points
 - :mod:`.image` — image readout: V and H row bands binned into spectra
 - :mod:`.spectra`, :mod:`.states` — per-frame spectra, EMCCD noise, spectral states
 - :mod:`.lines`, :mod:`.polarization`, :mod:`.tracking` — line fits, p/φ/g fits, peak tracking
-- :mod:`.report`, :mod:`.summary`, :mod:`.figures`, :mod:`.cli` — the whole file
+- :mod:`.peaks`, :mod:`.centers`, :mod:`.configurations`, :mod:`.jumps` — the charging-state map:
+  peaks per frame, emission centers and their lines, configurations per frame, classified jumps
+- :mod:`.report`, :mod:`.summary`, :mod:`.figures`, :mod:`.mapping_figure`, :mod:`.cli` — the
+  whole file
 """
 
 import cryoscope.numba_cache  # noqa: F401  (first: a writable numba cache before numba loads)

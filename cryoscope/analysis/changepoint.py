@@ -96,7 +96,26 @@ def find_change_points(time_ps: np.ndarray, alpha: float = 0.05, min_photons: in
         k, _ = _best_split(t, int(bounds[i - 1]), int(bounds[i + 1]))
         if k > 0:
             bounds[i] = k
-    return _segments(t, np.unique(bounds[1:-1]))
+    return _segments(t, _enforce_min_photons(np.unique(bounds[1:-1]), n, min_photons))
+
+
+def _enforce_min_photons(cps: np.ndarray, n: int, min_photons: int) -> np.ndarray:
+    """Drop change points until every segment holds at least ``min_photons`` photons (the
+    refinement can move two change points next to each other): the smallest segment is merged
+    into its smaller neighbour, again and again."""
+    edges = [0, *cps.tolist(), n]
+    while len(edges) > 2:
+        sizes = np.diff(edges)
+        i = int(np.argmin(sizes))
+        if sizes[i] >= min_photons:
+            break
+        if i == 0:
+            del edges[1]
+        elif i == sizes.size - 1:
+            del edges[-2]
+        else:  # the change point towards the smaller neighbour goes
+            del edges[i if sizes[i - 1] <= sizes[i + 1] else i + 1]
+    return np.asarray(edges[1:-1], np.int64)
 
 
 def _segments(t: np.ndarray, cps: np.ndarray) -> ChangePoints:
@@ -107,6 +126,36 @@ def _segments(t: np.ndarray, cps: np.ndarray) -> ChangePoints:
     counts = stops - starts
     dur = np.maximum(np.diff(edges), 1e-12)
     return ChangePoints(index=cps, time_s=edges, counts=counts, rate_cps=counts / dur)
+
+
+def _merge_close_levels(groups: list[list[int]], counts: np.ndarray, dur: np.ndarray,
+                        min_contrast: float, min_photons: int) -> list[list[int]]:
+    """Merge levels closer than ``min_contrast`` in rate; fold levels of too few photons into
+    the nearest (log rate) other level."""
+    groups = [list(g) for g in groups]
+
+    def rate(g: list[int]) -> float:
+        return float(counts[g].sum() / max(dur[g].sum(), 1e-12))
+
+    while len(groups) > 1:
+        groups.sort(key=rate)
+        rates = np.array([rate(g) for g in groups])
+        small = [i for i, g in enumerate(groups) if counts[g].sum() < min_photons]
+        if small:
+            i = small[0]
+            logs = np.log(np.maximum(rates, 1e-9))
+            dist = np.abs(logs - logs[i])
+            dist[i] = np.inf
+            j = int(np.argmin(dist))
+        else:
+            contrast = np.diff(rates) / np.maximum(rates[1:], 1e-12)
+            i = int(np.argmin(contrast))
+            if contrast[i] >= min_contrast:
+                break
+            j = i + 1
+        groups[j] = groups[j] + groups[i]
+        del groups[i]
+    return groups
 
 
 @dataclass(frozen=True)
@@ -123,9 +172,16 @@ def _group_loglik(counts: np.ndarray, durations: np.ndarray) -> float:
     return float(n * math.log(n / d)) - float(n) if n > 0 else 0.0
 
 
-def group_levels(cp: ChangePoints, max_levels: int = 8) -> IntensityLevels:
+def group_levels(cp: ChangePoints, max_levels: int = 8, min_contrast: float = 0.1,
+                 min_level_photons: int = 100) -> IntensityLevels:
     """Group segments into levels: merge the pair of groups that loses least likelihood, keep the
-    number of levels with the best BIC = 2 ln L − (2G − 1) ln N_cp − N_cp ln N."""
+    number of levels with the best BIC = 2 ln L − (2G − 1) ln N_cp − N_cp ln N.
+
+    Then levels whose rates differ by less than ``min_contrast`` (relative) are one — at 10⁵–10⁶
+    photons per level the Poisson likelihood resolves sub-percent differences (pile-up, laser
+    drift) that are no blinking levels — and a level of fewer than ``min_level_photons`` photons
+    (a short segment straddling a switch) joins the level nearest in log rate.
+    """
     counts = cp.counts.astype(float)
     dur = np.diff(cp.time_s)
     n_seg = counts.shape[0]
@@ -137,8 +193,8 @@ def group_levels(cp: ChangePoints, max_levels: int = 8) -> IntensityLevels:
         history.append((len(groups), [list(g) for g in groups], ll))
         if len(groups) == 1:
             break
-        rates = [counts[g].sum() / dur[g].sum() for g in groups]
-        order = np.argsort(rates)
+        group_rates = [counts[g].sum() / dur[g].sum() for g in groups]
+        order = np.argsort(group_rates)
         best_cost, best_pair = np.inf, (0, 1)
         for a, b in itertools.pairwise(order):
             merged = groups[a] + groups[b]
@@ -154,6 +210,8 @@ def group_levels(cp: ChangePoints, max_levels: int = 8) -> IntensityLevels:
     bic = np.array([2 * ll - (2 * g - 1) * math.log(n_cp) - n_cp * math.log(n_total)
                     for g, _grp, ll in candidates])
     g_best, grp_best, _ = candidates[int(np.argmax(bic))]
+    grp_best = _merge_close_levels(grp_best, counts, dur, min_contrast, min_level_photons)
+    g_best = len(grp_best)
     rates = np.array([counts[g].sum() / dur[g].sum() for g in grp_best])
     order = np.argsort(rates)
     level = np.empty(n_seg, int)

@@ -1,5 +1,6 @@
-"""PNG figures laid out like the paper's Fig. 2 (overview) and Fig. 4d (peak tracking), and
-g²(τ) of the two APDs when the file has a second one.
+"""PNG figures laid out like the paper's Fig. 2 (overview), Fig. 4d (peak tracking) and Fig. 4
+(the charging-state map, :mod:`.mapping_figure`), and g²(τ) of the two APDs when the file has a
+second one.
 
 Figures are plain :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas: no pyplot
 state, no GUI backend, safe in headless runs and next to a Qt application.
@@ -15,6 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cryoscope.analysis.lifetime import model_counts
+from cryoscope.analysis.lines import line_model
+from cryoscope.analysis.mapping_figure import frame_stripe, mapping_figure
 from cryoscope.analysis.polarization import polarization_model
 from cryoscope.analysis.report import AnalysisResult
 
@@ -43,19 +46,6 @@ def _uniform_energy(energy_ev: np.ndarray, spectra: np.ndarray) -> tuple[np.ndar
     return grid, spectra[:, left] * (1 - w) + spectra[:, right] * w
 
 
-def _state_stripe(ax: matplotlib.axes.Axes, span: tuple[float, float], labels: np.ndarray,
-                  top: float = 0.97) -> None:
-    """The spectral state of each frame as a coloured stripe along the top of ``ax`` (one
-    image, whatever the number of frames)."""
-    colors = np.array([_color(int(k)) for k in range(max(int(labels.max(initial=0)) + 1, 1))])
-    stripe = colors[np.asarray(labels, int)][None, :, :]
-    band = ax.inset_axes((0.0, top, 1.0, 1.0 - top))
-    band.imshow(stripe, aspect="auto", interpolation="nearest", extent=(span[0], span[1], 0, 1))
-    band.set_xlim(span)
-    band.set_axis_off()
-    ax.set_xlim(span)
-
-
 def overview_figure(result: AnalysisResult) -> Figure:
     """Spectral time trace, intensity trace, decays per state, FLID, state spectra, polarization."""
     fig = Figure(figsize=(14, 10), layout="constrained")
@@ -71,7 +61,9 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax.imshow(image.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=vmax,
               interpolation="nearest", extent=(0, n_frames, energy[0] - step / 2,
                                                energy[-1] + step / 2))
-    _state_stripe(ax, (0, n_frames), labels)
+    frame_stripe(ax, np.arange(n_frames), np.arange(1, n_frames + 1),
+                 [_color(int(s)) for s in labels], 0.97, 1.0)
+    ax.set_xlim(0, n_frames)
     if result.lines:
         lo = min(ln.zpl_ev for ln in result.lines) - 0.045
         hi = max(ln.zpl_ev for ln in result.lines) + 0.01
@@ -81,8 +73,9 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax = fig.add_subplot(grid[1, :2])
     tr = result.trace
     ax.plot(tr.start_s - tr.start_s[0], tr.rate_cps / 1e3, lw=0.4, color="0.3")
-    span = (result.photons.frame_stop_ps[n_frames - 1] - result.photons.frame_start_ps[0]) * 1e-12
-    _state_stripe(ax, (0.0, span), labels, top=0.95)
+    starts = (result.photons.frame_start_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
+    stops = (result.photons.frame_stop_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
+    frame_stripe(ax, starts, stops, [_color(int(s)) for s in labels], 0.95, 1.0)
     ax.set(xlabel="time (s)", ylabel=f"kcps ({tr.bin_s * 1e3:g} ms bins)",
            title="(c) APD intensity")
 
@@ -123,12 +116,25 @@ def overview_figure(result: AnalysisResult) -> Figure:
            title="(f) FLID")
 
     ax = fig.add_subplot(grid[2, :2])
+    cmap = result.centers
+    styles = ("--", ":", "-.")
     for st in result.state_results:
         norm = max(st.n_frames, 1)
         ax.plot(sp.energy_ev, st.spectrum / norm, lw=0.8, color=_color(st.id),
-                label=f"state {st.id} ({st.fraction:.0%})")
-        if st.fit:
-            ax.plot(st.fit.energy_ev, st.fit.model / norm, "--", lw=0.8, color="k")
+                label=f"state {st.id} ({'/'.join(result.states.names(st.id))}, "
+                      f"{st.fraction:.0%})")
+        if st.fit and cmap.lines:
+            fit = st.fit
+            for ln in fit.lines:  # each center's component of the fit
+                center = min(cmap.lines, key=lambda m: abs(m.energy_ev - ln.zpl_ev)).center
+                part = line_model(fit.energy_ev, np.array([ln.zpl_ev]), np.array([ln.area]),
+                                  np.array([ln.fwhm_mev]), np.array([ln.replica_weights]),
+                                  fit.resolution_sigma_mev, 0.0, fit.replica_broadening,
+                                  fit.replica_shifts_mev)
+                ax.plot(fit.energy_ev, part / norm, styles[center % 3], lw=0.8,
+                        color=_color(st.id))
+    for c in range(len(cmap.centers)):
+        ax.plot([], [], styles[c % 3], color="k", lw=0.8, label=f"fit: center {c}")
     if result.lines:
         ax.set_xlim(min(ln.zpl_ev for ln in result.lines) - 0.045,
                     max(ln.zpl_ev for ln in result.lines) + 0.01)
@@ -138,20 +144,18 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax = fig.add_subplot(grid[2, 2])
     theta = result.frame_theta_deg
     fine = np.linspace(np.nanmin(theta), np.nanmax(theta) + 1e-9, 200)
-    for i, ln in enumerate(result.lines):
-        sel = (sp.energy_ev >= ln.window_ev[0]) & (sp.energy_ev <= ln.window_ev[1])
-        use = np.isin(labels, ln.states) & ~result.frame_moving
-        v = sp.v[use][:, sel].sum(axis=1)
-        h = sp.h[use][:, sel].sum(axis=1)
+    for ctr in cmap.centers:
+        sel = (cmap.peak_center == ctr.id) & ~result.frame_moving[cmap.peaks.frame]
+        v, h = cmap.peak_v[sel], cmap.peak_h[sel]
         with np.errstate(invalid="ignore", divide="ignore"):
-            ax.plot(theta[use], v / (v + h), ".", ms=3, color=_color(i))
-        pol = ln.polarization
+            ax.plot(theta[cmap.peaks.frame[sel]], v / (v + h), ".", ms=2, color=_color(ctr.id))
+        pol = ctr.polarization
         if pol:
             ax.plot(fine, polarization_model(fine, pol.p, pol.phi_deg, pol.gain_ratio),
-                    color=_color(i), lw=1,
-                    label=f"{ln.zpl_ev:.4f} eV: p={pol.p:.2f}, φ={pol.phi_deg:.1f}°")
+                    color=_color(ctr.id), lw=1.2,
+                    label=f"center {ctr.id}: p={pol.p:.2f}, φ={pol.phi_deg:.1f}°")
     ax.set(xlabel="waveplate angle θ (deg)", ylabel="V / (V + H)", ylim=(0, 1),
-           title="(a) polarization per line")
+           title="(a) polarization per center (all its lines, decomposed)")
     _legend(ax)
     return fig
 
@@ -163,11 +167,13 @@ def tracking_figure(result: AnalysisResult) -> Figure:
     tracks = result.tracks
     frames = np.arange(tracks.peak_ev.shape[0])
     for r in range(tracks.peak_ev.shape[1]):
+        lo, hi = tracks.regions_ev[r]
         ax.plot(frames, tracks.peak_ev[:, r] * 1000, ".-", ms=3, lw=0.6, color=_color(r),
-                label=f"region {r}")
+                label=f"center {r} ({lo:.3f}-{hi:.3f} eV)")
     for f in tracks.simultaneous:
         ax.axvline(f, color="k", ls=":", lw=0.8)
-    ax.set(xlabel="frame", ylabel="peak energy (meV)", title="peak tracking per region")
+    ax.set(xlabel="frame", ylabel="peak energy (meV)",
+           title="peak of each center; dotted: both centers jump")
     _legend(ax)
     return fig
 
@@ -198,12 +204,13 @@ def g2_figure(result: AnalysisResult) -> Figure:
 
 
 def write_figures(result: AnalysisResult, directory: str | Path) -> list[Path]:
-    """Write ``overview.png``, ``tracking.png`` and, with two APDs, ``g2.png`` into
-    ``directory``; returns their paths."""
+    """Write ``overview.png``, ``tracking.png``, ``mapping.png`` and, with two APDs,
+    ``g2.png`` into ``directory``; returns their paths."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    makers = [("overview.png", overview_figure), ("tracking.png", tracking_figure)]
+    makers = [("overview.png", overview_figure), ("tracking.png", tracking_figure),
+              ("mapping.png", mapping_figure)]
     if result.g2 is not None:
         makers.append(("g2.png", g2_figure))
     for name, make in makers:

@@ -28,9 +28,11 @@ from cryoscope.datafile import MeasurementError
 __all__ = [
     "DecayFit",
     "DecayHistogram",
+    "FrameDelaySums",
     "decay_histogram",
     "detector_offset_ps",
     "fit_decay",
+    "frame_mean_delay_ns",
     "load_irf",
     "model_counts",
     "numerical_hessian",
@@ -65,6 +67,39 @@ def decay_histogram(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64.0
     counts = np.bincount(idx[idx < n_bins], minlength=n_bins).astype(np.int64)
     edges = np.linspace(0.0, period_ps / 1000.0, n_bins + 1)
     return DecayHistogram(counts=counts, edges_ns=edges, period_ns=period_ps / 1000.0)
+
+
+def frame_mean_delay_ns(frame: np.ndarray, delay_ps: np.ndarray, n_frames: int, t0_ps: float,
+                        period_ps: int, min_photons: int = 20) -> np.ndarray:
+    """Mean delay (ns) after ``t0_ps`` (the decay's rise) of each frame's photons within half a
+    laser period: a lifetime per frame (paper Fig. 4b). NaN for frames with fewer than
+    ``min_photons`` such photons; photons of frame −1 or delay −1 are ignored."""
+    sums = FrameDelaySums(n_frames, t0_ps, period_ps)
+    sums.add(frame, delay_ps)
+    return sums.mean_ns(min_photons)
+
+
+class FrameDelaySums:
+    """:func:`frame_mean_delay_ns` accumulated chunk by chunk: per frame, the photons within
+    half a period after ``t0_ps`` and the sum of their delays after it."""
+
+    def __init__(self, n_frames: int, t0_ps: float, period_ps: int) -> None:
+        self.n_frames, self.t0_ps, self.period_ps = n_frames, t0_ps, period_ps
+        self.counts = np.zeros(n_frames, np.int64)
+        self.total = np.zeros(n_frames)
+
+    def add(self, frame: np.ndarray, delay_ps: np.ndarray) -> None:
+        rel = np.mod(np.asarray(delay_ps, float) - self.t0_ps, self.period_ps)
+        use = ((frame >= 0) & (frame < self.n_frames) & (delay_ps >= 0)
+               & (rel < 0.5 * self.period_ps))
+        self.counts += np.bincount(frame[use], minlength=self.n_frames)[:self.n_frames]
+        self.total += np.bincount(frame[use], weights=rel[use],
+                                  minlength=self.n_frames)[:self.n_frames]
+
+    def mean_ns(self, min_photons: int = 20) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.counts >= min_photons,
+                            self.total / np.maximum(self.counts, 1) / 1000.0, np.nan)
 
 
 def detector_offset_ps(delay_a_ps: np.ndarray, delay_b_ps: np.ndarray, period_ps: int,

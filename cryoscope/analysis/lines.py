@@ -1,8 +1,9 @@
 """Emission-line model: zero-phonon lines with tied LO-phonon replicas, fitted to a spectrum.
 
 Each ZPL is a Voigt profile (Lorentzian of FWHM γ, the line; Gaussian of σ shared by all lines,
-the spectrograph's resolution) of area A at E0, plus replicas at E0 − 27 meV (CdSe LO) and
-E0 − 37 meV (CdS LO) with free relative areas w27, w37 and a Lorentzian FWHM of b·γ (b shared).
+the spectrograph's resolution) of area A at E0, plus two LO-phonon replicas at E0 − Δ1 (CdSe LO,
+started at 27 meV) and E0 − Δ2 (CdS LO, started at 37 meV) with free relative areas w1, w2 and a
+Lorentzian FWHM of b·γ (b, Δ1 and Δ2 shared by the lines of a fit, Δ1, Δ2 fitted with errors).
 Several ZPLs for a dimer.
 Weighted least squares with EMCCD variances (2 × signal in photons, plus read noise).
 """
@@ -10,20 +11,29 @@ Weighted least squares with EMCCD variances (2 × signal in photons, plus read n
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize, signal, special
 
 from cryoscope.analysis.spectra import NoiseModel
 
-__all__ = ["REPLICA_SHIFTS_MEV", "LineFit", "SpectrumFit", "find_zpls", "fit_lines", "line_model"]
+__all__ = ["REPLICA_RANGE_MEV", "REPLICA_RATIO", "REPLICA_SHIFTS_MEV", "LineFit", "SpectrumFit",
+           "find_zpls", "fit_lines", "line_model"]
 
 log = logging.getLogger(__name__)
 
-#: LO-phonon replica shifts below each ZPL (meV): CdSe, CdS.
+#: Start values of the LO-phonon replica shifts below each ZPL (meV): CdSe, CdS (fitted).
 REPLICA_SHIFTS_MEV = (27.0, 37.0)
+#: How far each fitted replica shift may move from its start value (meV).
+REPLICA_SHIFT_FREEDOM_MEV = 6.0
+#: A peak this far below a much taller peak is taken for its LO replica (meV) ...
+REPLICA_RANGE_MEV = (21.0, 45.0)
+#: ... when the taller peak is at least this many times its height.
+REPLICA_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -47,23 +57,46 @@ class SpectrumFit:
     resolution_sigma_mev: float
     baseline: float
     replica_broadening: float  #: replica Lorentzian FWHM / ZPL FWHM (shared by all lines)
+    replica_shifts_mev: tuple[float, float]  #: fitted replica shifts below the ZPLs (meV)
+    replica_shifts_err_mev: tuple[float, float]  #: their 1σ errors (meV)
     reduced_chi2: float
     energy_ev: np.ndarray
     model: np.ndarray  #: fitted model on ``energy_ev`` (ADU)
 
 
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+def _voigt(x: np.ndarray, sigma: float, hwhm: float, derivatives: bool = False
+           ) -> tuple[np.ndarray, ...]:
+    """Voigt profile V(x; σ, γ) (unit area; γ the Lorentzian HWHM) from the Faddeeva function,
+    and with ``derivatives`` also ∂V/∂x, ∂V/∂γ, ∂V/∂σ."""
+    sigma = max(sigma, 1e-3)
+    z = (x + 1j * hwhm) / (sigma * math.sqrt(2.0))
+    w = special.wofz(z)
+    norm = 1.0 / (sigma * _SQRT_2PI)
+    v = w.real * norm
+    if not derivatives:
+        return (v,)
+    dw = -2.0 * z * w + 2j / math.sqrt(math.pi)
+    dz = norm / (sigma * math.sqrt(2.0))
+    return v, dw.real * dz, -dw.imag * dz, (dw * (-z)).real * norm / sigma - v / sigma
+
+
 def _profile(e_mev: np.ndarray, center_mev: float, gamma_mev: float, sigma_mev: float
              ) -> np.ndarray:
-    return special.voigt_profile(e_mev - center_mev, max(sigma_mev, 1e-3), gamma_mev / 2.0)
+    return _voigt(e_mev - center_mev, sigma_mev, gamma_mev / 2.0)[0]
 
 
 def line_model(energy_ev: np.ndarray, zpl_ev: np.ndarray, areas: np.ndarray, gammas_mev: np.ndarray,
                replica_weights: np.ndarray, sigma_mev: float, baseline: float,
-               replica_broadening: float = 1.0) -> np.ndarray:
+               replica_broadening: float = 1.0,
+               replica_shifts_mev: tuple[float, float] | np.ndarray = REPLICA_SHIFTS_MEV
+               ) -> np.ndarray:
     """Counts per pixel (ADU) of the line model; ``replica_weights`` ``[lines, 2]``.
 
-    The replicas' Lorentzian FWHM is ``replica_broadening`` × the ZPL's (phonon lifetimes make
-    them broader).
+    The replicas lie ``replica_shifts_mev`` below each ZPL; their Lorentzian FWHM is
+    ``replica_broadening`` × the ZPL's (phonon lifetimes make them broader).
     """
     e = np.asarray(energy_ev, float) * 1000.0
     step = np.gradient(e)
@@ -71,7 +104,7 @@ def line_model(energy_ev: np.ndarray, zpl_ev: np.ndarray, areas: np.ndarray, gam
     for e0, a, g, w in zip(zpl_ev, areas, gammas_mev, replica_weights, strict=True):
         c = e0 * 1000.0
         shape = _profile(e, c, g, sigma_mev)
-        for shift, wk in zip(REPLICA_SHIFTS_MEV, w, strict=True):
+        for shift, wk in zip(replica_shifts_mev, w, strict=True):
             shape = shape + wk * _profile(e, c - shift, g * replica_broadening, sigma_mev)
         out += a * shape * step
     return out
@@ -82,7 +115,8 @@ def find_zpls(energy_ev: np.ndarray, spectrum: np.ndarray, noise_sigma: np.ndarr
               ) -> np.ndarray:
     """Candidate ZPL energies (eV, strongest first): peaks that are not phonon replicas.
 
-    A peak needs a prominence of ``min_snr`` local noise σ and a FWHM of ``min_width_px`` pixels.
+    A peak needs a prominence of ``min_snr`` local noise σ and a FWHM of ``min_width_px`` pixels;
+    one lying REPLICA_RANGE_MEV below a peak REPLICA_RATIO times taller is its replica.
     """
     y = np.asarray(spectrum, float)
     sig = np.broadcast_to(np.asarray(noise_sigma, float), y.shape)
@@ -109,8 +143,8 @@ def find_zpls(energy_ev: np.ndarray, spectrum: np.ndarray, noise_sigma: np.ndarr
         replica = False
         for i in keep:
             below = e_mev[i] - e_mev[j]
-            near = any(abs(below - s) < 2.5 for s in REPLICA_SHIFTS_MEV)
-            if near and heights[i] > 2 * heights[j]:
+            near = REPLICA_RANGE_MEV[0] < below < REPLICA_RANGE_MEV[1]
+            if near and heights[i] > REPLICA_RATIO * heights[j]:
                 replica = True
         if not replica:
             keep.append(j)
@@ -120,16 +154,26 @@ def find_zpls(energy_ev: np.ndarray, spectrum: np.ndarray, noise_sigma: np.ndarr
 
 
 def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndarray,
-              noise: NoiseModel, frames: int = 1) -> SpectrumFit:
+              noise: NoiseModel, frames: int = 1, *,
+              replica_shifts_mev: tuple[float, float] | None = None,
+              resolution_sigma_mev: float | None = None) -> SpectrumFit:
     """Fit ZPLs (started at ``zpl_guess_ev``) with tied replicas to a spectrum summed over
-    ``frames`` frames (ADU); weights from the EMCCD noise model."""
+    ``frames`` frames (ADU); weights from the EMCCD noise model.
+
+    ``replica_shifts_mev``: fixed replica shifts (errors 0); None fits them, started at
+    REPLICA_SHIFTS_MEV. ``resolution_sigma_mev``: fixed spectrograph resolution (Gaussian σ);
+    None fits it.
+    """
     e = np.asarray(energy_ev, float)
     y = np.asarray(spectrum, float)
     guesses = np.sort(np.asarray(zpl_guess_ev, float))[::-1]
     k = guesses.size
     if k == 0:
         raise ValueError("no ZPL to fit")
-    lo = guesses.min() - (max(REPLICA_SHIFTS_MEV) + 8.0) / 1000.0
+    fixed = replica_shifts_mev is not None
+    shifts0 = np.array(replica_shifts_mev if fixed else REPLICA_SHIFTS_MEV, float)
+    freedom = 0.0 if fixed else REPLICA_SHIFT_FREEDOM_MEV
+    lo = guesses.min() - (float(shifts0.max()) + freedom + 8.0) / 1000.0
     hi = guesses.max() + 8.0 / 1000.0
     sel = (e >= lo) & (e <= hi)
     e, y = e[sel], y[sel]
@@ -143,12 +187,53 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
                             np.zeros(2 * k), [np.log(0.05 * step), -np.inf, 0.0]])
     upper = np.concatenate([guesses * 1000.0 + 3.0, np.full(k, np.inf), np.full(k, np.log(20.0)),
                             np.full(2 * k, 2.0), [np.log(5 * step), np.inf, np.log(10.0)]])
+    if not fixed:  # the replica shifts are the last two parameters
+        p0 = np.concatenate([p0, shifts0])
+        lower = np.concatenate([lower, shifts0 - REPLICA_SHIFT_FREEDOM_MEV])
+        upper = np.concatenate([upper, shifts0 + REPLICA_SHIFT_FREEDOM_MEV])
+    pinned = resolution_sigma_mev is not None
+    sigma_fixed = max(resolution_sigma_mev, 1e-3) if resolution_sigma_mev is not None else 0.0
+    if pinned:  # the resolution is no parameter: drop log σ from the vector
+        p0, lower, upper = (np.delete(x, 5 * k) for x in (p0, lower, upper))
+    # Parameter layout after the 5k per-line ones: [log σ], baseline, log b, [Δ1, Δ2].
+    i_b = 5 * k + (0 if pinned else 1)
+    i_r, i_d = i_b + 1, i_b + 2
     p0 = np.clip(p0, lower + 1e-9, upper - 1e-9)
 
-    def unpack(p: np.ndarray) -> tuple[np.ndarray, ...]:
+    def unpack(p: np.ndarray) -> tuple[Any, ...]:
         return (p[:k] / 1000.0, np.exp(p[k:2 * k]), np.exp(p[2 * k:3 * k]),
-                p[3 * k:5 * k].reshape(k, 2), np.exp(p[5 * k]), p[5 * k + 1],
-                np.exp(p[5 * k + 2]))
+                p[3 * k:5 * k].reshape(k, 2), sigma_fixed if pinned else np.exp(p[5 * k]),
+                p[i_b], np.exp(p[i_r]), shifts0 if fixed else p[i_d:i_d + 2])
+
+    e_mev = e * 1000.0
+    step_px = np.gradient(e_mev)
+
+    def model_jac(p: np.ndarray) -> np.ndarray:
+        """∂ model / ∂ parameters (analytic), [pixels, parameters]."""
+        z, a, g, rw, s, _b, r, d = unpack(p)
+        jac = np.zeros((e.size, p.size))
+        d_sigma = np.zeros(e.size)
+        jac[:, i_b] = 1.0
+        for i in range(k):
+            scale = a[i] * step_px
+            v0, vx, vg, vs = _voigt(e_mev - z[i] * 1000.0, s, g[i] / 2.0, True)
+            jac[:, i] = -vx * scale
+            jac[:, k + i] = v0 * scale
+            jac[:, 2 * k + i] = g[i] / 2.0 * vg * scale
+            d_sigma += s * vs * scale
+            for j in range(2):
+                rv, rx, rg, rs = _voigt(e_mev - z[i] * 1000.0 + d[j], s, r * g[i] / 2.0, True)
+                jac[:, i] -= rw[i, j] * rx * scale
+                jac[:, k + i] += rw[i, j] * rv * scale
+                jac[:, 2 * k + i] += rw[i, j] * r * g[i] / 2.0 * rg * scale
+                jac[:, 3 * k + 2 * i + j] = rv * scale
+                d_sigma += rw[i, j] * s * rs * scale
+                jac[:, i_r] += rw[i, j] * r * g[i] / 2.0 * rg * scale
+                if not fixed:
+                    jac[:, i_d + j] += rw[i, j] * rx * scale
+        if not pinned:
+            jac[:, 5 * k] = d_sigma
+        return jac
 
     weight = 1.0 / np.sqrt(noise.variance(np.maximum(y, 0.0), frames))
     res = None
@@ -156,15 +241,20 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
         w = weight
 
         def resid(p: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            z, a, g, rw, s, b, r = unpack(p)
-            return (line_model(e, z, a, g, rw, s, b, r) - y) * w
+            z, a, g, rw, s, b, r, d = unpack(p)
+            return (line_model(e, z, a, g, rw, s, b, r, d) - y) * w
 
-        res = optimize.least_squares(resid, p0, bounds=(lower, upper), x_scale="jac")
+        def jac(p: np.ndarray, w: np.ndarray = w) -> np.ndarray:
+            return model_jac(p) * w[:, None]
+
+        with np.errstate(over="ignore", invalid="ignore"):  # trial steps may overflow exp()
+            res = optimize.least_squares(resid, p0, jac=jac, bounds=(lower, upper),
+                                         x_scale="jac")
         p0 = res.x
-        z, a, g, rw, s, b, r = unpack(res.x)
-        weight = 1.0 / np.sqrt(noise.variance(line_model(e, z, a, g, rw, s, b, r), frames))
+        z, a, g, rw, s, b, r, d = unpack(res.x)
+        weight = 1.0 / np.sqrt(noise.variance(line_model(e, z, a, g, rw, s, b, r, d), frames))
     assert res is not None
-    z, a, g, rw, s, b, r = unpack(res.x)
+    z, a, g, rw, s, b, r, d = unpack(res.x)
     dof = max(e.size - res.x.size, 1)
     chi2 = float(np.sum(res.fun ** 2) / dof)
     try:
@@ -179,5 +269,8 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
                 replica_weights_err=(float(err[3 * k + 2 * i]), float(err[3 * k + 2 * i + 1])))
         for i in range(k))
     return SpectrumFit(lines=lines, resolution_sigma_mev=float(s), baseline=float(b),
-                       replica_broadening=float(r), reduced_chi2=chi2, energy_ev=e,
-                       model=line_model(e, z, a, g, rw, s, b, r))
+                       replica_broadening=float(r),
+                       replica_shifts_mev=(float(d[0]), float(d[1])),
+                       replica_shifts_err_mev=((0.0, 0.0) if fixed else
+                                               (float(err[i_d]), float(err[i_d + 1]))),
+                       reduced_chi2=chi2, energy_ev=e, model=line_model(e, z, a, g, rw, s, b, r, d))

@@ -11,29 +11,33 @@ from typing import Any
 
 import numpy as np
 
+from cryoscope.analysis.centers import CenterMap, map_centers
 from cryoscope.analysis.changepoint import (
     ChangePoints,
     ChangePointStream,
     IntensityLevels,
     group_levels,
 )
+from cryoscope.analysis.configurations import ConfigurationStates, configuration_states
 from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.g2 import G2Correlator, G2Result
 from cryoscope.analysis.image import ImageBands, read_image_spectra
+from cryoscope.analysis.jumps import Jump, find_jumps
 from cryoscope.analysis.lifetime import (
     DecayFit,
     DecayHistogram,
+    FrameDelaySums,
     decay_histogram,
     detector_offset_from_histograms,
     fit_decay,
 )
-from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, find_zpls, fit_lines
+from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, fit_lines
+from cryoscope.analysis.peaks import PEAK_WINDOW_MEV, find_frame_peaks
 from cryoscope.analysis.photons import PhotonSummary, PhotonTable, iter_photons
-from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
+from cryoscope.analysis.polarization import PolarizationFit
 from cryoscope.analysis.spectra import SpectralFrames, prepare_spectra
-from cryoscope.analysis.states import SpectralStates, cluster_frames
 from cryoscope.analysis.trace import IntensityTrace
-from cryoscope.analysis.tracking import PeakTracks, track_peaks
+from cryoscope.analysis.tracking import PeakTracks
 from cryoscope.datafile import (
     DEFAULT_TAG_CHUNK,
     Measurement,
@@ -46,7 +50,7 @@ from cryoscope.datafile import (
 )
 
 __all__ = ["AnalysisResult", "LineResult", "StateResult", "align_apd2_delays", "analyze_file",
-           "analyze_state_decay", "fit_state_decay", "line_polarization"]
+           "analyze_state_decay", "fit_state_decay", "parse_regions"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,6 @@ MIN_TWO_EXP_PHOTONS = 2000
 MIN_LINE_FRACTION = 0.01
 #: A line this close (meV) to a replica position of a much stronger line is taken as a replica.
 REPLICA_TOLERANCE_MEV = 2.0
-#: ZPLs of different states closer than this are one line (meV).
-SAME_LINE_MEV = 1.0
 #: Fewest photons with a delay on each APD to measure the second APD's delay offset.
 MIN_ALIGN_PHOTONS = 10_000
 #: Bin of the decay histograms (ps).
@@ -89,7 +91,7 @@ class StateResult:
 
 @dataclass(frozen=True)
 class LineResult:
-    """One distinct emission line with its polarization."""
+    """One distinct emission line of a center with its polarization."""
 
     zpl_ev: float
     zpl_err_ev: float
@@ -97,7 +99,10 @@ class LineResult:
     replica_weights: tuple[float, float]
     states: tuple[int, ...]  #: states whose spectrum shows it
     polarization: PolarizationFit | None
-    window_ev: tuple[float, float]  #: energy window of the polarization analysis
+    window_ev: tuple[float, float]  #: energy range of its peaks (± the peak window)
+    center: int = 0  #: its emission center
+    charge: str = "X"  #: ``X`` neutral, ``X*`` charged
+    uncertain: tuple[str, ...] = ()  #: why its p and φ are doubtful (empty: fine)
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ class AnalysisResult:
     spectra: SpectralFrames
     frame_theta_deg: np.ndarray
     frame_moving: np.ndarray
-    states: SpectralStates
+    states: ConfigurationStates
     state_results: tuple[StateResult, ...]
     lines: tuple[LineResult, ...]
     trace: IntensityTrace
@@ -120,6 +125,12 @@ class AnalysisResult:
     flid: Flid
     tracks: PeakTracks
     duration_s: float
+    #: emission centers, their lines and every frame's configuration
+    centers: CenterMap
+    #: spectral jumps of the centers, classified
+    jumps: tuple[Jump, ...]
+    #: mean photon delay of each frame after the decay's rise (ns; a lifetime per frame)
+    frame_delay_ns: np.ndarray
     #: image readout: the V and H row bands binned into the spectra (None in track readout)
     image_bands: ImageBands | None = None
     #: g²(τ) of the two APDs (None without a second APD or without coincidences)
@@ -179,99 +190,137 @@ def align_apd2_delays(photons: PhotonTable) -> tuple[PhotonTable, float | None]:
     return replace(photons, delay_ps=_aligned(photons, offset)), offset
 
 
-def line_polarization(spectra: SpectralFrames, window_ev: tuple[float, float],
-                      frames: np.ndarray, theta_deg: np.ndarray) -> PolarizationFit | None:
-    """Polarization of the light in an energy window over the given frames (indices)."""
-    sel = (spectra.energy_ev >= window_ev[0]) & (spectra.energy_ev <= window_ev[1])
-    if frames.size < 4 or not np.any(sel):
-        return None
-    scale = spectra.noise.adu_per_photon
-    v = spectra.v[frames][:, sel].sum(axis=1) / scale
-    h = spectra.h[frames][:, sel].sum(axis=1) / scale
-    try:
-        return fit_polarization(v, h, theta_deg[frames], counts_in_photons=True,
-                                excess_noise=spectra.noise.excess)
-    except ValueError as exc:
-        log.warning("polarization fit in %s eV failed: %s", window_ev, exc)
-        return None
-
-
-def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames: int
+def _fit_state_spectrum(spectra: SpectralFrames, spectrum: np.ndarray, n_frames: int,
+                        zpls: np.ndarray, replica_shifts_mev: tuple[float, float]
                         ) -> SpectrumFit | None:
-    """Fit the lines of a state's summed spectrum; lines with less than MIN_LINE_FRACTION of the
-    strongest one's area are dropped and the rest refitted."""
-    sigma = np.sqrt(spectra.noise.variance(np.maximum(spectrum, 0), n_frames))
-    zpls = find_zpls(spectra.energy_ev, spectrum, sigma)
+    """Fit the lines ``zpls`` (eV) of a state's summed spectrum with the given replica shifts;
+    lines with less than MIN_LINE_FRACTION of the strongest one's area (or sitting at its
+    replica) are dropped and the rest refitted."""
     fit = None
     while zpls.size:
         try:
-            fit = fit_lines(spectra.energy_ev, spectrum, zpls, spectra.noise, n_frames)
+            fit = fit_lines(spectra.energy_ev, spectrum, zpls, spectra.noise, n_frames,
+                            replica_shifts_mev=replica_shifts_mev)
         except (ValueError, np.linalg.LinAlgError) as exc:
             log.warning("line fit failed: %s", exc)
             return None
         areas = np.array([ln.area for ln in fit.lines])
         energies = np.array([ln.zpl_ev for ln in fit.lines])
-        strong = (areas >= MIN_LINE_FRACTION * areas.max()) & ~_replica_like(energies, areas)
+        strong = ((areas >= MIN_LINE_FRACTION * areas.max())
+                  & ~_replica_like(energies, areas, fit.replica_shifts_mev))
         if strong.all():
             return fit
-        zpls = np.array([ln.zpl_ev for ln in fit.lines])[strong]
+        zpls = energies[strong]
     return fit
 
 
-def _replica_like(zpl_ev: np.ndarray, areas: np.ndarray) -> np.ndarray:
-    """Lines sitting at −27 / −37 meV (± REPLICA_TOLERANCE_MEV) below a line with more than
+def _replica_like(zpl_ev: np.ndarray, areas: np.ndarray,
+                  shifts_mev: tuple[float, float] = REPLICA_SHIFTS_MEV) -> np.ndarray:
+    """Lines sitting at a replica shift (± REPLICA_TOLERANCE_MEV) below a line with more than
     three times their area: a phonon replica taken for a ZPL (e.g. next to a split ZPL)."""
     below = (zpl_ev[None, :] - zpl_ev[:, None]) * 1000.0  # [i, j]: how far i lies below j
     near = np.zeros(below.shape, bool)
-    for shift in REPLICA_SHIFTS_MEV:
+    for shift in shifts_mev:
         near |= np.abs(below - shift) < REPLICA_TOLERANCE_MEV
     return np.any(near & (areas[None, :] > 3 * areas[:, None]), axis=1)
 
 
-def _distinct_lines(states: tuple[StateResult, ...]) -> list[tuple[float, float, float,
-                                                                  tuple[float, float],
-                                                                  list[int]]]:
-    """Merge ZPLs of all states closer than SAME_LINE_MEV; the brightest instance describes it."""
-    found: list[tuple[float, float, float, tuple[float, float], list[int], float]] = []
-    for st in states:
-        if st.fit is None:
-            continue
-        for line in st.fit.lines:
-            for k, item in enumerate(found):
-                if abs(item[0] - line.zpl_ev) * 1000 < SAME_LINE_MEV:
-                    item[4].append(st.id)
-                    if line.area > item[5]:
-                        found[k] = (line.zpl_ev, line.zpl_err_ev, line.fwhm_mev,
-                                    line.replica_weights, item[4], line.area)
-                    break
-            else:
-                found.append((line.zpl_ev, line.zpl_err_ev, line.fwhm_mev, line.replica_weights,
-                              [st.id], line.area))
-    return [f[:5] for f in sorted(found, key=lambda f: f[0])]
+def _state_zpls(cmap: CenterMap, states: ConfigurationStates, sid: int) -> np.ndarray:
+    """The ZPLs a state shows: each center's line, at its median energy in the state's frames."""
+    in_state = states.labels[cmap.peaks.frame] == sid
+    out = []
+    for ln in states.lines[sid]:
+        if ln >= 0:
+            sel = in_state & (cmap.peak_line == ln)
+            out.append(float(np.median(cmap.peaks.energy_ev[sel])) if np.any(sel)
+                       else cmap.lines[ln].energy_ev)
+    return np.array(out)
+
+
+def _replica_shifts(cmap: CenterMap) -> tuple[float, float]:
+    """Mean fitted replica shifts of the centers (the start values if none was fitted)."""
+    found = [c.replica_shifts_mev for c in cmap.centers if np.all(np.isfinite(
+        c.replica_shifts_mev))]
+    if not found:
+        return REPLICA_SHIFTS_MEV
+    mean = np.mean(np.array(found), axis=0)
+    return float(mean[0]), float(mean[1])
+
+
+def _line_results(cmap: CenterMap, states: ConfigurationStates, window_mev: float
+                  ) -> list[LineResult]:
+    out = []
+    for i, ln in enumerate(cmap.lines):
+        seen_in = tuple(sorted({s for s in range(states.n_states) if i in states.lines[s]}))
+        e = cmap.peaks.energy_ev[ln.peaks]
+        fit = ln.fit
+        out.append(LineResult(
+            zpl_ev=ln.energy_ev, zpl_err_ev=ln.energy_err_ev,
+            fwhm_mev=fit.fwhm_mev if fit else math.nan,
+            replica_weights=fit.replica_weights if fit else (math.nan, math.nan),
+            states=seen_in, polarization=ln.polarization,
+            window_ev=(float(e.min()) - window_mev / 1000, float(e.max()) + window_mev / 1000),
+            center=ln.center, charge=ln.charge, uncertain=ln.uncertain))
+    return out
+
+
+def _tracks(cmap: CenterMap, jumps: tuple[Jump, ...]) -> PeakTracks:
+    """The centers' peak tracks in the form of the region tracking (Fig. 4d)."""
+    regions = np.array([c.region_ev for c in cmap.centers]).reshape(-1, 2)
+    single = tuple((j.frame, c, s) for j in jumps for c, s in zip(j.centers, j.shifts_mev,
+                                                                   strict=True))
+    return PeakTracks(regions_ev=regions, peak_ev=cmap.frame_energy_ev, jumps=single,
+                      simultaneous=tuple(j.frame for j in jumps if len(j.centers) > 1))
+
+
+def parse_regions(text: str) -> np.ndarray:
+    """``"LO:HI,LO:HI,..."`` (eV, one range per center) as a ``[centers, 2]`` array.
+
+    Raises ValueError naming the bad range (not two numbers, LO ≥ HI, overlapping ranges).
+    """
+    out = []
+    for part in text.split(","):
+        bounds = part.split(":")
+        try:
+            lo, hi = (float(b) for b in bounds)
+        except ValueError:
+            raise ValueError(f"region {part.strip()!r} is not LO:HI in eV") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"region {part.strip()!r} needs LO < HI")
+        out.append((lo, hi))
+    regions = np.array(out)
+    order = np.argsort(regions[:, 0])
+    if np.any(regions[order][1:, 0] < regions[order][:-1, 1]):
+        raise ValueError(f"regions {text!r} overlap")
+    return regions
 
 
 def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEFAULT_TAG_CHUNK,
-                 max_states: int = 5, seed: int = 0, change_points: bool = True,
-                 tracking_regions_ev: np.ndarray | None = None) -> AnalysisResult:
+                 change_points: bool = True, tracking_regions_ev: np.ndarray | None = None,
+                 jump_mev: float = 2.0) -> AnalysisResult:
     """Analyze one measurement file (see ``docs/analysis.md``).
 
-    ``bin_s``: intensity-trace and FLID bin (s). ``max_states``: most spectral states tried.
-    ``change_points``: run the Watkins–Yang change-point analysis of the APD photons.
-    ``tracking_regions_ev``: ``[regions, 2]`` energy ranges (eV) for peak tracking; default one
-    region around each line.
+    ``bin_s``: intensity-trace and FLID bin (s). ``change_points``: run the Watkins–Yang
+    change-point analysis of the APD photons. ``tracking_regions_ev``: ``[centers, 2]`` energy
+    ranges (eV), one per emission center: a frame's peaks in a range are that center's; default:
+    the centers are found from polarization, co-occurrence and energy. ``jump_mev``: least shift
+    of a center's peak between frames that counts as a jump.
 
     The photons are streamed from the file in chunks of ``chunk_tags`` tags (every photon booked
-    once, in time order) and only their histograms and per-bin sums are kept, so memory does not
-    grow with the number of photons: the frames' spectra are the only per-frame arrays.
+    once, in time order) and only histograms and per-bin or per-frame sums are kept, so memory
+    does not grow with the number of photons: the frames' spectra are the only per-frame arrays.
+    Passes over the photons: the second APD's delay offset (two APDs only); the decay of the
+    whole run (its rise sets the per-frame lifetime); trace, change points, g² and per-frame
+    lifetimes; then, with the states known, their decays and the FLID.
     """
+    regions = (None if tracking_regions_ev is None
+               else np.asarray(tracking_regions_ev, float).reshape(-1, 2))
     parameters = {
-        "bin_s": bin_s, "chunk_tags": chunk_tags, "max_states": max_states, "seed": seed,
-        "change_points": change_points,
-        "tracking_regions_ev": (None if tracking_regions_ev is None
-                                else np.asarray(tracking_regions_ev, float).tolist()),
-        "decay_bin_ps": DECAY_BIN_PS, "min_decay_photons": MIN_DECAY_PHOTONS,
-        "min_two_exp_photons": MIN_TWO_EXP_PHOTONS, "min_line_fraction": MIN_LINE_FRACTION,
-        "replica_tolerance_mev": REPLICA_TOLERANCE_MEV, "same_line_mev": SAME_LINE_MEV,
+        "bin_s": bin_s, "chunk_tags": chunk_tags, "change_points": change_points,
+        "tracking_regions_ev": None if regions is None else regions.tolist(),
+        "jump_mev": jump_mev, "decay_bin_ps": DECAY_BIN_PS,
+        "min_decay_photons": MIN_DECAY_PHOTONS, "min_two_exp_photons": MIN_TWO_EXP_PHOTONS,
+        "min_line_fraction": MIN_LINE_FRACTION, "replica_tolerance_mev": REPLICA_TOLERANCE_MEV,
         "min_align_photons": MIN_ALIGN_PHOTONS,
     }
     meas = open_measurement(path)
@@ -288,6 +337,55 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         return iter_photons(meas, chunk_tags, timing)
 
     apd2_offset = _apd2_offset(photon_chunks()) if meas.apd2_channel is not None else None
+    start_ps = int(frames_t.start_ps[0])
+    stop_ps = int(frames_t.stop_ps[n_frames - 1])
+    duration_s = (stop_ps - start_ps) * 1e-12
+    if math.isfinite(meas.duration_s) and meas.duration_s > 0:
+        duration_s = meas.duration_s
+    # left out of trace, levels, decays and FLID: pauses (the particle was being re-centred)
+    # and tagger overflows (clicks and syncs were lost)
+    gaps = merge_intervals(np.concatenate([meas.pauses_ps, meas.overflows_ps]))
+
+    # the decay of the whole run: its rise is where each frame's lifetime is measured from
+    n_decay_bins = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS).counts.size
+    all_counts = np.zeros(n_decay_bins, np.int64)
+    for chunk in photon_chunks():
+        run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
+        all_counts += decay_histogram(_aligned(chunk, apd2_offset)[run], period,
+                                      DECAY_BIN_PS).counts
+    empty = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS)
+    hist_all = replace(empty, counts=all_counts)
+    fit_all = fit_state_decay(hist_all)
+    t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
+
+    bin_ps = round(bin_s * 1e12)
+    n_bins = max(int(np.ceil((stop_ps - start_ps) / bin_ps)), 1)
+    trace_counts = np.zeros(n_bins, np.int64)
+    frame_delays = FrameDelaySums(n_frames, t0 * 1000.0, period)
+    correlator = G2Correlator(period) if meas.apd2_channel is not None else None
+    stream = ChangePointStream() if change_points else None
+    n_photons = n_apd2 = in_run_photons = 0
+    for chunk in photon_chunks():
+        delay = _aligned(chunk, apd2_offset)
+        n_photons += chunk.n
+        n_apd2 += int(np.count_nonzero(chunk.from_apd2))
+        if correlator is not None:
+            correlator.feed(chunk.time_ps, chunk.detector)
+        frame_delays.add(chunk.frame, delay)
+        run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
+        t_run = chunk.time_ps[run]
+        in_run_photons += t_run.size
+        trace_counts += np.bincount((t_run - start_ps) // bin_ps, minlength=n_bins)[:n_bins]
+        if stream is not None:
+            stream.feed(_close_gaps(t_run, gaps))
+    g2 = correlator.result() if correlator is not None else None
+    trace = IntensityTrace(start_s=(start_ps + np.arange(n_bins) * bin_ps) * 1e-12,
+                           counts=trace_counts, bin_s=bin_s)
+    cps, levels = None, None
+    if stream is not None and in_run_photons > 20:
+        cps = _reopen_gaps(stream.finish(), gaps)
+        levels = group_levels(cps)
+    frame_delay = frame_delays.mean_ns()
 
     bands = None
     if meas.readout == "image":
@@ -301,93 +399,48 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     spectra = prepare_spectra(frames, meas.wavelength_nm, v_track=v_track, h_track=h_track)
     del frames
     theta, moving = frames_t.theta_deg, frames_t.moving
-    states = cluster_frames(spectra, k_max=max_states, seed=seed)
+    cmap = map_centers(spectra, find_frame_peaks(spectra), theta, moving, regions, frame_delay)
+    states = configuration_states(cmap)
     exposure_s = (frames_t.stop_ps - frames_t.start_ps) * 1e-12
     label_of_frame = np.full(n_frames + 1, -1, np.int64)
     label_of_frame[:n_frames] = states.labels
 
-    start_ps = int(frames_t.start_ps[0])
-    stop_ps = int(frames_t.stop_ps[n_frames - 1])
-    duration_s = (stop_ps - start_ps) * 1e-12
-    if math.isfinite(meas.duration_s) and meas.duration_s > 0:
-        duration_s = meas.duration_s
-    # left out of trace, levels, decays and FLID: pauses (the particle was being re-centred)
-    # and tagger overflows (clicks and syncs were lost)
-    pauses = merge_intervals(np.concatenate([meas.pauses_ps, meas.overflows_ps]))
-    bin_ps = round(bin_s * 1e12)
-    n_bins = max(int(np.ceil((stop_ps - start_ps) / bin_ps)), 1)
-    trace_counts = np.zeros(n_bins, np.int64)
-    n_decay_bins = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS).counts.size
-    state_counts = np.zeros((states.n_states + 1, n_decay_bins), np.int64)  # last: all in run
+    # with the states known: their decays, and the FLID
+    state_counts = np.zeros((states.n_states, n_decay_bins), np.int64)
     state_photons = np.zeros(states.n_states, np.int64)
-    correlator = G2Correlator(period) if meas.apd2_channel is not None else None
-    stream = ChangePointStream() if change_points else None
-    n_photons = n_apd2 = in_run_photons = 0
+    bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
+              if fit_all else 0.0)
+    flid_bins = FlidBins(start_ps, t0 + 0.5, 0.5 * hist_all.period_ns, bin_s)
     for chunk in photon_chunks():
         delay = _aligned(chunk, apd2_offset)
-        n_photons += chunk.n
-        n_apd2 += int(np.count_nonzero(chunk.from_apd2))
-        if correlator is not None:
-            correlator.feed(chunk.time_ps, chunk.detector)
         ph_state = label_of_frame[chunk.frame]
-        state_photons += np.bincount(ph_state[ph_state >= 0], minlength=states.n_states)
-        for sid in np.unique(ph_state[ph_state >= 0]).tolist():
+        known = ph_state >= 0
+        state_photons += np.bincount(ph_state[known], minlength=states.n_states)
+        for sid in np.unique(ph_state[known]).tolist():
             state_counts[sid] += decay_histogram(delay[ph_state == sid], period,
                                                  DECAY_BIN_PS).counts
-        run = _in_run(chunk.time_ps, start_ps, stop_ps, pauses)
-        t_run = chunk.time_ps[run]
-        in_run_photons += t_run.size
-        trace_counts += np.bincount((t_run - start_ps) // bin_ps, minlength=n_bins)[:n_bins]
-        state_counts[-1] += decay_histogram(delay[run], period, DECAY_BIN_PS).counts
-        if stream is not None:
-            stream.feed(_close_gaps(t_run, pauses))
-    g2 = None
-    if correlator is not None:
-        g2 = correlator.result()
-    trace = IntensityTrace(start_s=(start_ps + np.arange(n_bins) * bin_ps) * 1e-12,
-                           counts=trace_counts, bin_s=bin_s)
-    cps, levels = None, None
-    if stream is not None and in_run_photons > 20:
-        cps = _reopen_gaps(stream.finish(), pauses)
-        levels = group_levels(cps)
+        run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
+        flid_bins.add(chunk.time_ps[run], delay[run])
+    fl = flid_bins.flid(background_cps=bg_cps, period_ps=period)
 
-    empty = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS)
+    shifts = _replica_shifts(cmap)
     state_results = []
     for sid in range(states.n_states):
         idx = np.flatnonzero(states.labels == sid)
         hist = replace(empty, counts=state_counts[sid])
-        decay = fit_state_decay(hist)
         spectrum = spectra.merged[idx].sum(axis=0)
-        fit = _fit_state_spectrum(spectra, spectrum, idx.size)
+        fit = _fit_state_spectrum(spectra, spectrum, idx.size, _state_zpls(cmap, states, sid),
+                                  shifts)
         expo = float(exposure_s[idx].sum())
         count = int(state_photons[sid])
         state_results.append(StateResult(
             id=sid, n_frames=int(idx.size), fraction=idx.size / n_frames,
             photons=count, count_rate_cps=count / expo if expo > 0 else 0.0,
-            decay=decay, histogram=hist, spectrum=spectrum, fit=fit))
-    lines = []
-    for zpl, err, fwhm, weights, sids in _distinct_lines(tuple(state_results)):
-        half = max(1.5 * fwhm, 2.5 * spectra.pixel_mev, 0.8) / 1000.0
-        window = (zpl - half, zpl + half)
-        use = np.flatnonzero(np.isin(states.labels, sids) & ~moving)
-        lines.append(LineResult(zpl_ev=zpl, zpl_err_ev=err, fwhm_mev=fwhm,
-                                replica_weights=weights, states=tuple(sorted(set(sids))),
-                                polarization=line_polarization(spectra, window, use, theta),
-                                window_ev=window))
-    hist_all = replace(empty, counts=state_counts[-1])
-    fit_all = fit_state_decay(hist_all)
-    t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
-    bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
-              if fit_all else 0.0)
-    flid_bins = FlidBins(start_ps, t0 + 0.5, 0.5 * hist_all.period_ns, bin_s)
-    for chunk in photon_chunks():
-        run = _in_run(chunk.time_ps, start_ps, stop_ps, pauses)
-        flid_bins.add(chunk.time_ps[run], _aligned(chunk, apd2_offset)[run])
-    fl = flid_bins.flid(background_cps=bg_cps, period_ps=period)
-    regions = (_tracking_regions([ln.zpl_ev for ln in lines]) if tracking_regions_ev is None
-               else np.asarray(tracking_regions_ev, float).reshape(-1, 2))
-    tracks = track_peaks(spectra.energy_ev, spectra.merged, regions,
-                         math.sqrt(spectra.noise.read_var_adu2))
+            decay=fit_state_decay(hist), histogram=hist, spectrum=spectrum, fit=fit))
+    lines = _line_results(cmap, states, PEAK_WINDOW_MEV)
+    jumps = find_jumps(cmap.frame_line, cmap.frame_energy_ev,
+                       tuple(ln.charge for ln in cmap.lines), frames_t.start_ps * 1e-12,
+                       jump_mev=jump_mev)
     summary = PhotonSummary(n=n_photons, n_apd2=n_apd2, frames=frames_t, stage=timing[1],
                             laser_period_ps=period)
     log.info("%s: %d photons (%d from APD 2), %d frames", path, n_photons, n_apd2, n_frames)
@@ -395,8 +448,9 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         measurement=meas, photons=summary, spectra=spectra, frame_theta_deg=theta,
         frame_moving=moving, states=states, state_results=tuple(state_results),
         lines=tuple(lines), trace=trace, change_points=cps, levels=levels, decay_all=hist_all,
-        decay_all_fit=fit_all, flid=fl, tracks=tracks, duration_s=duration_s,
-        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, parameters=parameters)
+        decay_all_fit=fit_all, flid=fl, tracks=_tracks(cmap, jumps), duration_s=duration_s,
+        image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, centers=cmap, jumps=jumps,
+        frame_delay_ns=frame_delay, parameters=parameters)
 
 
 def _in_run(time_ps: np.ndarray, start_ps: int, stop_ps: int, pauses_ps: np.ndarray
@@ -460,16 +514,3 @@ def _apd2_offset(chunks: Iterator[PhotonTable]) -> float | None:
     return offset
 
 
-def _tracking_regions(zpls_ev: list[float], half_mev: float = 8.0) -> np.ndarray:
-    """One region per line, ±``half_mev`` but not past the midpoint to a neighbour."""
-    z = np.sort(np.asarray(zpls_ev, float))
-    regions = []
-    for i, c in enumerate(z):
-        lo = c - half_mev / 1000
-        hi = c + half_mev / 1000
-        if i > 0:
-            lo = max(lo, 0.5 * (z[i - 1] + c))
-        if i < z.size - 1:
-            hi = min(hi, 0.5 * (z[i + 1] + c))
-        regions.append((lo, hi))
-    return np.array(regions).reshape(-1, 2)

@@ -38,6 +38,9 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
             "dipole_angle_err_deg": _num(pol.phi_err_deg) if pol else None,
             "gain_ratio_vh": _num(pol.gain_ratio) if pol else None,
             "window_ev": [_num(w) for w in ln.window_ev],
+            "center": ln.center,
+            "charge": ln.charge,
+            "uncertain": list(ln.uncertain),
         })
     states = []
     for st in result.state_results:
@@ -54,6 +57,7 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
             "zpl_ev": [_num(z) for z in st.zpl_ev],
             "zpl_photons": ([_num(ln.area / result.spectra.noise.adu_per_photon)
                              for ln in st.fit.lines] if st.fit else []),
+            "configuration": list(result.states.names(st.id)),
         })
     meas = result.measurement
     bands = result.image_bands
@@ -96,7 +100,39 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
             "missed_apd": int(meas.missed_apd),
         },
         "provenance": {"software_version": __version__, "parameters": dict(result.parameters)},
+        "centers": _centers(result),
+        "jumps": [{
+            "frame": j.frame,
+            "time_s": _num(j.time_s),
+            "centers": list(j.centers),
+            "shifts_mev": [_num(x) for x in j.shifts_mev],
+            "kind": j.kind,
+        } for j in result.jumps],
     }
+
+
+def _centers(result: AnalysisResult) -> list[dict[str, Any]]:
+    cmap = result.centers
+    if cmap is None:
+        return []
+    out = []
+    for c in cmap.centers:
+        pol = c.polarization
+        out.append({
+            "id": c.id,
+            "zpl_ev": _num(c.zpl_ev),
+            "zpl_spread_mev": _num(c.zpl_spread_mev),
+            "dipole_angle_deg": _num(pol.phi_deg) if pol else None,
+            "dipole_angle_err_deg": _num(pol.phi_err_deg) if pol else None,
+            "polarization_degree": _num(pol.p) if pol else None,
+            "charged_zpl_ev": _num(c.charged_zpl_ev),
+            "trion_shift_mev": _num(c.trion_shift_mev),
+            "lines": list(c.lines),
+            "replica_shifts_mev": [_num(x) for x in c.replica_shifts_mev],
+            "replica_shifts_err_mev": [_num(x) for x in c.replica_shifts_err_mev],
+            "region_ev": [_num(x) for x in c.region_ev],
+        })
+    return out
 
 
 def write_summary(result: AnalysisResult, directory: str | Path) -> Path:

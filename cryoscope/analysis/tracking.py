@@ -19,8 +19,8 @@ class PeakTracks:
     simultaneous: tuple[int, ...]  #: frames where two or more regions jump (within ±window)
 
 
-def _peak_positions(energy: np.ndarray, spectra: np.ndarray, sigma: np.ndarray, min_snr: float
-                    ) -> np.ndarray:
+def _peak_positions(energy: np.ndarray, spectra: np.ndarray, sigma: np.ndarray | float,
+                    min_snr: float) -> np.ndarray:
     smooth = np.apply_along_axis(np.convolve, 1, spectra, np.array([0.25, 0.5, 0.25]), "same")
     i = np.argmax(smooth[:, 1:-1], axis=1) + 1
     rows = np.arange(spectra.shape[0])

@@ -25,11 +25,17 @@ def emitter(**values: Any) -> dict[str, Any]:
 def simulated_file(path: Path, *, emitters: list[dict[str, Any]], frames: int, seed: int,
                    sample: dict[str, Any] | None = None, optics: dict[str, Any] | None = None,
                    laser: dict[str, Any] | None = None, channels: dict[str, Any] | None = None,
-                   camera: dict[str, Any] | None = None, **plan: Any) -> tuple[Path, Config]:
-    """Run the polarization series on the simulated rig into ``path``."""
-    cfg = load_config()
+                   camera: dict[str, Any] | None = None, config: Config | None = None,
+                   **plan: Any) -> tuple[Path, Config]:
+    """Run the polarization series on the simulated rig into ``path`` (``config``: the
+    configuration to start from, default ``config/simulated.toml``; ``emitters=[]`` keeps its
+    emitters)."""
+    cfg = config or load_config()
     cfg = cfg.with_overrides("simulation", seed=seed)
-    cfg = cfg.with_overrides("sample", emitters=emitters, **(sample or {}))
+    if emitters:
+        cfg = cfg.with_overrides("sample", emitters=emitters)
+    if sample:
+        cfg = cfg.with_overrides("sample", **sample)
     if optics:
         cfg = cfg.with_overrides("optics", **optics)
     if laser:

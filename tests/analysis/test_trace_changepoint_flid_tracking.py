@@ -51,6 +51,27 @@ def test_change_points_and_levels(seed: int) -> None:
         assert np.min(np.abs(levels.rate_cps - rate)) / rate < 0.06
 
 
+def test_segments_and_levels_respect_their_photon_minimum() -> None:
+    """Flickers of a few photons between long on/off periods make no segment of their own
+    (every segment ≥ 10 photons) and no level (every level ≥ 100 photons)."""
+    rng = np.random.default_rng(7)
+    parts, start = [], 0.0
+    for k in range(40):
+        rate, span = ((20000.0, rng.uniform(1, 4)) if k % 2 == 0 else (300.0, rng.uniform(1, 4)))
+        parts.append(start + np.sort(rng.random(rng.poisson(rate * span))) * span)
+        start += span
+        parts.append(start + np.sort(rng.random(3)) * 1e-4)  # a 3-photon flicker
+        start += 1e-4
+    t = (np.concatenate(parts) * 1e12).astype(np.int64)
+    cp = find_change_points(t)
+    assert cp.counts.min() >= 10
+    levels = group_levels(cp)
+    photons = np.bincount(levels.level_of_segment, weights=cp.counts)
+    assert photons.min() >= 100
+    assert levels.rate_cps[0] == pytest.approx(300.0, rel=0.1)
+    assert levels.rate_cps[-1] == pytest.approx(20000.0, rel=0.05)
+
+
 def test_no_change_point_in_a_constant_rate() -> None:
     spurious = 0
     for seed in range(10):

@@ -45,8 +45,9 @@ def test_metadata_reaches_the_file_the_analysis_and_the_summary(dimer_file: Path
     provenance = summary["provenance"]
     assert provenance["software_version"] == __version__
     assert provenance["parameters"]["bin_s"] == 0.01
-    assert provenance["parameters"]["max_states"] == 5
-    assert {"min_decay_photons", "same_line_mev", "decay_bin_ps"} <= set(provenance["parameters"])
+    assert provenance["parameters"]["jump_mev"] == 2.0
+    assert {"min_decay_photons", "min_line_fraction", "decay_bin_ps"} <= set(
+        provenance["parameters"])
     # ZPL intensities of each state: the two centers in the ratio of their branching.
     (state,) = summary["states"]
     ratio = dict(zip(np.round(state["zpl_ev"], 2), state["zpl_photons"], strict=True))
