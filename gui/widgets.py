@@ -282,12 +282,12 @@ class RegionsPanel(QWidget):
         self._fill()
         self.changed.emit()
 
-    def set_analysis_lines(self, windows_ev: Sequence[tuple[float, float]]) -> None:
-        """One region per line of the last analysis (replacing the previous analysis' ones)."""
+    def set_analysis_regions(self, named_ev: Sequence[tuple[str, float, float]]) -> None:
+        """One region per line or center of the last analysis, ``(name, lo, hi)``, replacing
+        the previous analysis' ones."""
         hand = [r for r in self._regions if r.source != "analysis"]
-        lines = [Region(f"line {k + 1}", lo, hi, "analysis")
-                 for k, (lo, hi) in enumerate(windows_ev)]
-        self.set_regions(lines + hand)
+        found = [Region(name, lo, hi, "analysis") for name, lo, hi in named_ev]
+        self.set_regions(found + hand)
 
     def _remove_selected(self) -> None:
         rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
@@ -342,7 +342,7 @@ def _pm(value: float | None, err: float | None, digits: int, unit: str = "") -> 
 
 class ResultsView(QWidget):
     """The analysis of a run (``summary.json``'s keys): lines with p and φ, states with
-    lifetimes, and centers and configurations when the analysis gives them."""
+    lifetimes, and centers, configurations and spectral jumps when the analysis gives them."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -390,7 +390,7 @@ class ResultsView(QWidget):
             self._row(item, "lifetimes", taus or "—")
             self._row(item, "count rate", f"{(st['count_rate_cps'] or 0) / 1e3:.1f} kcps")
             self._row(item, "ZPL", ", ".join(f"{z:.4f} eV" for z in st["zpl_ev"] if z))
-        for key in ("centers", "configurations"):
+        for key in ("centers", "configurations", "jumps"):
             if summary.get(key):
                 group = self._group(f"{key} ({len(summary[key])})")
                 for k, entry in enumerate(summary[key]):
