@@ -132,7 +132,9 @@ class MainWindow(QMainWindow):
         strip_bar.setObjectName("toolbar_status")
         strip_bar.setMovable(False)
         strip_bar.setFloatable(False)
-        strip_bar.toggleViewAction().setVisible(False)
+        toggle = strip_bar.toggleViewAction()
+        if toggle is not None:
+            toggle.setVisible(False)
         strip_bar.addWidget(self.strip)
         self.addToolBarBreak()
         self.addToolBar(strip_bar)
@@ -221,7 +223,7 @@ class MainWindow(QMainWindow):
         self.timer.setInterval(max(1, round(1000 / display_hz)))
         self.timer.timeout.connect(self.refresh_views)
         self.timer.start()
-        self.statusBar().showMessage("not connected")
+        self._status("not connected")
         self._fit_screen()
         self._update_controls()
 
@@ -344,7 +346,11 @@ class MainWindow(QMainWindow):
         self.banner_bar.addWidget(dismiss)
         self.addToolBar(self.banner_bar)
         self.banner_bar.hide()
-        self.view_menu = self.menuBar().addMenu("&View")
+        menu_bar = self.menuBar()
+        assert menu_bar is not None  # a QMainWindow always makes one
+        menu = menu_bar.addMenu("&View")
+        assert menu is not None
+        self.view_menu = menu
 
     def _title(self) -> str:
         rig = self.config.rig
@@ -360,10 +366,15 @@ class MainWindow(QMainWindow):
         log.error("%s", message)
         self.banner.setText(message)
         self.banner_bar.show()
-        self.statusBar().showMessage(message, 15000)
+        self._status(message, 15000)
 
     def clear_error(self) -> None:
         self.banner_bar.hide()
+
+    def _status(self, text: str, timeout_ms: int = 0) -> None:
+        bar = self.statusBar()
+        assert bar is not None  # a QMainWindow always makes one
+        bar.showMessage(text, timeout_ms)
 
     def _ask(self, title: str, question: str) -> bool:
         answer = QMessageBox.question(self, title, question)
@@ -390,7 +401,7 @@ class MainWindow(QMainWindow):
     @pyqtSlot(object)
     def _on_session_state(self, event: SessionStateChanged) -> None:
         text = f"rig {event.state}" + (f": {event.message}" if event.message else "")
-        self.statusBar().showMessage(text)
+        self._status(text)
         if event.state is SessionState.IDLE and self._need_gratings:
             self._need_gratings = False
             self.session.send(ReadGratings()).add_done_callback(self._gratings_done)
@@ -475,7 +486,7 @@ class MainWindow(QMainWindow):
             if result.state is RunState.FAILED:
                 self.show_error(f"The run failed: {result.error}")
         self.run_panel.status.setText(text)
-        self.statusBar().showMessage(text)
+        self._status(text)
         self.strip.run_ended("run failed" if result is None else f"run {result.state}")
         path = Path(event.out)
         if path.exists():
@@ -650,7 +661,7 @@ class MainWindow(QMainWindow):
 
     def open_measurement(self, path: str | Path) -> Future[Replay]:
         """Read a file in the background and show it in the views."""
-        self.statusBar().showMessage(f"reading {path} …")
+        self._status(f"reading {path} …")
         future = self._executor.submit(replay_measurement, path)
         future.add_done_callback(self._replay_done)
         return future
@@ -675,7 +686,7 @@ class MainWindow(QMainWindow):
         text = f"replay: {meas.path.name} ({replay.status}, {meas.n_frames} frames)"
         if replay.error:
             text += f" — {replay.error}"
-        self.statusBar().showMessage(text)
+        self._status(text)
         if replay.decay_fit_message:
             log.warning("%s: %s", meas.path.name, replay.decay_fit_message)
 
