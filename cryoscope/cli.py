@@ -212,8 +212,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     control = RunControl()
     with _Signals(control) as signals:
         try:
-            result = measure_claimed(config, plan, claim, control=control,
-                                     listeners=[bar, signals.listener])
+            try:
+                result = measure_claimed(config, plan, claim, control=control,
+                                         listeners=[bar, signals.listener])
+            finally:  # a run that began settled its claim; one stopped before gives it up
+                claim.settle(began=False, succeeded=False)
         except OutputError as exc:
             return _fail(str(exc))
         except (InstrumentError, WriteError) as exc:

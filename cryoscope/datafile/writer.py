@@ -174,6 +174,11 @@ class OutputClaim:
         except OSError as exc:
             self._drop_lock()
             raise OutputError(f"cannot create {self.path}: {exc.strerror}") from None
+        except BaseException:  # Ctrl-C while claiming: leave neither the lock nor a new file
+            if not self.replacing and self.path.is_file() and self.path.stat().st_size == 0:
+                self.path.unlink()
+            self._drop_lock()
+            raise
 
     def _take_lock(self) -> None:
         for _ in range(2):
@@ -189,8 +194,12 @@ class OutputClaim:
                 continue
             except OSError as exc:
                 raise OutputError(f"cannot lock {self.path}: {exc.strerror}") from None
-            with os.fdopen(fd, "w") as lock:
-                lock.write(f"{os.getpid()}\n")
+            try:
+                with os.fdopen(fd, "w") as lock:
+                    lock.write(f"{os.getpid()}\n")
+            except BaseException:
+                self._drop_lock()
+                raise
             return
         raise OutputBusyError(f"{self.path} is being claimed by another run")
 
