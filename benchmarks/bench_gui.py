@@ -7,7 +7,10 @@ Runs the main window offscreen on the simulated rig (default: full-frame 1024×1
   frames drawn per second (new frames the camera view started to draw);
 - the event loop's longest stall: the largest gap between ticks of a 10 ms heartbeat QTimer;
 - the time one display refresh takes on the GUI thread, median and max (the views that prepare
-  their data on helper threads paint it later, from a queued signal: counted in the stalls).
+  their data on helper threads paint it later, from a queued signal: counted in the stalls);
+- the simulated rig's speed from the first frame on: rig seconds acquired after the first frame
+  per wall second, and the process' CPU seconds meanwhile (``--speed 20 --readout tracks
+  --exposure 0.5 --frames 200``: is ``--speed 20`` twenty times real time?).
 
     python benchmarks/bench_gui.py [--readout image|tracks] [--speed 1] [--exposure 0.04]
                                    [--frames 250] [--synthetic FPS] [--diagnose FILE]
@@ -88,7 +91,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "bench.ini"), QSettings.Format.IniFormat)
         window = MainWindow(config, settings=settings)
-        window.resize(1600, 1000)
+        window.confirm = lambda title, question: True
+        window.resize(1366, 768)
         window.show()
         window.connect_rig().result(60)
         deadline = time.monotonic() + 10
@@ -176,21 +180,27 @@ def main() -> int:
         t_start = time.perf_counter()
         last[0] = t_start
         heartbeat.start()
+        first_frame: float | None = None
+        cpu_first = 0.0
         while (feeder.is_alive() if feeder is not None else window.last_run is None):
             app.processEvents()
+            if first_frame is None and window.live is not None \
+                    and window.live.latest_frame() is not None:
+                first_frame, cpu_first = time.perf_counter(), time.process_time()
             time.sleep(0.001)
-        elapsed = time.perf_counter() - t_start
+        t_end, cpu_end = time.perf_counter(), time.process_time()
+        elapsed = t_end - t_start
         heartbeat.stop()
         if stacks is not None:
             faulthandler.cancel_dump_traceback_later()
             gc.callbacks.remove(on_gc)
             stacks.close()
         updates = window.display_updates - updates0
+        result = window.last_run.result if window.last_run is not None else None
         camera = window.camera_view.redraws - camera0
         if feeder is not None:
             frames, what = args.frames, f"synthetic frames at {args.synthetic:g} fps"
         else:
-            result = window.last_run.result if window.last_run is not None else None
             frames = result.frames if result is not None else 0
             what = f"readout {args.readout}, speed {args.speed}"
         window.close()
@@ -207,6 +217,12 @@ def main() -> int:
         print(f"event loop          longest stall {max(gaps) * 1e3:.0f} ms (heartbeat 10 ms, "
               f"{sum(g > 0.1 for g in gaps)} stalls > 100 ms, "
               f"99th percentile {statistics.quantiles(gaps, n=100)[-1] * 1e3:.0f} ms)")
+    if feeder is None and first_frame is not None and result is not None:
+        rig_s = result.duration_s - args.exposure  # acquisition after the first frame
+        wall_s = t_end - first_frame
+        print(f"rig speed           {rig_s / wall_s:6.1f} x real time from the first frame "
+              f"({rig_s:.1f} rig s in {wall_s:.1f} wall s; speed {args.speed}; "
+              f"{(cpu_end - cpu_first) / wall_s:.2f} CPU s per wall s in this process)")
     if slowest:
         print("longest computation " + ", ".join(f"{title} {took * 1e3:.0f} ms"
                                                  for title, took in slowest.items()))

@@ -3,9 +3,10 @@
 The session calls :meth:`SessionBridge.__call__` on its worker thread. The bridge queues the event
 and wakes the GUI thread with one queued signal however many events arrive before it runs, so a
 fast run cannot flood the event loop; on the GUI thread it re-emits typed signals, keeping only the
-latest :class:`Progress` and :class:`InstrumentStatuses` of a burst. Frames, tags and logged
-instrument readings are not passed on: the run's :class:`cryoscope.live.LiveAccumulator` takes
-frames and tags on the worker thread, and the panels show the session's status polls.
+latest :class:`Progress`, :class:`InstrumentStatuses` and alignment frame of a burst. Frames,
+tags and logged instrument readings are not passed on: the run's
+:class:`cryoscope.live.LiveAccumulator` takes frames and tags on the worker thread, and the
+panels show the session's status polls.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from cryoscope.acquisition import (
     TagsAcquired,
 )
 from cryoscope.session import (
+    AlignmentChanged,
+    AlignmentFrame,
     CommandFailed,
     InstrumentStatuses,
     RunFinished,
@@ -41,6 +44,8 @@ class SessionBridge(QObject):
     runState = pyqtSignal(object)  # StateChanged
     commandFailed = pyqtSignal(object)  # CommandFailed
     runFinished = pyqtSignal(object)  # RunFinished
+    alignment = pyqtSignal(object)  # AlignmentChanged
+    alignmentFrame = pyqtSignal(object)  # AlignmentFrame
     _wake = pyqtSignal()
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -71,6 +76,8 @@ class SessionBridge(QObject):
                             default=-1)
         last_status = max((i for i, e in enumerate(events)
                            if isinstance(e, InstrumentStatuses)), default=-1)
+        last_frame = max((i for i, e in enumerate(events)
+                          if isinstance(e, AlignmentFrame)), default=-1)
         for i, event in enumerate(events):
             if isinstance(event, Progress):
                 if i == last_progress:
@@ -86,6 +93,10 @@ class SessionBridge(QObject):
                 self.commandFailed.emit(event)
             elif isinstance(event, RunFinished):
                 self.runFinished.emit(event)
+            elif isinstance(event, AlignmentChanged):
+                self.alignment.emit(event)
+            elif isinstance(event, AlignmentFrame) and i == last_frame:
+                self.alignmentFrame.emit(event)
 
 
 class LogBridge(QObject):

@@ -1,15 +1,21 @@
-"""The main window: instrument panels, run control, live views as docks, replay of files.
+"""The main window: status strip, instrument panels, run control, live views as docks, the
+night's runs and the analysis of each, replay of files.
 
 The window holds no measurement logic. It owns a :class:`cryoscope.session.RigSession` (the rig
 on its worker thread) and, per run, a :class:`cryoscope.live.LiveAccumulator` fed on that thread;
-a display timer (25 Hz by default) redraws the visible views from the accumulator, so a fast run
-never floods the event loop. Errors become a banner, a status-bar message and a log line.
+a display timer (30 Hz by default) redraws the visible views from the accumulator, so a fast run
+never floods the event loop. After each run the file's full analysis
+(:func:`cryoscope.session.analysis.summarize_run`) runs in a separate process and fills the
+results dock and the list of runs. Errors become a banner, a status-bar message and a log line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ from PyQt6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -30,15 +37,20 @@ from PyQt6.QtWidgets import (
 
 from cryoscope.acquisition import Progress, RunState, StateChanged
 from cryoscope.config import Backend, Config
+from cryoscope.datafile import OutputError, OutputExistsError
 from cryoscope.live import LiveAccumulator, Replay, replay_measurement, warm_up
 from cryoscope.session import (
+    AlignmentChanged,
+    AlignmentFrame,
     CommandFailed,
     InstrumentStatuses,
+    ReadGratings,
     RigSession,
     RunFinished,
     SessionState,
     SessionStateChanged,
 )
+from cryoscope.session.analysis import summarize_run
 from drivers.interfaces import GratingInfo, Track
 from gui.bridge import LogBridge, SessionBridge
 from gui.panels import InstrumentsWidget
@@ -53,10 +65,23 @@ from gui.views import (
     SpectrumView,
     View,
 )
+from gui.widgets import (
+    CountRateTrace,
+    Region,
+    RegionsPanel,
+    ResultsView,
+    RunEntry,
+    RunsTable,
+    StatusStrip,
+)
 
 log = logging.getLogger(__name__)
 
 SPEEDS = ("1", "2", "5", "20", "max")
+#: The smallest screen the window is laid out for (px).
+SMALL_SCREEN = (1366, 768)
+#: The window's size on a large screen (px).
+PREFERRED_SIZE = (1600, 1000)
 
 
 def speed_text(config: Config) -> str:
@@ -70,9 +95,11 @@ class MainWindow(QMainWindow):
     replayReady = pyqtSignal(object)  # Replay
     replayFailed = pyqtSignal(str)
     gratingsReady = pyqtSignal(object)  # list[GratingInfo]
+    analysisReady = pyqtSignal(str, object)  # path, summary dict
+    analysisFailed = pyqtSignal(str, str)  # path, message
 
     def __init__(self, config: Config, *, settings: QSettings | None = None,
-                 display_hz: float = 25.0) -> None:
+                 display_hz: float = 30.0) -> None:
         super().__init__()
         self.config = config
         self.settings = settings if settings is not None else QSettings("cryoscope", "gui")
@@ -85,23 +112,52 @@ class MainWindow(QMainWindow):
         self.statuses: InstrumentStatuses | None = None
         self.errors: list[str] = []
         self.display_updates = 0
+        #: asks the user to confirm (title, question) → yes; replaced in tests
+        self.confirm: Callable[[str, str], bool] = self._ask
         self._closing = False
+        self._paused = False
+        self._run_pending = False  # a run asked for and not yet finished
         self._need_gratings = True
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="replay")
         self._executor.submit(warm_up)
+        self._analysis: ProcessPoolExecutor | None = None
         self.setWindowTitle(self._title())
         self.setDockNestingEnabled(True)
-        self.resize(1600, 1000)
 
         self._build_toolbar()
+        self.strip = StatusStrip()
+        ch = config.channels
+        self.strip.set_apds([ch.apd] if ch.apd2 is None else [ch.apd, ch.apd2])
+        strip_bar = QToolBar("Status", self)
+        strip_bar.setObjectName("toolbar_status")
+        strip_bar.setMovable(False)
+        strip_bar.setFloatable(False)
+        toggle = strip_bar.toggleViewAction()
+        if toggle is not None:
+            toggle.setVisible(False)
+        strip_bar.addWidget(self.strip)
+        self.addToolBarBreak()
+        self.addToolBar(strip_bar)
+
         self.instruments = InstrumentsWidget(self.session)
         scroll = QScrollArea()
         scroll.setWidget(self.instruments)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.instruments_scroll = scroll
         self.run_panel = RunPanel(self.session)
+        run_scroll = QScrollArea()
+        run_scroll.setWidget(self.run_panel)
+        run_scroll.setWidgetResizable(True)
+        run_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.run_scroll = run_scroll
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
+        self.regions = RegionsPanel()
+        self.results = ResultsView()
+        self.runs = RunsTable()
+        self.rate_trace = CountRateTrace()
 
         self.camera_view = CameraView()
         self.spectrum_view = SpectrumView()
@@ -116,17 +172,20 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
-        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         self._dock("instruments", "Instruments", scroll, left)
-        self._dock("run", "Run", self.run_panel, left)
+        self._dock("run", "Run", run_scroll, left)
+        self._dock("runs", "Runs", self.runs, left)
+        self._dock("results", "Results", self.results, left)
+        self._dock("regions", "Regions", self.regions, left)
         self._dock("spectrum", SpectrumView.title, self.spectrum_view, right)
         self._dock("polarization", PolarizationPlot.title, self.polarization_view, right)
         self._dock("trace", SpectralTraceView.title, self.trace_view, right)
         self._dock("camera", CameraView.title, self.camera_view, right)
-        self._dock("intensity", IntensityView.title, self.intensity_view, bottom)
-        self._dock("decay", DecayView.title, self.decay_view, bottom)
-        self._dock("flid", FlidView.title, self.flid_view, bottom)
-        self._dock("log", "Log", self.log_view, bottom)
+        self._dock("rate", CountRateTrace.title, self.rate_trace, right)
+        self._dock("intensity", IntensityView.title, self.intensity_view, right)
+        self._dock("decay", DecayView.title, self.decay_view, right)
+        self._dock("flid", FlidView.title, self.flid_view, right)
+        self._dock("log", "Log", self.log_view, right)
         self._laid_out = False  # the docks are arranged on the first show
 
         self.bridge.sessionState.connect(self._on_session_state)
@@ -135,12 +194,23 @@ class MainWindow(QMainWindow):
         self.bridge.runState.connect(self._on_run_state)
         self.bridge.commandFailed.connect(self._on_command_failed)
         self.bridge.runFinished.connect(self._on_run_finished)
+        self.bridge.alignment.connect(self._on_alignment)
+        self.bridge.alignmentFrame.connect(self._on_alignment_frame)
         self.replayReady.connect(self._on_replay_ready)
         self.replayFailed.connect(self.show_error)
         self.gratingsReady.connect(self._on_gratings)
+        self.analysisReady.connect(self._on_analysis)
+        self.analysisFailed.connect(self._on_analysis_failed)
         self.run_panel.startRequested.connect(self.start_run)
         self.run_panel.stopRequested.connect(self.stop_run)
-        self.spectrum_view.regionChanged.connect(self.polarization_view.set_region)
+        self.run_panel.pauseRequested.connect(self.pause_run)
+        self.run_panel.resumeRequested.connect(self.resume_run)
+        self.run_panel.alignmentRequested.connect(self.set_alignment)
+        self.runs.replayRequested.connect(self.open_measurement)
+        self.regions.changed.connect(self._regions_changed)
+        self.spectrum_view.regionDragged.connect(self.regions.move_region)
+        self.spectrum_view.regionRequested.connect(
+            lambda lo, hi: self.regions.add_region(lo, hi))
         self.spectrum_view.axis.currentIndexChanged.connect(
             lambda _i: self.trace_view.set_energy_axis(self.spectrum_view.energy_axis))
 
@@ -148,11 +218,13 @@ class MainWindow(QMainWindow):
         self.log_bridge.record.connect(self._append_log)
         logging.getLogger().addHandler(self.log_bridge.handler)
 
+        self._restore_regions()
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, round(1000 / display_hz)))
         self.timer.timeout.connect(self.refresh_views)
         self.timer.start()
-        self.statusBar().showMessage("not connected")
+        self._status("not connected")
+        self._fit_screen()
         self._update_controls()
 
     # -- layout -------------------------------------------------------------------------------
@@ -163,9 +235,21 @@ class MainWindow(QMainWindow):
         dock.setObjectName(f"dock_{key}")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        # hidden until arranged (on the first show): stacked, the docks would make the window
+        # taller than the screen
+        dock.hide()
         self.docks[key] = dock
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
+
+    def _fit_screen(self) -> None:
+        """The preferred size, but never more than the screen offers."""
+        width, height = PREFERRED_SIZE
+        screen = self.screen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            width, height = min(width, room.width()), min(height, room.height())
+        self.resize(width, height)
 
     def showEvent(self, event: QShowEvent | None) -> None:
         """Arrange the docks (default, then the saved layout) on the first show: tabifying docks
@@ -177,15 +261,31 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
 
     def _default_layout(self) -> None:
+        """Left: run, instruments, runs, results, regions (tabs). Right, two rows of plots
+        (they fit a 768 px screen): spectrum and polarization; below, the spectral time trace,
+        intensity, decay, FLID and log (tabs) beside the camera and the count rate (tabs).
+        Each dock is shown once in place: stacked, they would grow the window."""
         d = self.docks
-        self.tabifyDockWidget(d["instruments"], d["run"])
+        d["run"].show()
+        for key in ("instruments", "runs", "results", "regions"):
+            self.tabifyDockWidget(d["run"], d[key])
+            d[key].show()
         d["run"].raise_()
+        d["spectrum"].show()
         self.splitDockWidget(d["spectrum"], d["polarization"], Qt.Orientation.Horizontal)
+        d["polarization"].show()
         self.splitDockWidget(d["spectrum"], d["trace"], Qt.Orientation.Vertical)
+        d["trace"].show()
         self.splitDockWidget(d["polarization"], d["camera"], Qt.Orientation.Vertical)
-        self.tabifyDockWidget(d["flid"], d["log"])
-        d["flid"].raise_()
-        self.resizeDocks([d["run"]], [380], Qt.Orientation.Horizontal)
+        d["camera"].show()
+        self.tabifyDockWidget(d["camera"], d["rate"])
+        d["rate"].show()
+        d["camera"].raise_()
+        for key in ("intensity", "decay", "flid", "log"):
+            self.tabifyDockWidget(d["trace"], d[key])
+            d[key].show()
+        d["trace"].raise_()
+        self.resizeDocks([d["run"]], [400], Qt.Orientation.Horizontal)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -246,7 +346,11 @@ class MainWindow(QMainWindow):
         self.banner_bar.addWidget(dismiss)
         self.addToolBar(self.banner_bar)
         self.banner_bar.hide()
-        self.view_menu = self.menuBar().addMenu("&View")
+        menu_bar = self.menuBar()
+        assert menu_bar is not None  # a QMainWindow always makes one
+        menu = menu_bar.addMenu("&View")
+        assert menu is not None
+        self.view_menu = menu
 
     def _title(self) -> str:
         rig = self.config.rig
@@ -262,10 +366,19 @@ class MainWindow(QMainWindow):
         log.error("%s", message)
         self.banner.setText(message)
         self.banner_bar.show()
-        self.statusBar().showMessage(message, 15000)
+        self._status(message, 15000)
 
     def clear_error(self) -> None:
         self.banner_bar.hide()
+
+    def _status(self, text: str, timeout_ms: int = 0) -> None:
+        bar = self.statusBar()
+        assert bar is not None  # a QMainWindow always makes one
+        bar.showMessage(text, timeout_ms)
+
+    def _ask(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question)
+        return answer == QMessageBox.StandardButton.Yes
 
     @pyqtSlot(str, int)
     def _append_log(self, text: str, level: int) -> None:
@@ -288,15 +401,14 @@ class MainWindow(QMainWindow):
     @pyqtSlot(object)
     def _on_session_state(self, event: SessionStateChanged) -> None:
         text = f"rig {event.state}" + (f": {event.message}" if event.message else "")
-        self.statusBar().showMessage(text)
+        self._status(text)
         if event.state is SessionState.IDLE and self._need_gratings:
             self._need_gratings = False
-            future = self.session.command("read the gratings",
-                                          lambda rig: list(rig.spectrograph.gratings()))
-            future.add_done_callback(self._gratings_done)
+            self.session.send(ReadGratings()).add_done_callback(self._gratings_done)
         if event.state in (SessionState.DISCONNECTED, SessionState.CLOSED):
             self.statuses = None
             self.instruments.show_statuses(None)
+            self._set_align_button(False)
         self._update_controls()
 
     def _gratings_done(self, future: Future[list[GratingInfo]]) -> None:
@@ -308,10 +420,12 @@ class MainWindow(QMainWindow):
         self.instruments.panels["spectrograph"].set_gratings(gratings)  # type: ignore[attr-defined]
 
     def _update_controls(self) -> None:
-        connected, running = self.session.connected, self.session.running
+        connected = self.session.connected
+        running = self.session.running or self._run_pending
         busy = self.session.state is SessionState.CONNECTING
         self.instruments.set_controls_enabled(connected and not running)
-        self.run_panel.set_state(connected=connected, running=running)
+        self.run_panel.set_state(connected=connected, running=running,
+                                 paused=running and self._paused)
         self.connect_action.setEnabled(not running and not busy)
         self.disconnect_action.setEnabled(connected and not running)
         self.speed.setEnabled(not running and not busy)
@@ -320,15 +434,35 @@ class MainWindow(QMainWindow):
     def _on_statuses(self, statuses: InstrumentStatuses) -> None:
         self.statuses = statuses
         self.instruments.show_statuses(statuses)
+        self.strip.show_rates(dict(statuses.count_rates_cps))
+        rate = self.strip.rate_cps
+        if rate is not None:
+            self.rate_trace.add(rate)
+        cryo = statuses.statuses.get("cryostat")
+        self.strip.show_temperature(None if cryo is None else cryo.sample_temperature_k)
+        stage = statuses.statuses.get("stage")
+        if not self.session.running:
+            self.strip.show_waveplate(
+                None if stage is None else stage.angle_deg - statuses.waveplate_zero_deg,
+                stage is not None and stage.moving)
 
     @pyqtSlot(object)
     def _on_progress(self, progress: Progress) -> None:
         self.run_panel.show_progress(progress)
+        self.strip.show_progress(progress.frames_done, progress.frames_total, self._paused)
+        self.strip.show_waveplate(progress.waveplate_deg, progress.stage_moving)
+        self.polarization_view.set_in_progress(
+            None if progress.stage_moving else progress.waveplate_deg)
 
     @pyqtSlot(object)
     def _on_run_state(self, event: StateChanged) -> None:
         self.run_panel.status.setText(f"{event.state}" + (f": {event.message}"
                                                           if event.message else ""))
+        if event.state is RunState.PAUSED:
+            self._paused = True
+        elif event.state is RunState.RUNNING:
+            self._paused = False
+        self.strip.mode.setText("PAUSED" if self._paused else "")
         self._update_controls()
 
     @pyqtSlot(object)
@@ -339,6 +473,10 @@ class MainWindow(QMainWindow):
     @pyqtSlot(object)
     def _on_run_finished(self, event: RunFinished) -> None:
         self.last_run = event
+        self._run_pending = False
+        self._paused = False
+        self.strip.mode.setText("")
+        self.polarization_view.set_in_progress(None)
         result = event.result
         if result is None:
             text = f"run failed: {event.error}"
@@ -348,10 +486,56 @@ class MainWindow(QMainWindow):
             if result.state is RunState.FAILED:
                 self.show_error(f"The run failed: {result.error}")
         self.run_panel.status.setText(text)
-        self.statusBar().showMessage(text)
-        self.run_panel.new_output()
+        self._status(text)
+        self.strip.run_ended("run failed" if result is None else f"run {result.state}")
+        path = Path(event.out)
+        if path.exists():
+            self.runs.add(RunEntry(path.stem, str(path),
+                                   "failed" if result is None else str(result.state),
+                                   0 if result is None else result.frames,
+                                   0 if result is None else result.photons))
+            if result is not None and result.frames:
+                self.analyze(path)
+        self.run_panel.number_on()
         self.refresh_views(force=True)
         self._update_controls()
+
+    # -- alignment ----------------------------------------------------------------------------
+
+    def set_alignment(self, on: bool, exposure_s: float) -> None:
+        """Alignment mode on (at ``exposure_s``) or off."""
+        if on:
+            self.live = None
+            for view in self.views:
+                view.reset()
+            self.session.start_alignment(exposure_s)
+        else:
+            self.session.stop_alignment()
+
+    def _set_align_button(self, on: bool) -> None:
+        self.run_panel.align.blockSignals(True)
+        self.run_panel.align.setChecked(on)
+        self.run_panel.align.blockSignals(False)
+
+    @pyqtSlot(object)
+    def _on_alignment(self, event: AlignmentChanged) -> None:
+        self._set_align_button(event.exposure_s is not None)
+        self.strip.mode.setText("" if event.exposure_s is None
+                                else f"ALIGNING ({event.exposure_s:g} s)")
+        if event.exposure_s is None and self.source is not None and self.source is not self.live:
+            self.source_label.setText("")
+
+    @pyqtSlot(object)
+    def _on_alignment_frame(self, frame: AlignmentFrame) -> None:
+        """Show the frame alone: the camera view and the spectrum of this frame."""
+        if self.session.alignment_exposure_s is None:
+            return
+        acc = LiveAccumulator(image_tracks=self.image_tracks())
+        acc.add_frames(frame.image[None], frame.index, frame.wavelength_nm, frame.track_names,
+                       float("nan"), True)
+        self.source = acc
+        self.source_label.setText(f"  alignment: frame {frame.index}, "
+                                  f"{frame.exposure_s:g} s (not recorded)")
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -361,26 +545,111 @@ class MainWindow(QMainWindow):
     @pyqtSlot(str, str, bool, dict)
     def start_run(self, plan: str, out: str, overwrite: bool, params: dict[str, Any]
                   ) -> Future[Any] | None:
-        """Start ``plan`` into ``out``; the views follow the new run."""
+        """Start ``plan`` into ``out`` with the Run panel's particle fields; every view is
+        cleared and follows the new run."""
         if not out:
-            self.show_error("Choose an output file first.")
+            self.show_error("Type the particle's name (the output file) in the Run panel first.")
             return None
         live = LiveAccumulator(image_tracks=self.image_tracks())
         try:
             future = self.session.start_run(plan, out, overwrite=overwrite,
-                                            listeners=[live.feed], **params)
+                                            listeners=[live.feed],
+                                            measurement=self.run_panel.measurement(), **params)
+        except OutputExistsError as exc:
+            self.show_error(f"The output file {exc.path.name} exists: change the particle's "
+                            "name in the Run panel, or tick 'overwrite' there to replace it.")
+            return None
+        except OutputError as exc:
+            self.show_error(f"Cannot write the output file: {exc}. Choose another folder with "
+                            "the '…' button in the Run panel.")
+            return None
         except ValueError as exc:
-            self.show_error(f"Invalid plan parameter {exc}")
+            self.show_error(f"Invalid run setting: {exc}")
             return None
         self.clear_error()
+        self._paused = False
+        self._run_pending = True
         self.live = live
+        for view in self.views:
+            view.reset()
+        self.polarization_view.set_in_progress(None)
+        self.strip.run_started(out)
         self._set_source(live, None)
         self._update_controls()
         return future
 
     def stop_run(self) -> None:
+        """Stop the run, once the user confirms."""
+        if not self.session.running:
+            return
+        if not self.confirm("Stop the run?", "Stop the run now? The file keeps the frames "
+                            "taken so far and is marked 'aborted'."):
+            return
         self.session.stop_run("stopped by the user")
         self.run_panel.status.setText("stopping…")
+
+    def pause_run(self) -> None:
+        self.session.pause_run()
+        self.run_panel.status.setText("pausing…")
+
+    def resume_run(self) -> None:
+        self.session.resume_run()
+        self.run_panel.status.setText("resuming…")
+
+    # -- analysis -----------------------------------------------------------------------------
+
+    def analyze(self, path: Path) -> Future[dict[str, Any]]:
+        """The full analysis of ``path`` in a separate process; fills the results dock."""
+        if self._analysis is None:
+            self._analysis = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
+                "spawn"))
+        self.results.show_pending(str(path))
+        future = self._analysis.submit(summarize_run, str(path))
+
+        def done(f: Future[dict[str, Any]]) -> None:
+            if self._closing or f.cancelled():
+                return
+            exc = f.exception()
+            if exc is None:
+                self.analysisReady.emit(str(path), f.result())
+            else:
+                self.analysisFailed.emit(str(path), str(exc))
+        future.add_done_callback(done)
+        return future
+
+    @pyqtSlot(str, object)
+    def _on_analysis(self, path: str, summary: dict[str, Any]) -> None:
+        self.results.show_summary(summary)
+        self.runs.set_summary(path, summary)
+        found = [(f"line {k + 1}", *ln["window_ev"]) for k, ln in enumerate(summary["lines"])]
+        found += [(f"center {c['id']}", *c["region_ev"]) for c in summary.get("centers", [])]
+        self.regions.set_analysis_regions([(name, lo, hi) for name, lo, hi in found
+                                           if lo is not None and hi is not None])
+
+    @pyqtSlot(str, str)
+    def _on_analysis_failed(self, path: str, message: str) -> None:
+        self.results.show_failed(path, message)
+        log.warning("the analysis of %s failed: %s", path, message)
+
+    # -- regions ------------------------------------------------------------------------------
+
+    def _regions_changed(self) -> None:
+        regions = self.regions.regions
+        self.spectrum_view.set_regions(regions)
+        self.polarization_view.set_regions(regions)
+        self.settings.setValue("regions", json.dumps([r.as_list() for r in regions]))
+
+    def _restore_regions(self) -> None:
+        text = self.settings.value("regions")
+        if not isinstance(text, str):
+            return
+        try:
+            regions = [Region(str(n), float(lo), float(hi), str(src))
+                       for n, lo, hi, src in json.loads(text)]
+        except (ValueError, TypeError):
+            log.warning("the saved regions could not be read: %r", text)
+            return
+        self.regions.set_regions(regions)
 
     # -- replay -------------------------------------------------------------------------------
 
@@ -392,7 +661,7 @@ class MainWindow(QMainWindow):
 
     def open_measurement(self, path: str | Path) -> Future[Replay]:
         """Read a file in the background and show it in the views."""
-        self.statusBar().showMessage(f"reading {path} …")
+        self._status(f"reading {path} …")
         future = self._executor.submit(replay_measurement, path)
         future.add_done_callback(self._replay_done)
         return future
@@ -410,15 +679,20 @@ class MainWindow(QMainWindow):
     def _on_replay_ready(self, replay: Replay) -> None:
         self.replay = replay
         meas = replay.measurement
+        for view in self.views:
+            view.reset()
+        self.polarization_view.set_in_progress(None)
         self._set_source(replay.live, replay)
         text = f"replay: {meas.path.name} ({replay.status}, {meas.n_frames} frames)"
         if replay.error:
             text += f" — {replay.error}"
-        self.statusBar().showMessage(text)
+        self._status(text)
         if replay.decay_fit_message:
             log.warning("%s: %s", meas.path.name, replay.decay_fit_message)
 
     def show_live(self) -> None:
+        for view in self.views:
+            view.reset()
         self._set_source(self.live, None)
 
     def _set_source(self, source: LiveAccumulator | None, replay: Replay | None) -> None:
@@ -462,7 +736,14 @@ class MainWindow(QMainWindow):
     # -- closing ------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent | None) -> None:
-        """Stop a run safely, close the rig, keep the layout."""
+        """Ask before closing during a run; then stop it safely, close the rig, keep the
+        layout."""
+        if self.session.running and not self.confirm(
+                "Close during a run?", "A run is going. Stop it and close the window? The "
+                "file keeps the frames taken so far and is marked 'aborted'."):
+            if event is not None:
+                event.ignore()
+            return
         self._closing = True
         self.timer.stop()
         self.save_layout()
@@ -470,6 +751,9 @@ class MainWindow(QMainWindow):
             log.info("the window closes during a run: stopping it")
         self.session.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._analysis is not None:
+            self._analysis.shutdown(wait=False, cancel_futures=True)
         self.log_bridge.detach(logging.getLogger())
         if event is not None:
             event.accept()
+

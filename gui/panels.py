@@ -28,7 +28,24 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from cryoscope.session import InstrumentStatuses, RigSession
+from cryoscope.session import (
+    HomeStage,
+    InstrumentStatuses,
+    MoveWaveplate,
+    RigSession,
+    SetCenterWavelength,
+    SetCooling,
+    SetEmGain,
+    SetExposure,
+    SetGrating,
+    SetLaserEmission,
+    SetLaserPower,
+    SetLaserRate,
+    SetReadout,
+    SetSetpoint,
+    SetTemperatureControl,
+    StopStage,
+)
 from drivers.interfaces import (
     CameraStatus,
     CoolingStatus,
@@ -91,6 +108,8 @@ class InstrumentPanel(QGroupBox):
         super().__init__(title, parent)
         self.session = session
         self.form = QFormLayout(self)
+        # a narrow dock puts a long row's controls under its label: no horizontal scrolling
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.controls: list[QWidget] = []
         self.readouts: dict[str, QLabel] = {}
         self.error = QLabel("")
@@ -169,10 +188,10 @@ class CryostatPanel(InstrumentPanel):
         cfg = session.config.cryostat
         self.setpoint = limited(ATTODRY800.setpoint_k, cfg.target_temperature_k, 2, 0.5)
         self.control("new setpoint", self.setpoint,
-                     self.button("Set", lambda: session.set_setpoint_k(self.setpoint.value())))
+                     self.button("Set", lambda: session.send(SetSetpoint(self.setpoint.value()))))
         self.control("temperature control",
-                     self.button("On", lambda: session.set_temperature_control(True)),
-                     self.button("Off", lambda: session.set_temperature_control(False)))
+                     self.button("On", lambda: session.send(SetTemperatureControl(True))),
+                     self.button("Off", lambda: session.send(SetTemperatureControl(False))))
         self.finish()
 
     def display(self, status: CryostatStatus, statuses: InstrumentStatuses) -> None:
@@ -201,13 +220,13 @@ class LaserPanel(InstrumentPanel):
                             scale=1e6, unit="MHz")
         self.power = limited(limits.power_nw, cfg.power_nw, 1, 10.0)
         self.control("emission",
-                     self.button("On", lambda: session.set_laser_emission(True)),
-                     self.button("Off", lambda: session.set_laser_emission(False)))
+                     self.button("On", lambda: session.send(SetLaserEmission(True))),
+                     self.button("Off", lambda: session.send(SetLaserEmission(False))))
         self.control("new rate", self.rate,
-                     self.button("Set", lambda: session.set_laser_rate_hz(
-                         self.rate.value() * 1e6)))
+                     self.button("Set", lambda: session.send(SetLaserRate(
+                         self.rate.value() * 1e6))))
         self.control("new power", self.power,
-                     self.button("Set", lambda: session.set_laser_power_nw(self.power.value())))
+                     self.button("Set", lambda: session.send(SetLaserPower(self.power.value()))))
         self.finish()
 
     def display(self, status: LaserStatus, statuses: InstrumentStatuses) -> None:
@@ -227,9 +246,9 @@ class WaveplatePanel(InstrumentPanel):
         self.readout("state", "state")
         self.target = quantity(-360.0, 360.0, 0.0, "°", 2, 5.0)
         self.control("move to θ", self.target,
-                     self.button("Move", lambda: session.move_waveplate_deg(self.target.value())))
-        self.control("", self.button("Home", session.home_stage),
-                     self.button("Stop", session.stop_stage))
+                     self.button("Move", lambda: session.send(MoveWaveplate(self.target.value()))))
+        self.control("", self.button("Home", lambda: session.send(HomeStage())),
+                     self.button("Stop", lambda: session.send(StopStage())))
         self.finish()
 
     def display(self, status: StageStatus, statuses: InstrumentStatuses) -> None:
@@ -261,17 +280,17 @@ class CameraPanel(InstrumentPanel):
         self.readout_mode.addItems([str(ReadMode.TRACKS), str(ReadMode.IMAGE)])
         self.readout_mode.setCurrentText(cfg.camera.readout)
         self.control("new exposure", self.exposure,
-                     self.button("Set", lambda: session.set_exposure_s(self.exposure.value())))
+                     self.button("Set", lambda: session.send(SetExposure(self.exposure.value()))))
         self.control("new EM gain", self.gain, self.advanced,
-                     self.button("Set", lambda: session.set_em_gain(
-                         self.gain.value(), self.advanced.isChecked())))
+                     self.button("Set", lambda: session.send(SetEmGain(
+                         self.gain.value(), self.advanced.isChecked()))))
         self.control("cooling", self.cooling_setpoint,
-                     self.button("On", lambda: session.set_cooling(
-                         True, self.cooling_setpoint.value())),
-                     self.button("Off", lambda: session.set_cooling(False)))
+                     self.button("On", lambda: session.send(SetCooling(
+                         True, self.cooling_setpoint.value()))),
+                     self.button("Off", lambda: session.send(SetCooling(False))))
         self.control("readout", self.readout_mode,
-                     self.button("Set", lambda: session.set_readout(
-                         ReadMode(self.readout_mode.currentText()))))
+                     self.button("Set", lambda: session.send(SetReadout(
+                         ReadMode(self.readout_mode.currentText())))))
         self.finish()
 
     def display(self, status: CameraStatus, statuses: InstrumentStatuses) -> None:
@@ -295,11 +314,11 @@ class SpectrographPanel(InstrumentPanel):
         self.center = limited(KYMERA_328I.center_wavelength_nm,
                               session.config.spectrograph.center_wavelength_nm, 2, 1.0)
         self.control("select grating", self.grating,
-                     self.button("Set", lambda: session.set_grating(
-                         int(self.grating.currentData() or 1))))
+                     self.button("Set", lambda: session.send(SetGrating(
+                         int(self.grating.currentData() or 1)))))
         self.control("new center", self.center,
-                     self.button("Set", lambda: session.set_center_wavelength_nm(
-                         self.center.value())))
+                     self.button("Set", lambda: session.send(SetCenterWavelength(
+                         self.center.value()))))
         self.finish()
 
     def set_gratings(self, gratings: list[GratingInfo]) -> None:

@@ -1,13 +1,15 @@
-"""Run control: choose a plan, edit its parameters, pick the output file, start, stop, progress.
+"""Run control: alignment, the particle's name and notes, the plan and its parameters, the output
+file, start / pause / resume / stop, progress.
 
 The parameter form is generated from the plan's pydantic model (``cryoscope.plans.PLANS``), so
 a plan added there appears here with its own parameters and ranges. Validation is the model's:
-the window shows the message naming the parameter.
+the window shows the message naming the parameter. The particle's name is the output file's
+name; after a run it is numbered on (``particle-07`` → ``particle-08``), never replaced.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from PyQt6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -31,6 +34,7 @@ from PyQt6.QtWidgets import (
 
 from cryoscope.acquisition import Progress
 from cryoscope.session import PLANS, RigSession
+from drivers.limits import IXON_ULTRA_888
 
 #: Unit shown for a parameter, from the end of its name.
 UNITS = {"_s": "s", "_deg": "°", "_hz": "Hz", "_nm": "nm", "_k": "K"}
@@ -57,8 +61,21 @@ def _bounds(field: Any) -> tuple[float, float]:
     return lo, hi
 
 
-def default_output() -> Path:
-    return Path.cwd() / f"cryoscope-{dt.datetime.now():%Y%m%d-%H%M%S}.h5"
+def next_name(name: str) -> str:
+    """The name numbered on: ``particle-07`` → ``particle-08``, ``p9`` → ``p10``, ``dot`` →
+    ``dot-2``."""
+    match = re.fullmatch(r"(.*?)(\d+)", name)
+    if match is None:
+        return f"{name}-2"
+    head, digits = match.groups()
+    return f"{head}{int(digits) + 1:0{len(digits)}d}"
+
+
+def first_free(folder: Path, name: str) -> str:
+    """``name``, numbered on until ``folder/<name>.h5`` does not exist."""
+    while (folder / f"{name}.h5").exists():
+        name = next_name(name)
+    return name
 
 
 class RunPanel(QWidget):
@@ -66,6 +83,9 @@ class RunPanel(QWidget):
 
     startRequested = pyqtSignal(str, str, bool, dict)  # plan, output path, overwrite, parameters
     stopRequested = pyqtSignal()
+    pauseRequested = pyqtSignal()
+    resumeRequested = pyqtSignal()
+    alignmentRequested = pyqtSignal(bool, float)  # on, exposure (s)
 
     def __init__(self, session: RigSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,29 +97,72 @@ class RunPanel(QWidget):
         self.form_host = QWidget()
         self.form = QFormLayout(self.form_host)
         self.inputs: dict[str, QSpinBox | QDoubleSpinBox] = {}
-        self.output = QLineEdit(str(default_output()))
+        # alignment
+        self.align_exposure = QDoubleSpinBox()
+        self.align_exposure.setDecimals(3)
+        self.align_exposure.setRange(max(IXON_ULTRA_888.exposure_s.low, 0.001), 10.0)
+        self.align_exposure.setValue(0.1)
+        self.align_exposure.setSuffix(" s")
+        self.align = QPushButton("Align")
+        self.align.setCheckable(True)
+        self.align.setToolTip("rolling count rate and a live camera / spectrum at this "
+                              "exposure; nothing is written")
+        self.align.toggled.connect(
+            lambda on: self.alignmentRequested.emit(on, self.align_exposure.value()))
+        # what is measured
+        folder = Path.cwd()
+        self.particle = QLineEdit(first_free(folder, "particle-01"))
+        self.particle.setObjectName("particle")
+        self.particle.setToolTip("the particle's name: also the output file's name; numbered "
+                                 "on after each run")
+        self.sample = QLineEdit()
+        self.sample_type = QComboBox()
+        self.sample_type.addItems(["unknown", "monomer", "molecule"])
+        self.operator = QLineEdit()
+        self.notes = QLineEdit()
+        self.notes.setPlaceholderText("written into the file")
+        self.output = QLineEdit(str(folder / f"{self.particle.text()}.h5"))
+        self.particle.textEdited.connect(self._particle_edited)
         browse = QPushButton("…")
         browse.setMaximumWidth(30)
         browse.clicked.connect(self._browse)
         self.overwrite = QCheckBox("overwrite")
         self.start = QPushButton("Start")
+        self.pause = QPushButton("Pause")
+        self.resume = QPushButton("Resume")
         self.stop = QPushButton("Stop")
         self.start.setStyleSheet("font-weight: bold")
         self.start.clicked.connect(self._start)
+        self.pause.clicked.connect(self.pauseRequested.emit)
+        self.resume.clicked.connect(self.resumeRequested.emit)
         self.stop.clicked.connect(self.stopRequested.emit)
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m frames")
         self.status = QLabel("idle")
         self.status.setWordWrap(True)
 
+        align_box = QGroupBox("Alignment")
+        align_row = QHBoxLayout(align_box)
+        align_row.addWidget(QLabel("exposure"))
+        align_row.addWidget(self.align_exposure)
+        align_row.addWidget(self.align)
+        what = QGroupBox("Particle")
+        what_form = QFormLayout(what)
+        what_form.addRow("name", self.particle)
+        what_form.addRow("sample", self.sample)
+        what_form.addRow("sample type", self.sample_type)
+        what_form.addRow("operator", self.operator)
+        what_form.addRow("notes", self.notes)
         out_row = QHBoxLayout()
         out_row.addWidget(self.output, 1)
         out_row.addWidget(browse)
         out_row.addWidget(self.overwrite)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.start)
-        buttons.addWidget(self.stop)
+        for b in (self.start, self.pause, self.resume, self.stop):
+            buttons.addWidget(b)
         layout = QVBoxLayout(self)
+        layout.addWidget(align_box)
+        layout.addWidget(what)
         top = QFormLayout()
         top.addRow("plan", self.plan)
         layout.addLayout(top)
@@ -155,20 +218,41 @@ class RunPanel(QWidget):
                                               "HDF5 measurement (*.h5)")
         if path:
             self.output.setText(path)
+            self.particle.setText(Path(path).stem)
+
+    def _particle_edited(self, name: str) -> None:
+        folder = Path(self.output.text()).parent
+        self.output.setText(str(folder / f"{name.strip()}.h5"))
+
+    def measurement(self) -> dict[str, str]:
+        """The ``[measurement]`` values of the next run."""
+        return {"particle": self.particle.text().strip(), "sample": self.sample.text().strip(),
+                "sample_type": self.sample_type.currentText(),
+                "operator": self.operator.text().strip(), "notes": self.notes.text().strip()}
 
     def _start(self) -> None:
         self.startRequested.emit(self.plan_name, self.output.text().strip(),
                                  self.overwrite.isChecked(), self.parameters())
 
-    def new_output(self) -> None:
-        """Suggest a fresh file name after a run."""
-        if not self.overwrite.isChecked():
-            self.output.setText(str(Path(self.output.text()).parent / default_output().name))
+    def number_on(self) -> None:
+        """After a run wrote its file: the next free name in the same folder, for the file and
+        the particle (``particle-07`` → ``particle-08``). Nothing written: the name is kept."""
+        out = Path(self.output.text())
+        if not out.exists():
+            return
+        name = first_free(out.parent, next_name(out.stem))
+        self.output.setText(str(out.parent / f"{name}.h5"))
+        particle = self.particle.text().strip()
+        self.particle.setText(name if particle in ("", out.stem) else next_name(particle))
 
-    def set_state(self, *, connected: bool, running: bool) -> None:
+    def set_state(self, *, connected: bool, running: bool, paused: bool = False) -> None:
         self.start.setEnabled(connected and not running)
         self.stop.setEnabled(running)
-        for w in (self.plan, self.form_host, self.output, self.overwrite):
+        self.pause.setEnabled(running and not paused)
+        self.resume.setEnabled(running and paused)
+        self.align.setEnabled(connected and not running)
+        for w in (self.plan, self.form_host, self.output, self.overwrite, self.particle,
+                  self.sample, self.sample_type, self.operator, self.notes):
             w.setEnabled(not running)
 
     def show_progress(self, p: Progress) -> None:
@@ -176,6 +260,5 @@ class RunPanel(QWidget):
         self.progress.setValue(p.frames_done)
         moving = ", moving" if p.stage_moving else ""
         self.status.setText(
-            f"elapsed {p.elapsed_s:.1f} s  ·  remaining {p.remaining_s:.1f} s (rig time)\n"
-            f"{p.photons} photons, {p.count_rate_cps / 1e3:.1f} kcps  ·  θ = "
-            f"{p.waveplate_deg:.1f}°{moving}")
+            f"{p.elapsed_s:.1f} s of acquisition (rig clock)  ·  {p.photons} photons, "
+            f"{p.count_rate_cps / 1e3:.1f} kcps  ·  θ = {p.waveplate_deg:.1f}°{moving}")

@@ -25,7 +25,15 @@ import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cryoscope.analysis.lifetime import DecayFit, model_counts
 from cryoscope.analysis.polarization import (
@@ -34,6 +42,14 @@ from cryoscope.analysis.polarization import (
 from cryoscope.analysis.spectra import HC_EV_NM
 from cryoscope.live import FrameView, LiveAccumulator, LiveFlid, PolarizationView, SpectraView
 from drivers.interfaces import ReadMode
+from gui.widgets import (
+    MIN_PLOT_HEIGHT,
+    REGION_COLOURS,
+    CursorReadout,
+    Region,
+    spectral_text,
+    xy_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +129,17 @@ class View(QWidget):
     def prepare(self) -> None:
         """GUI thread, before a computation: read what it needs from the widgets."""
 
+    def clear(self) -> None:
+        """Show nothing (a new run starts): no trace of the previous data."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Clear, and forget what was drawn: a computation under way is dropped."""
+        self._sequence += 1
+        self._pending = False
+        self._drawn_source, self._drawn_version = None, -1
+        self.clear()
+
     def _timed_compute(self, source: LiveAccumulator) -> Any:
         start = time.perf_counter()
         try:
@@ -169,11 +196,27 @@ def _plot(x_label: str, y_label: str, grid: bool = True) -> pg.PlotWidget:
     plot = pg.PlotWidget()
     plot.setLabel("bottom", x_label)
     plot.setLabel("left", y_label)
+    plot.setMinimumHeight(MIN_PLOT_HEIGHT)
     if grid:
         lines = pg.GridItem(pen=GRID_PEN, textPen=None)
         lines.setZValue(-100)
         plot.addItem(lines, ignoreBounds=True)
     return plot
+
+
+GREY = pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])
+
+
+def _colour_bar(plot: pg.PlotWidget, image: pg.ImageItem, cmap: pg.ColorMap) -> pg.ColorBarItem:
+    """A colour bar right of ``plot`` labelled in the data's units (the image itself is drawn
+    from 8-bit values, so the bar is not linked to its levels: :meth:`ColorBarItem.setLevels`
+    with the data levels of each picture)."""
+    image.setColorMap(cmap)
+    bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=cmap, interactive=False, width=12)
+    item = plot.getPlotItem()
+    item.layout.addItem(bar, 2, 5)
+    item.layout.setColumnFixedWidth(4, 5)
+    return bar
 
 
 def _robust_levels(image: npt.NDArray[np.generic]) -> tuple[float, float]:
@@ -262,24 +305,64 @@ class CameraView(View):
         self.image = pg.ImageItem(autoDownsample=False)
         self.plot.addItem(self.image)
         self.plot.invertY(True)
+        self.colour_bar = _colour_bar(self.plot, self.image, GREY)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.info = QLabel("no frame yet")
+        self.cursor_readout = CursorReadout(self.plot, xy_text("column", "row"))
+        # levels: robust (1st–99.9th percentile of the frame) or typed in ADU
+        self.auto_levels = QCheckBox("auto levels")
+        self.auto_levels.setChecked(True)
+        self.black = QDoubleSpinBox()
+        self.white = QDoubleSpinBox()
+        for box, value in ((self.black, 0.0), (self.white, 5000.0)):
+            box.setRange(0.0, 65535.0)
+            box.setDecimals(0)
+            box.setSuffix(" ADU")
+            box.setValue(value)
+            box.setEnabled(False)
+            box.valueChanged.connect(self._levels_changed)
+        self.auto_levels.toggled.connect(self._levels_changed)
+        levels_row = QHBoxLayout()
+        self._levels_widgets: list[QWidget] = [self.auto_levels, QLabel("black"), self.black,
+                                               QLabel("white"), self.white]
+        for w in self._levels_widgets:
+            levels_row.addWidget(w)
+        levels_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
+        layout.addLayout(levels_row)
         layout.addWidget(self.info)
+        layout.addWidget(self.cursor_readout)
         self.mode: ReadMode | None = None
         self.levels: tuple[float, float] | None = None
         self._frame: FrameView | None = None
         self._factor = 1
+        self._manual_levels: tuple[float, float] | None = None
+
+    def _levels_changed(self) -> None:
+        manual = not self.auto_levels.isChecked()
+        self.black.setEnabled(manual)
+        self.white.setEnabled(manual)
+        self._frame = None  # draw the latest frame again with the new levels
 
     def changed(self, source: LiveAccumulator) -> bool:
         return source is not self._drawn_source or source.latest_frame() is not self._frame
+
+    def clear(self) -> None:
+        self.image.clear()
+        for curve in self.curves.values():
+            curve.setData([], [])
+        self._frame = None
+        self.info.setText("no frame yet")
 
     def prepare(self) -> None:
         """The downsampling factor: sensor pixels per screen pixel, as the view is zoomed."""
         size = self.plot.getViewBox().viewPixelSize()
         self._factor = max(1, int(min(size))) if self.mode is ReadMode.IMAGE else 1
+        lo, hi = self.black.value(), self.white.value()
+        self._manual_levels = None if self.auto_levels.isChecked() \
+            else (min(lo, hi), max(hi, lo + 1.0))
 
     def compute(self, source: LiveAccumulator) -> _CameraPicture | None:
         frame = source.latest_frame()
@@ -289,7 +372,7 @@ class CameraView(View):
             return _CameraPicture(frame, frame.image.astype(np.float64))
         factor = self._factor
         small = _block_mean(frame.image, factor)
-        levels = _robust_levels(small)
+        levels = self._manual_levels or _robust_levels(small)
         return _CameraPicture(frame, _to_8bit(small, levels), factor, levels)
 
     def paint(self, picture: _CameraPicture | None) -> None:
@@ -301,6 +384,10 @@ class CameraView(View):
             self.mode = frame.mode
             image_mode = frame.mode is ReadMode.IMAGE
             self.image.setVisible(image_mode)
+            self.colour_bar.setVisible(image_mode)
+            for w in self._levels_widgets:  # levels concern the image only
+                w.setVisible(image_mode)
+            self.cursor_readout.describe = xy_text("column", "row" if image_mode else "ADU")
             for curve in self.curves.values():
                 self.plot.removeItem(curve)
             self.curves.clear()
@@ -308,6 +395,8 @@ class CameraView(View):
             self.plot.setLabel("left", "row" if image_mode else "counts (ADU)")
         if frame.mode is ReadMode.IMAGE:
             self.image.setImage(picture.image, autoLevels=False, levels=(0, 255))
+            if picture.levels is not None:
+                self.colour_bar.setLevels(picture.levels)
             f = picture.factor
             self.image.setRect(QRectF(0, 0, picture.image.shape[1] * f,
                                       picture.image.shape[0] * f))
@@ -330,11 +419,15 @@ class CameraView(View):
 
 class SpectrumView(View):
     """Summed V, H and V+H spectra on an energy or wavelength axis, with the polarization
-    region (a :class:`pyqtgraph.LinearRegionItem`)."""
+    regions (one :class:`pyqtgraph.LinearRegionItem` each, coloured as in the polarization
+    view; drag an edge or the inside, or type the numbers in the regions table)."""
 
     title = "Spectrum"
     min_interval_s = 0.1
-    regionChanged = pyqtSignal(float, float)  # lo_ev, hi_ev
+    #: A region was dragged: its index and new edges (eV).
+    regionDragged = pyqtSignal(int, float, float)
+    #: The first spectrum came and there is no region: one around its peak (eV) is proposed.
+    regionRequested = pyqtSignal(float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -342,27 +435,26 @@ class SpectrumView(View):
         self.axis.addItems(["energy (eV)", "wavelength (nm)"])
         self.axis.currentIndexChanged.connect(self._axis_changed)
         self.plot = _plot("photon energy (eV)", "counts (ADU)")
-        self.plot.addLegend(offset=(10, 10))
         self.v = self.plot.plot(pen=V_PEN, name="V")
         self.h = self.plot.plot(pen=H_PEN, name="H")
         self.sum = self.plot.plot(pen=SUM_PEN, name="V + H")
-        self.region = pg.LinearRegionItem(brush=pg.mkBrush(44, 160, 44, 40))
-        self.region.setZValue(10)
-        self.region.setVisible(False)
-        self.region.sigRegionChangeFinished.connect(self._region_moved)
-        self.plot.addItem(self.region)
-        self._region_ev: tuple[float, float] | None = None
+        self.region_items: list[pg.LinearRegionItem] = []
+        self.regions: list[Region] = []
         self._spectra: SpectraView | None = None
         bar = QHBoxLayout()
         bar.addWidget(QLabel("axis"))
         bar.addWidget(self.axis)
+        bar.addWidget(QLabel(_legend([("V", V_PEN), ("H", H_PEN), ("V + H", SUM_PEN)])))
         bar.addStretch(1)
         self.info = QLabel("")
-        bar.addWidget(self.info)
+        self.cursor_readout = CursorReadout(self.plot, spectral_text(lambda: self.energy_axis,
+                                                             "ADU"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(self.plot)
+        layout.addWidget(self.info)
+        layout.addWidget(self.cursor_readout)
 
     @property
     def energy_axis(self) -> bool:
@@ -370,42 +462,58 @@ class SpectrumView(View):
 
     @property
     def region_ev(self) -> tuple[float, float] | None:
-        return self._region_ev
+        """The first region (eV), if any."""
+        return (self.regions[0].lo_ev, self.regions[0].hi_ev) if self.regions else None
 
-    def set_region_ev(self, lo_ev: float, hi_ev: float) -> None:
-        """Place the polarization region (eV) and announce it."""
-        self._region_ev = (min(lo_ev, hi_ev), max(lo_ev, hi_ev))
-        self._place_region()
-        self.regionChanged.emit(*self._region_ev)
+    def set_regions(self, regions: list[Region]) -> None:
+        """Show these regions (eV)."""
+        self.regions = list(regions)
+        while len(self.region_items) < len(regions):
+            k = len(self.region_items)
+            colour = pg.mkColor(REGION_COLOURS[k % len(REGION_COLOURS)])
+            fill = pg.mkColor(colour)
+            fill.setAlpha(40)
+            item = pg.LinearRegionItem(brush=pg.mkBrush(fill),
+                                       pen=pg.mkPen(colour, width=3),
+                                       hoverPen=pg.mkPen(colour, width=5))
+            item.setZValue(10)
+            item.sigRegionChangeFinished.connect(
+                lambda it=item: self._region_moved(self.region_items.index(it)))
+            self.plot.addItem(item)
+            self.region_items.append(item)
+        while len(self.region_items) > len(regions):
+            self.plot.removeItem(self.region_items.pop())
+        self._place_regions()
 
-    def _place_region(self) -> None:
-        if self._region_ev is None:
-            return
-        lo, hi = self._region_ev
-        xs = (lo, hi) if self.energy_axis else (HC_EV_NM / hi, HC_EV_NM / lo)
-        self.region.blockSignals(True)
-        self.region.setRegion(xs)
-        self.region.blockSignals(False)
-        self.region.setVisible(True)
+    def _x(self, ev: float) -> float:
+        return ev if self.energy_axis else HC_EV_NM / ev
 
-    def _region_moved(self) -> None:
-        a, b = self.region.getRegion()
-        if self.energy_axis:
-            lo, hi = a, b
-        else:
-            lo, hi = HC_EV_NM / max(b, 1e-9), HC_EV_NM / max(a, 1e-9)
-        self._region_ev = (float(min(lo, hi)), float(max(lo, hi)))
-        self.regionChanged.emit(*self._region_ev)
+    def _place_regions(self) -> None:
+        for item, r in zip(self.region_items, self.regions, strict=True):
+            item.blockSignals(True)
+            item.setRegion(sorted((self._x(r.lo_ev), self._x(r.hi_ev))))
+            item.blockSignals(False)
+
+    def _region_moved(self, index: int) -> None:
+        a, b = self.region_items[index].getRegion()
+        if not self.energy_axis:
+            a, b = HC_EV_NM / max(b, 1e-9), HC_EV_NM / max(a, 1e-9)
+        self.regionDragged.emit(index, float(min(a, b)), float(max(a, b)))
 
     def _axis_changed(self) -> None:
-        if self.energy_axis:
-            self.plot.setLabel("bottom", "photon energy (eV)")
-        else:
-            self.plot.setLabel("bottom", "wavelength (nm)")
+        self.plot.setLabel("bottom", "photon energy (eV)" if self.energy_axis
+                           else "wavelength (nm)")
+        self.plot.setLimits(xMin=None, xMax=None)
         if self._spectra is not None:
             self._draw_spectra(self._spectra)
-        self._place_region()
+        self._place_regions()
         self.plot.enableAutoRange()
+
+    def clear(self) -> None:
+        for curve in (self.v, self.h, self.sum):
+            curve.setData([], [])
+        self._spectra = None
+        self.info.setText("")
 
     def draw(self, source: LiveAccumulator) -> None:
         spectra = source.spectra()
@@ -413,9 +521,9 @@ class SpectrumView(View):
             return
         self._spectra = spectra
         self._draw_spectra(spectra)
-        if self._region_ev is None:
+        if not self.regions:
             peak = spectra.peak_ev()
-            self.set_region_ev(peak - 0.0015, peak + 0.0015)
+            self.regionRequested.emit(peak - 0.0015, peak + 0.0015)
         self.info.setText(f"{spectra.frames} frames  ·  peak {spectra.peak_ev():.4f} eV "
                           f"({HC_EV_NM / spectra.peak_ev():.2f} nm)")
 
@@ -424,6 +532,17 @@ class SpectrumView(View):
         self.v.setData(x, s.v)
         self.h.setData(x, s.h)
         self.sum.setData(x, s.total)
+        # zooming and panning stay on the data
+        self.plot.setLimits(xMin=float(np.min(x)), xMax=float(np.max(x)))
+
+
+def _legend(entries: list[tuple[str, Any]]) -> str:
+    """A legend as rich text, to sit beside a plot instead of over its data."""
+    parts = []
+    for name, pen in entries:
+        colour = pen.color().name() if hasattr(pen, "color") else str(pen)
+        parts.append(f'<span style="color:{colour}">━ {name}</span>')
+    return "&nbsp;&nbsp;".join(parts)
 
 
 @dataclass(frozen=True)
@@ -433,6 +552,7 @@ class _TracePicture:
     image: npt.NDArray[np.uint8]
     rect: tuple[float, float, float, float]  #: x, y, width, height
     y_label: str
+    levels: tuple[float, float]  #: ADU shown at the ends of the colour map
 
 
 class SpectralTraceView(View):
@@ -451,12 +571,22 @@ class SpectralTraceView(View):
         super().__init__(parent)
         self.plot = _plot("photon energy (eV)", "time (s)", grid=False)
         self.image = pg.ImageItem()
-        self.image.setColorMap(pg.colormap.get("viridis"))
         self.plot.addItem(self.image)
+        self.colour_bar = _colour_bar(self.plot, self.image, pg.colormap.get("viridis"))
+        self.energy_axis = True
+        self.cursor_readout = CursorReadout(self.plot, self._describe)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
-        self.energy_axis = True
+        layout.addWidget(self.cursor_readout)
+        self._y_label = "time (s)"
+
+    def _describe(self, x: float, y: float) -> str:
+        text = spectral_text(lambda: self.energy_axis, "")(x, y)
+        return text.rsplit("  ·  ", 1)[0] + f"  ·  {self._y_label} {y:.4g}" if text else ""
+
+    def clear(self) -> None:
+        self.image.clear()
 
     def set_energy_axis(self, energy: bool) -> None:
         self.energy_axis = energy
@@ -476,13 +606,15 @@ class SpectralTraceView(View):
             y0, height, label = float(t[0]), float(t[-1] - t[0]) + cycle, "time (s)"
         else:  # the exposure edges are not all in yet: frame numbers
             y0, height, label = 0.0, float(frames), "frame"
-        return _TracePicture(_to_8bit(image, _robust_levels(image)), (x0, y0, x1 - x0, height),
-                             label)
+        levels = _robust_levels(image)
+        return _TracePicture(_to_8bit(image, levels), (x0, y0, x1 - x0, height), label, levels)
 
     def paint(self, picture: _TracePicture | None) -> None:
         if picture is None:
             return
         self.image.setImage(picture.image, autoLevels=False, levels=(0, 255))
+        self.colour_bar.setLevels(picture.levels)
+        self._y_label = picture.y_label
         self.plot.setLabel("left", picture.y_label)
         self.image.setRect(QRectF(*picture.rect))
 
@@ -500,10 +632,16 @@ class IntensityView(View):
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
         self.info = QLabel("")
+        self.cursor_readout = CursorReadout(self.plot, xy_text("t (s)", "counts/s"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
+        layout.addWidget(self.cursor_readout)
+
+    def clear(self) -> None:
+        self.curve.setData([], [])
+        self.info.setText("")
 
     def draw(self, source: LiveAccumulator) -> None:
         trace = source.intensity_trace()
@@ -531,11 +669,19 @@ class DecayView(View):
         self.curve = self.plot.plot(pen=SUM_PEN, connect="finite")
         self.fit_curve = self.plot.plot(pen=FIT_PEN, connect="finite")
         self.info = QLabel("")
+        self.cursor_readout = CursorReadout(self.plot, lambda x, y: f"delay {x:.3f} ns  ·  "
+                                    f"{10 ** y:.4g} photons per bin")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
+        layout.addWidget(self.cursor_readout)
         self.fit: DecayFit | None = None
+
+    def clear(self) -> None:
+        self.curve.setData([], [])
+        self.fit_curve.setData([], [])
+        self.info.setText("")
 
     def set_fit(self, fit: DecayFit | None) -> None:
         self.fit = fit
@@ -568,68 +714,150 @@ class DecayView(View):
         self.info.setText(text)
 
 
+@dataclass(frozen=True)
+class _PolarizationPicture:
+    regions: tuple[Region, ...]
+    results: tuple[PolarizationView, ...]
+    in_progress_deg: float | None
+
+
 class PolarizationPlot(View):
-    """V and H in the spectrum's region against waveplate angle θ, with the fitted p and φ."""
+    """V / (V + H) per waveplate angle θ in each spectral region, with the fitted p and φ.
+
+    A ratio, not raw sums: an angle whose frames are still being taken is not a false dip.
+    During a run the angle being acquired (:meth:`set_in_progress`) is drawn as an open symbol,
+    apart from the finished angles. The legend sits above the plot, clear of the data; the
+    y-axis is fixed to 0–1 and the x-axis cannot be zoomed or panned off the data.
+    """
 
     title = "Polarization"
     min_interval_s = 0.5
     background = True
+    #: An angle within this of the stage's angle in a run is the one in progress (deg).
+    IN_PROGRESS_TOLERANCE_DEG = 0.5
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = _plot("waveplate angle θ (°)", "counts in the region (ADU)")
-        self.plot.addLegend(offset=(10, 10))
-        self.v = self.plot.plot(pen=None, symbol="o", symbolBrush="#1f77b4", name="V")
-        self.h = self.plot.plot(pen=None, symbol="s", symbolBrush="#d62728", name="H")
-        self.v_fit = self.plot.plot(pen=V_PEN)
-        self.h_fit = self.plot.plot(pen=H_PEN)
+        self.plot = _plot("waveplate angle θ (°)", "V / (V + H) in the region")
+        self.plot.setYRange(0.0, 1.0, padding=0.02)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.setLimits(yMin=-0.05, yMax=1.05)
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
         self.info = QLabel("choose a spectral region on the spectrum")
-        self.info.setWordWrap(True)
+        self.cursor_readout = CursorReadout(self.plot, xy_text("θ (°)", "V/(V+H)"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
-        self.region_ev: tuple[float, float] | None = None
-        self.result: PolarizationView | None = None
+        layout.addWidget(self.cursor_readout)
+        self.regions: tuple[Region, ...] = ()
+        self.results: tuple[PolarizationView, ...] = ()
+        self.in_progress_deg: float | None = None
+        #: per region: finished points, the point in progress, the fit
+        self._items: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem]] = []
+        #: what was drawn: per region (θ of finished points, θ of the point in progress), and
+        #: the angle in progress it was drawn with
+        self.drawn: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+        self.drawn_in_progress_deg: float | None = None
 
-    def set_region(self, lo_ev: float, hi_ev: float) -> None:
-        self.region_ev = (lo_ev, hi_ev)
+    @property
+    def result(self) -> PolarizationView | None:
+        """The first region's result."""
+        return self.results[0] if self.results else None
+
+    def set_regions(self, regions: list[Region]) -> None:
+        self.regions = tuple(regions)
         self._drawn_version = -1
         self._last_draw = 0.0
 
-    def compute(self, source: LiveAccumulator) -> PolarizationView | None:
-        region = self.region_ev
-        if region is None:
-            return None
-        return source.polarization(*region)
+    def set_in_progress(self, theta_deg: float | None) -> None:
+        """The waveplate angle being acquired in a run (None: no run, or between angles)."""
+        if theta_deg != self.in_progress_deg:
+            self.in_progress_deg = theta_deg
+            self._drawn_version = -1
 
-    def paint(self, pol: PolarizationView | None) -> None:
-        if pol is None:
-            return
-        self.result = pol
-        self.v.setData(pol.theta_deg, pol.v)
-        self.h.setData(pol.theta_deg, pol.h)
-        region = f"region {pol.region_ev[0]:.4f}–{pol.region_ev[1]:.4f} eV"
-        if pol.fit is None:
-            self.v_fit.setData([], [])
-            self.h_fit.setData([], [])
-            self.info.setText(f"{region}  ·  {pol.message}")
-            return
-        fit = pol.fit
-        theta = np.linspace(float(pol.theta_deg.min()), float(pol.theta_deg.max()), 200)
-        frac_v = polarization_model(theta, fit.p, fit.phi_deg, fit.gain_ratio)
-        total = float(np.mean(pol.v + pol.h))
-        self.v_fit.setData(theta, total * frac_v)
-        self.h_fit.setData(theta, total * (1 - frac_v))
-        self.info.setText(
-            f"{region}  ·  p = {fit.p:.3f} ± {fit.p_err:.3f}  ·  φ = {fit.phi_deg:.1f} ± "
-            f"{fit.phi_err_deg:.1f}°  ·  g_V/g_H = {fit.gain_ratio:.3f}  ·  "
-            f"{pol.theta_deg.shape[0]} angles, {pol.frames_used} frames")
+    def clear(self) -> None:
+        self.results = ()
+        self.drawn = []
+        for items in self._items:
+            for item in items:
+                item.setData([], [])
+        self.info.setText("")
+
+    def prepare(self) -> None:
+        self._request = (self.regions, self.in_progress_deg)
+
+    def compute(self, source: LiveAccumulator) -> _PolarizationPicture:
+        regions, in_progress = self._request
+        return _PolarizationPicture(regions, tuple(source.polarization(r.lo_ev, r.hi_ev)
+                                                   for r in regions), in_progress)
+
+    def _ensure_items(self, n: int) -> None:
+        while len(self._items) < n:
+            colour = REGION_COLOURS[len(self._items) % len(REGION_COLOURS)]
+            done = self.plot.plot(pen=None, symbol="o", symbolBrush=colour, symbolPen=colour)
+            going = self.plot.plot(pen=None, symbol="o", symbolBrush=None, symbolSize=12,
+                                   symbolPen=pg.mkPen(colour, width=2,
+                                                      style=Qt.PenStyle.DashLine))
+            fit = self.plot.plot(pen=pg.mkPen(colour, width=2))
+            self._items.append((done, going, fit))
+        for k, items in enumerate(self._items):
+            for item in items:
+                item.setVisible(k < n)
+
+    def paint(self, picture: _PolarizationPicture) -> None:
+        self.results = picture.results
+        self.drawn_in_progress_deg = picture.in_progress_deg
+        self._ensure_items(len(picture.results))
+        legend, infos, self.drawn = [], [], []
+        theta_all: list[float] = []
+        for k, (region, pol) in enumerate(zip(picture.regions, picture.results, strict=True)):
+            done, going, fit_item = self._items[k]
+            colour = REGION_COLOURS[k % len(REGION_COLOURS)]
+            total = pol.v + pol.h
+            ratio = np.divide(pol.v, total, out=np.full(total.shape, np.nan), where=total > 0)
+            current = np.zeros(pol.theta_deg.shape, bool)
+            if picture.in_progress_deg is not None:
+                current = np.abs(pol.theta_deg - picture.in_progress_deg) \
+                    < self.IN_PROGRESS_TOLERANCE_DEG
+            done.setData(pol.theta_deg[~current], ratio[~current])
+            going.setData(pol.theta_deg[current], ratio[current])
+            self.drawn.append((pol.theta_deg[~current], pol.theta_deg[current]))
+            theta_all.extend(pol.theta_deg.tolist())
+            text = f'<span style="color:{colour}">● {region.name}</span> ' \
+                f"{region.lo_ev:.4f}–{region.hi_ev:.4f} eV"
+            if pol.fit is None:
+                fit_item.setData([], [])
+                text += f": {pol.message}"
+            else:
+                f = pol.fit
+                theta = np.linspace(float(pol.theta_deg.min()), float(pol.theta_deg.max()), 200)
+                fit_item.setData(theta, polarization_model(theta, f.p, f.phi_deg,
+                                                           f.gain_ratio))
+                text += f": p = {f.p:.3f} ± {f.p_err:.3f}, φ = {f.phi_deg:.1f} ± " \
+                    f"{f.phi_err_deg:.1f}°"
+                infos.append(f"{region.name}: φ = {f.phi_deg:.1f} ± {f.phi_err_deg:.1f}°, "
+                             f"g_V/g_H = {f.gain_ratio:.3f}, {pol.theta_deg.shape[0]} angles, "
+                             f"{pol.frames_used} frames")
+            legend.append(text)
+        if picture.in_progress_deg is not None and any(d[1].size for d in self.drawn):
+            legend.append("○ the angle in progress")
+        self.legend.setText("<br>".join(legend))
+        # one line (the legend has every region's p and φ): the first fitted region
+        self.info.setText(infos[0] if infos else "" if picture.regions
+                          else "choose a spectral region on the spectrum")
+        if theta_all:
+            lo, hi = min(theta_all), max(theta_all)
+            pad = max(2.0, 0.05 * (hi - lo))
+            self.plot.setLimits(xMin=lo - pad, xMax=hi + pad)
 
 
 class FlidView(View):
     """Fluorescence-lifetime–intensity distribution (counts per bin vs. the background-corrected
-    mean delay in the gate), computed as the file analysis does (:meth:`LiveAccumulator.flid`)."""
+    mean delay in the gate), computed as the file analysis does (:meth:`LiveAccumulator.flid`);
+    the colour bar is ln(1 + occurrences)."""
 
     title = "FLID"
     min_interval_s = 0.5
@@ -641,14 +869,22 @@ class FlidView(View):
         super().__init__(parent)
         self.plot = _plot("mean delay in the gate (ns)", "photons per bin", grid=False)
         self.image = pg.ImageItem()
-        self.image.setColorMap(pg.colormap.get("inferno"))
         self.plot.addItem(self.image)
+        self.colour_bar = _colour_bar(self.plot, self.image, pg.colormap.get("inferno"))
         self.info = QLabel("")
+        self.cursor_readout = CursorReadout(self.plot, xy_text("mean delay (ns)",
+                                                               "photons per bin"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         layout.addWidget(self.info)
+        layout.addWidget(self.cursor_readout)
         self.result: LiveFlid | None = None
+
+    def clear(self) -> None:
+        self.image.clear()
+        self.result = None
+        self.info.setText("")
 
     def compute(self, source: LiveAccumulator) -> LiveFlid | None:
         return source.flid(gate_ns=self.gate_ns)
@@ -659,7 +895,9 @@ class FlidView(View):
         self.result = live
         flid = live.flid
         image = np.log1p(flid.histogram)
-        self.image.setImage(image, levels=(0.0, float(image.max()) or 1.0))
+        top = float(image.max()) or 1.0
+        self.image.setImage(image, levels=(0.0, top))
+        self.colour_bar.setLevels((0.0, top))
         d, c = flid.delay_edges_ns, flid.count_edges
         self.image.setRect(QRectF(float(d[0]), float(c[0]), float(d[-1] - d[0]),
                                   float(c[-1] - c[0])))

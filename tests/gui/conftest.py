@@ -30,6 +30,7 @@ def window(qtbot: Any, config: Config, tmp_path: Path) -> Iterator[Any]:
 
     settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
     win = MainWindow(config, settings=settings)
+    win.confirm = lambda title, question: True  # every question answered "yes"
     qtbot.addWidget(win)
     win.show()
     win.speed.setCurrentText("20")

@@ -27,10 +27,13 @@ from cryoscope.live import LiveAccumulator, flat_background_per_bin, replay_meas
 from cryoscope.session import (
     CommandFailed,
     InstrumentStatuses,
+    MoveWaveplate,
     RigSession,
     RunFinished,
     SessionEvent,
     SessionState,
+    SetExposure,
+    SetSetpoint,
 )
 from drivers.interfaces import InstrumentError, ReadMode, Track
 from sim_hardware.camera import SimCamera
@@ -188,8 +191,8 @@ def test_session_serializes_commands_and_polls_statuses() -> None:
     session = RigSession(fast_config("max"), on_event=rec, status_interval_s=0.05)
     try:
         session.connect().result(30)
-        futures = [session.move_waveplate_deg(15.0), session.set_exposure_s(0.2),
-                   session.set_setpoint_k(5.0)]
+        futures = [session.send(MoveWaveplate(15.0)), session.send(SetExposure(0.2)),
+                   session.send(SetSetpoint(5.0))]
         for f in futures:
             f.result(10)
         angle = session.command("read the angle", lambda rig: rig.stage.angle_deg()).result(10)
@@ -224,7 +227,7 @@ def test_failing_command_is_reported_and_the_rig_is_safe(monkeypatch: pytest.Mon
         session.connect().result(30)
         monkeypatch.setattr(SimRotationStage, "start_move_to", broken)
         with pytest.raises(InstrumentError, match="motor stalled"):
-            session.move_waveplate_deg(20.0).result(10)
+            session.send(MoveWaveplate(20.0)).result(10)
         failed = rec.of(CommandFailed)
         assert failed and failed[-1].message == "stage: motor stalled"
         moving, acquiring = session.command(
@@ -273,7 +276,7 @@ def test_settings_are_refused_during_a_run_and_close_aborts_it(tmp_path: Path) -
     while session.state is not SessionState.RUNNING:
         threading.Event().wait(0.01)
     with pytest.raises(RuntimeError, match="while a run is going"):
-        session.set_exposure_s(1.0).result(1)
+        session.send(SetExposure(1.0)).result(1)
     session.close()
     assert run.result(1).state is RunState.ABORTED
     assert file_status(path) == "aborted"

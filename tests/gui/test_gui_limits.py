@@ -9,6 +9,7 @@ import pytest
 from gui_helpers import fast_config
 
 from cryoscope.config import Config
+from cryoscope.session import SetLaserRate
 from drivers.interfaces import NotSupportedError
 from drivers.limits import ATTODRY800, IXON_ULTRA_888, KYMERA_328I, SIMULATED_LASER
 
@@ -42,7 +43,7 @@ def test_a_front_panel_only_simulated_laser_from_the_configuration(qtbot: Any,
     qtbot.waitUntil(lambda: not any(w.isEnabled() for w in laser.controls), timeout=5000)
     assert all(w.toolTip() == "front-panel only" for w in laser.controls)
     assert all(w.isEnabled() for w in window.instruments.panels["cryostat"].controls)
-    refused = window.session.set_laser_rate_hz(5e6).exception(timeout=10)
+    refused = window.session.send(SetLaserRate(5e6)).exception(timeout=10)
     assert isinstance(refused, NotSupportedError)
     assert "front panel only" in str(refused) and "now 1e+06 Hz" in str(refused)
     assert laser.readouts["rate"].text() == "1.000 MHz"

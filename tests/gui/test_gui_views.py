@@ -61,6 +61,17 @@ def test_a_full_frame_is_drawn_binned_to_the_screen_and_in_8_bits(qtbot: Any) ->
     assert view.levels is not None and view.levels[0] == pytest.approx(300, abs=1)
     assert image[480 // factor, 500 // factor] == 255
     assert image[100 // factor, 100 // factor] == 0
+    bar_lo, bar_hi = view.colour_bar.levels()
+    assert (bar_lo, bar_hi) == pytest.approx(view.levels)  # the colour bar is in ADU
+
+    # typed levels: black at 0 ADU, white at 600 ADU puts the ~300 ADU background at mid-grey
+    view.auto_levels.setChecked(False)
+    view.black.setValue(0.0)
+    view.white.setValue(600.0)
+    qtbot.waitUntil(lambda: view.refresh(live), timeout=5000)  # once the duty cycle allows
+    qtbot.waitUntil(lambda: view.levels == (0.0, 600.0), timeout=5000)
+    assert view.colour_bar.levels() == pytest.approx((0.0, 600.0))
+    assert 120 <= int(view.image.image[100 // factor, 100 // factor]) <= 135
 
 
 def test_a_long_spectral_time_trace_is_drawn_at_most_max_rows_tall(

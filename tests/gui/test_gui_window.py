@@ -20,7 +20,7 @@ from PyQt6.QtCore import QSettings
 
 from cryoscope.acquisition import RunState
 from cryoscope.analysis.photons import collect_photons
-from cryoscope.session import SessionState
+from cryoscope.session import MoveWaveplate, SessionState
 from drivers.interfaces import InstrumentError
 from gui.main_window import MainWindow
 from sim_hardware.camera import SimCamera
@@ -61,7 +61,7 @@ def test_panels_show_live_values_and_controls_follow_the_connection(
 
     waveplate = panels["stage"]
     waveplate.target.setValue(12.5)  # type: ignore[attr-defined]
-    window.session.move_waveplate_deg(12.5).result(10)
+    window.session.send(MoveWaveplate(12.5)).result(10)
     qtbot.waitUntil(lambda: waveplate.readouts["angle"].text().startswith("12.50°"),
                     timeout=10_000)
 
@@ -182,6 +182,9 @@ def test_a_refused_command_is_a_message(qtbot: Any, window: MainWindow,
 def test_closing_mid_run_stops_it_safely(qtbot: Any, config: Any, tmp_path: Path) -> None:
     settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
     window = MainWindow(config, settings=settings)
+    questions: list[str] = []
+    answers = [False, True]
+    window.confirm = lambda title, question: questions.append(title) or answers.pop(0)
     qtbot.addWidget(window)
     window.show()
     window.connect_rig().result(30)
@@ -190,7 +193,11 @@ def test_closing_mid_run_stops_it_safely(qtbot: Any, config: Any, tmp_path: Path
     start(window, path, frames=400)
     qtbot.waitUntil(lambda: window.run_panel.progress.value() >= 5, timeout=RUN_TIMEOUT_MS)
     window.docks["flid"].hide()
-    window.close()
+    window.close()  # answered "no": the window stays, the run goes on
+    assert questions == ["Close during a run?"] and window.isVisible()
+    assert window.session.running
+    window.close()  # "yes"
+    assert questions == ["Close during a run?"] * 2
     assert window.session.state is SessionState.CLOSED
     assert file_status(path) == "aborted"
     assert settings.value("window/state") is not None
@@ -235,8 +242,11 @@ def test_an_existing_output_file_is_a_message(qtbot: Any, window: MainWindow,
     window.run_panel.overwrite.setChecked(False)
     start(window, path)
     qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
-    assert "output file exists" in window.banner.text()
+    text = window.banner.text()
+    assert "taken.h5 exists" in text
+    assert "'overwrite'" in text and "Run panel" in text and "--overwrite" not in text
     assert path.read_bytes() == b""
+    assert window.run_panel.output.text() == str(path)  # the typed name is kept
     qtbot.waitUntil(window.run_panel.start.isEnabled, timeout=5000)
 
 
@@ -304,4 +314,6 @@ def test_each_group_of_tabbed_docks_has_one_tab_bar(window: MainWindow) -> None:
 
     bars = [tuple(b.tabText(i) for i in range(b.count()))
             for b in window.findChildren(QTabBar) if b.isVisible()]
-    assert sorted(bars) == [("FLID", "Log"), ("Instruments", "Run")]
+    assert sorted(bars) == [("Camera", "Count rate"),
+                            ("Run", "Instruments", "Runs", "Results", "Regions"),
+                            ("Spectral time trace", "APD intensity", "Decay", "FLID", "Log")]

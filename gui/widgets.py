@@ -1,0 +1,495 @@
+"""The window's smaller parts: the status strip, the rolling count-rate trace, the cursor
+read-out, the spectral regions, the results of the analysis and the night's runs."""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PyQt6.QtCore import QPointF, Qt, pyqtSignal
+from PyQt6.QtGui import QFont
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cryoscope.analysis.spectra import HC_EV_NM
+
+#: The smallest height of a plot (px): below it, tick labels are clipped.
+MIN_PLOT_HEIGHT = 140
+
+#: Region colours, in turn.
+REGION_COLOURS = ("#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+
+
+def _header(view: QTableWidget | QTreeWidget, vertical: bool = False) -> QHeaderView:
+    """A table's or tree's header (Qt's stubs allow None; these views always have one)."""
+    header = view.verticalHeader() if vertical and isinstance(view, QTableWidget) \
+        else view.horizontalHeader() if isinstance(view, QTableWidget) else view.header()
+    assert header is not None
+    return header
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Status strip
+
+
+class StatusStrip(QWidget):
+    """Always visible: count rate (large), sample temperature, waveplate θ and motion, frames,
+    wall-clock time left, the file."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rate = QLabel("— kcps")
+        big = QFont()
+        big.setPointSize(20)
+        big.setBold(True)
+        self.rate.setFont(big)
+        self.rate.setMinimumWidth(170)
+        self.rate.setToolTip("APD count rate (both APDs with two)")
+        self.temperature = QLabel("T —")
+        self.waveplate = QLabel("θ —")
+        self.frames = QLabel("frame — / —")
+        self.left = QLabel("left —")
+        self.file = QLabel("")
+        self.file.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.mode = QLabel("")
+        self.mode.setStyleSheet("font-weight: bold")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 2)
+        layout.addWidget(self.rate)
+        for w in (self.temperature, self.waveplate, self.frames, self.left, self.mode):
+            w.setStyleSheet(w.styleSheet() + "; font-size: 11pt")
+            layout.addWidget(w)
+        layout.addWidget(self.file, 1)
+        self._apds: tuple[int, ...] = ()
+        #: the APD count rate shown (counts/s; None: not measured)
+        self.rate_cps: float | None = None
+        self._wall_start: float | None = None
+        self._first_done = 0
+
+    def set_apds(self, channels: Sequence[int]) -> None:
+        self._apds = tuple(channels)
+
+    def show_rates(self, rates_cps: dict[int, float]) -> None:
+        values = [rates_cps[c] for c in self._apds if c in rates_cps]
+        self.rate_cps = sum(values) if values else None
+        self.rate.setText("— kcps" if self.rate_cps is None
+                          else f"{self.rate_cps / 1e3:.1f} kcps")
+
+    def show_temperature(self, kelvin: float | None) -> None:
+        self.temperature.setText("T —" if kelvin is None else f"T {kelvin:.3f} K")
+
+    def show_waveplate(self, theta_deg: float | None, moving: bool) -> None:
+        if theta_deg is None:
+            self.waveplate.setText("θ —")
+        else:
+            self.waveplate.setText(f"θ {theta_deg:.1f}°" + (" (moving)" if moving else ""))
+
+    def run_started(self, path: str) -> None:
+        self._wall_start, self._first_done = None, 0
+        self.file.setText(path)
+        self.frames.setText("frame 0 / —")
+        self.left.setText("left —")
+
+    def show_progress(self, done: int, total: int, paused: bool) -> None:
+        """Frames and the wall-clock time left, from the wall-clock frame rate of this run."""
+        self.frames.setText(f"frame {done} / {total}")
+        now = time.monotonic()
+        if done and self._wall_start is None:
+            self._wall_start, self._first_done = now, done
+        if paused or self._wall_start is None or done <= self._first_done:
+            self.left.setText("left —" if not paused else "paused")
+            return
+        per_frame = (now - self._wall_start) / (done - self._first_done)
+        self.left.setText(f"left {fmt_duration(per_frame * (total - done))}")
+
+    def run_ended(self, text: str) -> None:
+        self.left.setText(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cursor read-out
+
+
+class CursorReadout(QLabel):
+    """Shows the data coordinates under the mouse in ``plot``; ``describe(x, y)`` formats them."""
+
+    def __init__(self, plot: pg.PlotWidget, describe: Callable[[float, float], str]) -> None:
+        super().__init__("")
+        self.setStyleSheet("color: #555")
+        self._plot = plot
+        self.describe = describe
+        plot.scene().sigMouseMoved.connect(self._moved)
+
+    def _moved(self, pos: QPointF) -> None:
+        box = self._plot.getPlotItem().vb
+        if not box.sceneBoundingRect().contains(pos):
+            self.setText("")
+            return
+        point = box.mapSceneToView(pos)
+        self.setText(self.describe(point.x(), point.y()))
+
+
+def xy_text(x_name: str, y_name: str) -> Callable[[float, float], str]:
+    return lambda x, y: f"{x_name} {x:.4g}  ·  {y_name} {y:.4g}"
+
+
+def spectral_text(energy_axis: Callable[[], bool], y_name: str) -> Callable[[float, float], str]:
+    """Cursor text on a spectral axis: eV and nm both, whichever the axis shows."""
+    def describe(x: float, y: float) -> str:
+        if x <= 0:
+            return ""
+        ev, nm = (x, HC_EV_NM / x) if energy_axis() else (HC_EV_NM / x, x)
+        return f"{ev:.4f} eV  ·  {nm:.2f} nm  ·  {y_name} {y:.4g}"
+    return describe
+
+
+# ---------------------------------------------------------------------------------------------
+# Rolling count rate (alignment)
+
+
+class CountRateTrace(QWidget):
+    """The APD count rate of the last ``span_s`` seconds (wall clock), from the session's
+    count-rate measurements: what the physicist watches while centring a particle."""
+
+    title = "Count rate"
+
+    def __init__(self, span_s: float = 60.0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.span_s = span_s
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("bottom", "time (s, wall clock)")
+        self.plot.setLabel("left", "count rate (kcps)")
+        self.plot.setMinimumHeight(MIN_PLOT_HEIGHT)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.curve = self.plot.plot(pen=pg.mkPen("#333333", width=1.5), symbol="o",
+                                    symbolSize=4)
+        self.points: collections.deque[tuple[float, float]] = collections.deque()
+        self.cursor_readout = CursorReadout(self.plot, xy_text("t", "kcps"))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.cursor_readout)
+
+    def add(self, rate_cps: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.points.append((now, rate_cps))
+        while self.points and self.points[0][0] < now - self.span_s:
+            self.points.popleft()
+        t = [p[0] - now for p in self.points]
+        self.curve.setData(t, [p[1] / 1e3 for p in self.points])
+        self.plot.setXRange(-self.span_s, 0, padding=0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# Regions
+
+
+@dataclass(frozen=True)
+class Region:
+    """A spectral region of the polarization analysis (eV); ``source``: "analysis" (a line of
+    the last analysis) or "hand" (drawn or typed by the user)."""
+
+    name: str
+    lo_ev: float
+    hi_ev: float
+    source: str = "hand"
+
+    def as_list(self) -> list[Any]:
+        return [self.name, self.lo_ev, self.hi_ev, self.source]
+
+
+class RegionsPanel(QWidget):
+    """The regions as a table with numeric entry; add, remove. Emits :attr:`changed`."""
+
+    changed = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["region", "from (eV)", "to (eV)", "from"])
+        _header(self.table).setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        _header(self.table, vertical=True).hide()
+        self.table.setMinimumHeight(90)
+        self.lo = QDoubleSpinBox()
+        self.hi = QDoubleSpinBox()
+        for box in (self.lo, self.hi):
+            box.setDecimals(4)
+            box.setRange(0.5, 5.0)
+            box.setSingleStep(0.0005)
+            box.setSuffix(" eV")
+        self.lo.setValue(2.1485)
+        self.hi.setValue(2.1515)
+        add = QPushButton("Add")
+        add.clicked.connect(lambda: self.add_region(self.lo.value(), self.hi.value()))
+        remove = QPushButton("Remove selected")
+        remove.clicked.connect(self._remove_selected)
+        self.table.itemChanged.connect(self._edited)
+        row = QHBoxLayout()
+        row.addWidget(self.lo)
+        row.addWidget(self.hi)
+        row.addWidget(add)
+        row.addWidget(remove)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table)
+        layout.addLayout(row)
+        self._regions: list[Region] = []
+
+    @property
+    def regions(self) -> list[Region]:
+        return list(self._regions)
+
+    def set_regions(self, regions: Sequence[Region]) -> None:
+        self._regions = list(regions)
+        self._fill()
+        self.changed.emit()
+
+    def add_region(self, lo_ev: float, hi_ev: float, source: str = "hand") -> None:
+        n = sum(r.source == "hand" for r in self._regions) + 1
+        self._regions.append(Region(f"region {n}", min(lo_ev, hi_ev), max(lo_ev, hi_ev), source))
+        self._fill()
+        self.changed.emit()
+
+    def move_region(self, index: int, lo_ev: float, hi_ev: float) -> None:
+        """A region dragged on the spectrum."""
+        r = self._regions[index]
+        self._regions[index] = Region(r.name, min(lo_ev, hi_ev), max(lo_ev, hi_ev), r.source)
+        self._fill()
+        self.changed.emit()
+
+    def set_analysis_regions(self, named_ev: Sequence[tuple[str, float, float]]) -> None:
+        """One region per line or center of the last analysis, ``(name, lo, hi)``, replacing
+        the previous analysis' ones."""
+        hand = [r for r in self._regions if r.source != "analysis"]
+        found = [Region(name, lo, hi, "analysis") for name, lo, hi in named_ev]
+        self.set_regions(found + hand)
+
+    def _remove_selected(self) -> None:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
+        for row in rows:
+            del self._regions[row]
+        self._fill()
+        self.changed.emit()
+
+    def _fill(self) -> None:
+        """Show the regions; existing cells are updated in place (an edited cell's item must
+        outlive the signal that reported the edit)."""
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self._regions))
+        for row, r in enumerate(self._regions):
+            cells = [r.name, f"{r.lo_ev:.4f}", f"{r.hi_ev:.4f}", r.source]
+            for col, text in enumerate(cells):
+                item = self.table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    if col in (0, 3):
+                        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                    self.table.setItem(row, col, item)
+                item.setText(text)
+                if col == 0:
+                    item.setForeground(pg.mkColor(REGION_COLOURS[row % len(REGION_COLOURS)]))
+        self.table.blockSignals(False)
+
+    def _edited(self, item: QTableWidgetItem) -> None:
+        row = item.row()
+        r = self._regions[row]
+        try:
+            value = float(item.text())
+        except ValueError:
+            self._fill()
+            return
+        lo, hi = (value, r.hi_ev) if item.column() == 1 else (r.lo_ev, value)
+        self.move_region(row, lo, hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results of the analysis
+
+
+def _pm(value: float | None, err: float | None, digits: int, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.{digits}f}"
+    if err is not None and math.isfinite(err):
+        text += f" ± {err:.{digits}f}"
+    return text + unit
+
+
+class ResultsView(QWidget):
+    """The analysis of a run (``summary.json``'s keys): lines with p and φ, states with
+    lifetimes, and centers, configurations and spectral jumps when the analysis gives them."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header = QLabel("no analysis yet")
+        self.header.setWordWrap(True)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(2)
+        self.tree.setHeaderLabels(["", "value"])
+        _header(self.tree).setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.tree)
+        self.summary: dict[str, Any] | None = None
+
+    def show_pending(self, path: str) -> None:
+        self.header.setText(f"analysing {Path(path).name} …")
+
+    def show_failed(self, path: str, message: str) -> None:
+        self.header.setText(f"the analysis of {Path(path).name} failed: {message}")
+
+    def show_summary(self, summary: dict[str, Any]) -> None:
+        self.summary = summary
+        self.tree.clear()
+        rate = summary.get("count_rate_cps")
+        self.header.setText(
+            f"{Path(summary['file']).name}: {summary['status']}, {summary['frames']} frames, "
+            f"{summary['photons']} photons" + (f", {rate / 1e3:.1f} kcps" if rate else ""))
+        lines = self._group(f"lines ({len(summary['lines'])})")
+        for k, ln in enumerate(summary["lines"]):
+            zpl = ln["zpl_ev"]
+            item = QTreeWidgetItem(lines, [f"line {k + 1}",
+                                           f"{zpl:.4f} eV ({HC_EV_NM / zpl:.2f} nm)"])
+            self._row(item, "FWHM", _pm(ln["fwhm_mev"], None, 2, " meV"))
+            self._row(item, "p", _pm(ln["polarization_degree"], ln["polarization_degree_err"], 3))
+            self._row(item, "φ", _pm(ln["dipole_angle_deg"], ln["dipole_angle_err_deg"], 1, "°"))
+            self._row(item, "states", ", ".join(map(str, ln["states"])))
+        states = self._group(f"states ({len(summary['states'])})")
+        for st in summary["states"]:
+            taus = ", ".join(f"{t:.2f} ± {e:.2f} ns ({w:.0%})" for t, e, w in zip(
+                st["lifetimes_ns"], st["lifetimes_err_ns"], st["lifetime_weights"],
+                strict=True) if t is not None and e is not None and w is not None)
+            item = QTreeWidgetItem(states, [f"state {st['id']}",
+                                            f"{st['fraction']:.0%} of frames"])
+            self._row(item, "lifetimes", taus or "—")
+            self._row(item, "count rate", f"{(st['count_rate_cps'] or 0) / 1e3:.1f} kcps")
+            self._row(item, "ZPL", ", ".join(f"{z:.4f} eV" for z in st["zpl_ev"] if z))
+        for key in ("centers", "configurations", "jumps"):
+            if summary.get(key):
+                group = self._group(f"{key} ({len(summary[key])})")
+                for k, entry in enumerate(summary[key]):
+                    item = QTreeWidgetItem(group, [f"{key[:-1]} {k + 1}", ""])
+                    fields = entry.items() if isinstance(entry, dict) else [("", entry)]
+                    for name, value in fields:
+                        self._row(item, str(name), _value_text(value))
+        self.tree.expandAll()
+
+    def _group(self, title: str) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(self.tree, [title, ""])
+        font = item.font(0)
+        font.setBold(True)
+        item.setFont(0, font)
+        return item
+
+    @staticmethod
+    def _row(parent: QTreeWidgetItem, name: str, value: str) -> None:
+        QTreeWidgetItem(parent, [name, value])
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_value_text(v) for v in value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The night's runs
+
+
+def key_line(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's best-measured line: the smallest uncertainty of φ (the brightest, as a rule)."""
+    def err(line: dict[str, Any]) -> float:
+        e = line.get("dipole_angle_err_deg")
+        return float(e) if e is not None and math.isfinite(e) else math.inf
+    lines = summary.get("lines") or []
+    return min(lines, key=err) if lines else None
+
+
+@dataclass
+class RunEntry:
+    name: str
+    path: str
+    status: str
+    frames: int
+    photons: int
+    summary: dict[str, Any] | None = None
+
+
+class RunsTable(QWidget):
+    """The runs of this session: name, status and key numbers; a click replays a run."""
+
+    replayRequested = pyqtSignal(str)  # path
+
+    #: the ZPL, p and φ of the run's best-measured line (:func:`key_line`)
+    COLUMNS = ("name", "status", "frames", "kcps", "ZPL (eV)", "p", "φ (°)", "τ (ns)")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        _header(self.table, vertical=True).hide()
+        _header(self.table).setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.table.cellClicked.connect(lambda row, _col: self.replayRequested.emit(
+            self.entries[row].path))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("click a run to replay it"))
+        layout.addWidget(self.table)
+        self.entries: list[RunEntry] = []
+
+    def add(self, entry: RunEntry) -> None:
+        self.entries.append(entry)
+        self._fill(len(self.entries) - 1)
+
+    def set_summary(self, path: str, summary: dict[str, Any]) -> None:
+        for row, entry in enumerate(self.entries):
+            if entry.path == path:
+                entry.summary = summary
+                self._fill(row)
+
+    def _fill(self, row: int) -> None:
+        e = self.entries[row]
+        self.table.setRowCount(len(self.entries))
+        s = e.summary or {}
+        line = key_line(s)
+        rate = s.get("count_rate_cps")
+        taus = [t for st in s.get("states", [])[:1] for t in st["lifetimes_ns"] if t is not None]
+        cells = [e.name, e.status, str(e.frames),
+                 f"{rate / 1e3:.1f}" if rate else "—",
+                 f"{line['zpl_ev']:.4f}" if line else "—",
+                 _pm(line["polarization_degree"], None, 2) if line else "—",
+                 _pm(line["dipole_angle_deg"], line["dipole_angle_err_deg"], 1) if line else "—",
+                 ", ".join(f"{t:.2f}" for t in taus) or "—"]
+        for col, text in enumerate(cells):
+            self.table.setItem(row, col, QTableWidgetItem(text))
