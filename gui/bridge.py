@@ -53,7 +53,9 @@ class SessionBridge(QObject):
         self._lock = threading.Lock()
         self._events: deque[SessionEvent] = deque()
         self._pending = False
-        self._wake.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        # PyQt6's stubs omit connect()'s connection-type argument, which PyQt6 takes
+        self._wake.connect(self._deliver,
+                           Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
 
     def __call__(self, event: SessionEvent) -> None:
         """Any thread: queue ``event`` for the GUI thread."""

@@ -167,7 +167,7 @@ class InstrumentPanel(QGroupBox):
         self.error.setVisible(bool(error))
         self._reachable = status is not None
         self._apply_enabled()
-        if status is None:
+        if statuses is None or status is None:
             for label in self.readouts.values():
                 label.setText(NOT_CONNECTED)
             return
@@ -354,8 +354,9 @@ class TaggerPanel(InstrumentPanel):
                 NOT_CONNECTED if rate is None else f"{rate / 1e3:.2f} kcps")
 
 
-PANELS: tuple[type[InstrumentPanel], ...] = (CryostatPanel, LaserPanel, WaveplatePanel,
-                                             CameraPanel, SpectrographPanel, TaggerPanel)
+#: Every instrument's panel, built from the session alone.
+PANELS: tuple[Callable[[RigSession], InstrumentPanel], ...] = (
+    CryostatPanel, LaserPanel, WaveplatePanel, CameraPanel, SpectrographPanel, TaggerPanel)
 
 
 class InstrumentsWidget(QWidget):

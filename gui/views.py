@@ -90,7 +90,9 @@ class View(QWidget):
         self._sequence = 0
         self._pending = False
         self.redraws = 0
-        self._computed.connect(self._on_computed, Qt.ConnectionType.QueuedConnection)
+        # PyQt6's stubs omit connect()'s connection-type argument, which PyQt6 takes
+        self._computed.connect(self._on_computed,
+                               Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
 
     def changed(self, source: LiveAccumulator) -> bool:
         """Whether ``source`` has something new for this view since the last draw."""
@@ -257,7 +259,7 @@ def _row_mean(image: npt.NDArray[np.float32], max_rows: int) -> npt.NDArray[np.f
         return image
     starts = np.arange(0, image.shape[0], group)
     sizes = np.diff(np.append(starts, image.shape[0])).astype(np.float32)
-    return np.add.reduceat(image, starts, axis=0) / sizes[:, None]
+    return (np.add.reduceat(image, starts, axis=0) / sizes[:, None]).astype(np.float32)
 
 
 def _uniform_columns(image: npt.NDArray[np.generic], x: npt.NDArray[np.float64]

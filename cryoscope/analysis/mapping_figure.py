@@ -49,7 +49,7 @@ def spectral_trace_image(ax: Axes, energy_ev: np.ndarray, spectra: np.ndarray) -
     image = spectra[:, left].astype(np.float32)
     image *= 1 - w
     image += spectra[:, right] * w
-    vmax = np.percentile(image, 99.9) if image.size else 1.0
+    vmax = float(np.percentile(image, 99.9)) if image.size else 1.0
     step = grid[1] - grid[0] if grid.size > 1 else 1e-4
     ax.imshow(image.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=vmax,
               interpolation="nearest",
