@@ -80,6 +80,8 @@ FINISH_TIMEOUT_S = 30.0
 #: Wait after the stage reached its start angle before the stream starts, so the end of that
 #: move is never in the file (s).
 STAGE_SETTLE_S = 0.2
+#: Progress is published at least this often (s of acquisition), and with every frame.
+PROGRESS_INTERVAL_S = 0.2
 #: Longest wait for the camera's last exposure edge after it stopped for a pause (s).
 PAUSE_SETTLE_S = 1.0
 #: How long the camera may be idle with frames missing before the series counts as ended (s):
@@ -193,6 +195,7 @@ class RunEngine:
         self._pause_began: float | None = None
         self._next_log_s = 0.0
         self._warned: set[str] = set()
+        self._progress_frames, self._progress_s = -1, -PROGRESS_INTERVAL_S
         self._missed_photons = 0  # APD clicks the tagger missed in overflows
         self._idle_since: float | None = None  # camera idle with frames missing, since
         self._move_deadline = math.inf
@@ -303,7 +306,7 @@ class RunEngine:
                 clock.sleep(plan.params.poll_interval_s)
         self._finish_moves()
         self._poll_tags()
-        self._publish_progress()
+        self._publish_progress(force=True)
 
     def _check_series(self, now: float) -> None:
         """Raise if the camera stopped before the series' last frame (allowing the last frame
@@ -489,12 +492,12 @@ class RunEngine:
         t, ch = block.timestamps_ps[normal], block.channels[normal]
         if t.shape[0]:
             self._last_tag_ps = int(t[-1])
-        self._photons += int(np.count_nonzero(np.isin(ch, self._apds)))
+        self._photons += int(np.count_nonzero(self._is_apd(ch)))
         cfg = self.rig.config.channels
         missed = block.event_types == TagEventType.MISSED_EVENTS
         if missed.any():
             self._missed_photons += int(block.missed_events[
-                missed & np.isin(block.channels, self._apds)].sum())
+                missed & self._is_apd(block.channels)].sum())
         if np.any(block.channels[normal | missed] == cfg.laser_sync):
             self._last_sync_s = self.rig.clock.now()
         for edges, channel in ((self._exposure_edges, cfg.camera_fire),
@@ -502,6 +505,12 @@ class RunEngine:
             edges[0].add(t[ch == channel])
             edges[1].add(t[ch == -channel])
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
+
+    def _is_apd(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+        found = channels == self._apds[0]
+        for apd in self._apds[1:]:
+            found |= channels == apd
+        return found
 
     def _poll_frames(self) -> bool:
         """Store and publish the frames the camera has; whether there were any."""
@@ -577,9 +586,15 @@ class RunEngine:
         self.publish(InstrumentReading("laser", dict(laser.as_dict())))
         self.publish(InstrumentReading("camera", {"temperature_c": temperature}))
 
-    def _publish_progress(self) -> None:
-        total = self.plan.frames
+    def _publish_progress(self, force: bool = False) -> None:
+        """Progress, when a frame came in or :data:`PROGRESS_INTERVAL_S` of acquisition passed
+        (or ``force``)."""
         elapsed = self.active_s
+        if not force and self._frames == self._progress_frames \
+                and elapsed - self._progress_s < PROGRESS_INTERVAL_S:
+            return
+        self._progress_frames, self._progress_s = self._frames, elapsed
+        total = self.plan.frames
         done = self._exposures()
         per_frame = elapsed / done if done else self.plan.exposure_s
         rate = (self._photons + self._missed_photons) / elapsed if elapsed > 0 else 0.0

@@ -302,6 +302,8 @@ class MeasurementWriter:
         self.claim = claim
         self.path = claim.path
         self._file: h5py.File | None = None
+        #: open dataset handles by path (looking a path up costs more than the append)
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._last_flush = 0.0
         self._frames = 0
         self._tags = 0
@@ -425,6 +427,12 @@ class MeasurementWriter:
             raise RuntimeError("the measurement file is not open")
         return self._file
 
+    def _ds(self, name: str) -> h5py.Dataset:
+        ds = self._datasets.get(name)
+        if ds is None:
+            ds = self._datasets[name] = self._f()[name]
+        return ds
+
     def flush(self, force: bool = False) -> None:
         """Write what is queued and flush to disk, if a flush is due (or ``force``). Tags that
         would not leave the reserve free are not written: as many as fit are, then
@@ -501,19 +509,18 @@ class MeasurementWriter:
             self.flush()
 
     def _write_tags(self) -> None:
-        f = self._f()
         if self._tag_buffer:
-            _append(f["tags/timestamp_ps"], np.concatenate([t for t, _ in self._tag_buffer]))
-            _append(f["tags/channel"], np.concatenate([c for _, c in self._tag_buffer]))
+            _append(self._ds("tags/timestamp_ps"), np.concatenate([t for t, _ in self._tag_buffer]))
+            _append(self._ds("tags/channel"), np.concatenate([c for _, c in self._tag_buffer]))
             self._tag_buffer.clear()
             self._buffered = 0
         for block in self._event_buffer:
             special = block.event_types != TagEventType.TIME_TAG
             types = block.event_types[special]
-            _append(f["tagger/event_timestamp_ps"], block.timestamps_ps[special])
-            _append(f["tagger/event_type"], types)
-            _append(f["tagger/event_channel"], block.channels[special])
-            _append(f["tagger/event_missed"], block.missed_events[special])
+            _append(self._ds("tagger/event_timestamp_ps"), block.timestamps_ps[special])
+            _append(self._ds("tagger/event_type"), types)
+            _append(self._ds("tagger/event_channel"), block.channels[special])
+            _append(self._ds("tagger/event_missed"), block.missed_events[special])
             begun = int(np.sum(types == TagEventType.OVERFLOW_BEGIN))
             self._overflows += begun
             self._missed += int(block.missed_events[special].sum())
@@ -530,10 +537,9 @@ class MeasurementWriter:
             raise ValueError(f"{frames.shape[0]} frames with {index.shape[0]} exposure indices")
         if frames.shape[0] == 0 or not self._usable(frames.nbytes + index.nbytes):
             return
-        f = self._f()
         try:
-            _append(f["camera/frames"], frames)
-            _append(f["camera/exposure_index"], index)
+            _append(self._ds("camera/frames"), frames)
+            _append(self._ds("camera/exposure_index"), index)
         except OSError as exc:
             self._fail(_one_line(exc))
         self._frames += frames.shape[0]
@@ -543,10 +549,9 @@ class MeasurementWriter:
         """Append to small datasets (by path); nothing after a write failure."""
         if self._failure is not None:
             return
-        f = self._f()
         try:
             for name, values in rows.items():
-                _append(f[name], values)
+                _append(self._ds(name), values)
         except OSError as exc:
             self._fail(_one_line(exc))
 
@@ -571,10 +576,9 @@ class MeasurementWriter:
     def log_stage_reached(self, end_s: float, reached_deg: float) -> None:
         if self._failure is not None:
             return
-        f = self._f()
         try:
-            f["stage/move_end_s"][-1] = end_s
-            f["stage/reached_deg"][-1] = reached_deg
+            self._ds("stage/move_end_s")[-1] = end_s
+            self._ds("stage/reached_deg")[-1] = reached_deg
         except OSError as exc:
             self._fail(_one_line(exc))
 
@@ -618,5 +622,6 @@ class MeasurementWriter:
             log.error("could not record the status of %s: %s", self.path, _one_line(exc))
         finally:
             self._file = None
+            self._datasets.clear()
             f.close()
         log.info("%s: %s, %d frames, %d tags", self.path, status, self._frames, self._tags)
