@@ -12,7 +12,7 @@ import pytest
 
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
-from cryoscope.analyze_cli import register
+from cryoscope.analyze.cli import register
 from cryoscope.config import load_config
 from tests.analysis.simfiles import emitter, simulated_file
 from tests.analysis.synthetic import Center, SyntheticRun, write_synthetic
