@@ -80,7 +80,7 @@ FINISH_TIMEOUT_S = 30.0
 #: Wait after the stage reached its start angle before the stream starts, so the end of that
 #: move is never in the file (s).
 STAGE_SETTLE_S = 0.2
-#: Progress is published at least this often (s of acquisition), and with every frame.
+#: Progress is published at least this often (rig s, also while paused), and with every frame.
 PROGRESS_INTERVAL_S = 0.2
 #: Longest wait for the camera's last exposure edge after it stopped for a pause (s).
 PAUSE_SETTLE_S = 1.0
@@ -195,7 +195,7 @@ class RunEngine:
         self._pause_began: float | None = None
         self._next_log_s = 0.0
         self._warned: set[str] = set()
-        self._progress_frames, self._progress_s = -1, -PROGRESS_INTERVAL_S
+        self._progress_frames, self._progress_s = -1, -np.inf
         self._missed_photons = 0  # APD clicks the tagger missed in overflows
         self._idle_since: float | None = None  # camera idle with frames missing, since
         self._move_deadline = math.inf
@@ -587,13 +587,14 @@ class RunEngine:
         self.publish(InstrumentReading("camera", {"temperature_c": temperature}))
 
     def _publish_progress(self, force: bool = False) -> None:
-        """Progress, when a frame came in or :data:`PROGRESS_INTERVAL_S` of acquisition passed
-        (or ``force``)."""
-        elapsed = self.active_s
+        """Progress, when a frame came in or :data:`PROGRESS_INTERVAL_S` of rig time passed
+        (also while paused), or ``force``."""
+        now = self.rig.clock.now()
         if not force and self._frames == self._progress_frames \
-                and elapsed - self._progress_s < PROGRESS_INTERVAL_S:
+                and now - self._progress_s < PROGRESS_INTERVAL_S:
             return
-        self._progress_frames, self._progress_s = self._frames, elapsed
+        self._progress_frames, self._progress_s = self._frames, now
+        elapsed = self.active_s
         total = self.plan.frames
         done = self._exposures()
         per_frame = elapsed / done if done else self.plan.exposure_s

@@ -125,7 +125,7 @@ def test_pause_and_resume_lose_and_duplicate_nothing(tmp_path: Path) -> None:
 
         if isinstance(event, Progress) and control.pause_requested:
             paused.append(event)
-            if len(paused) > 40:  # ~2 s of polls at 50 ms
+            if len(paused) > 10:  # ~2 s: progress comes every 0.2 s while paused
                 control.request_resume()
 
     paused: list[object] = []
