@@ -43,8 +43,9 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Published about once per loop iteration. Times are rig-clock seconds of acquisition
-    (pauses left out); ``remaining_s`` is estimated from the measured frame period."""
+    """Published with every new frame and at least every 0.2 s of rig time (also while paused).
+    Times are rig-clock seconds of acquisition (pauses left out); ``remaining_s`` is estimated
+    from the measured frame period."""
 
     frames_done: int
     frames_total: int
