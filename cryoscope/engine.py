@@ -719,6 +719,7 @@ def _run(rig: Rig, plan: Plan, claim: OutputClaim, control: RunControl, publish:
          measured: MeasurementConfig) -> RunResult:
     state, error = RunState.FAILED, ""
     engine: RunEngine | None = None
+    late: WriteError | None = None
     try:
         check_run_fits(rig.config, plan, claim.write_path)
         engine = RunEngine(rig, plan, claim, control, publish, measured)
@@ -764,8 +765,17 @@ def _run(rig: Rig, plan: Plan, claim: OutputClaim, control: RunControl, publish:
             except Exception:
                 log.warning("could not compute the ground truth", exc_info=True)
                 truth = None
-            engine.writer.finish(str(state), error, engine.duration_s(), truth)
+            try:
+                engine.writer.finish(str(state), error, engine.duration_s(), truth)
+            except WriteError as exc:
+                # every failed state above is an exception on its way out: that one goes on
+                if state is not RunState.FAILED:
+                    late = exc
+                state, error = RunState.FAILED, str(exc)
+                log.info("run failed: %s", exc, exc_info=True)
         claim.settle(began, state is not RunState.FAILED)
         publish(StateChanged(state, error))
+        if late is not None:
+            raise late
     assert engine is not None
     return engine.result(claim.path, state, error)

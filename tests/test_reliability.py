@@ -33,6 +33,7 @@ from cryoscope.datafile import (
     open_measurement,
     read_superblock,
 )
+from cryoscope.datafile import writer as writer_module
 from cryoscope.datafile.superblock import lookup3
 from cryoscope.engine import run_plan
 from cryoscope.plans import make_plan
@@ -95,7 +96,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     if shutil.which("mount") is None or subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount)],
             capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (the file-size-limit case covers write errors)")
+        pytest.skip("cannot mount a tmpfs here (the simulated small disk covers the case)")
+    stat = os.statvfs(mount)
+    if stat.f_blocks * stat.f_frsize > 16 << 20:  # a sandbox whose mount is a no-op
+        subprocess.run(["umount", str(mount)], check=False)
+        pytest.skip("the tmpfs mount took no effect here (the simulated small disk covers it)")
     try:
         yield mount
     finally:
@@ -109,7 +114,8 @@ def _file_size_limit(limit: int):  # type: ignore[no-untyped-def]
     return apply
 
 
-def _check_failed_write(out: Path, result: subprocess.CompletedProcess[str], cause: str) -> None:
+def _check_failed_write(out: Path, result: subprocess.CompletedProcess[str], cause: str,
+                        frames_run: int = 200, ended_early: bool = True) -> None:
     assert result.returncode == 1, result.stderr
     lines = messages(result.stderr)
     assert len(lines) == 1, result.stderr
@@ -121,7 +127,10 @@ def _check_failed_write(out: Path, result: subprocess.CompletedProcess[str], cau
         t = f["tags/timestamp_ps"][:]
         ch = f["tags/channel"][:]
         index = f["camera/exposure_index"][:]
-    assert 0 < frames.shape[0] < 40
+    if ended_early:
+        assert 0 < frames.shape[0] < frames_run
+    else:  # the frames went to the disk, the last tags could not
+        assert frames.shape[0] == frames_run and t.shape[0] < 12 * 2**20 // 12
     # never silent zeros: every stored frame is a real readout (bias ~200 ADU on every pixel)
     assert frames.reshape(frames.shape[0], -1).min(axis=1).min() > 100
     assert t.shape == ch.shape and t.shape[0] > 1000 and np.all(np.diff(t) >= 0)
@@ -135,16 +144,52 @@ def test_a_full_disk_ends_the_run_failed_with_the_data_intact(tmp_path: Path,
     config = config_file(tmp_path, **{"expected_apd_rate_cps = 50000.0":
                                       "expected_apd_rate_cps = 0.0"})
     out = small_disk / "full.h5"
-    result = cli("run", "--config", str(config), "--frames", "40", "--out", str(out))
+    result = cli("run", "--config", str(config), "--frames", "200", "--out", str(out))
     _check_failed_write(out, result, "the disk is full")
     assert (small_disk / "full.log").exists()
+
+
+@pytest.mark.parametrize("last_flush_only", [False, True], ids=["during", "at-the-end"])
+def test_a_disk_that_fills_ends_the_run_failed_with_the_data_intact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        last_flush_only: bool) -> None:
+    """The tmpfs case on every machine: the file system reports a 12 MiB disk holding only the
+    files of the run's folder. The disk fills during the run, or only with the tags still
+    queued when the run ends (a run shorter than a flush interval): failed too, never
+    ``complete`` over a file that lacks them."""
+    if last_flush_only:
+        monkeypatch.setattr(writer_module, "FLUSH_INTERVAL_S", 1e9)
+        monkeypatch.setattr(writer_module, "TAG_BUFFER_LIMIT", 10**9)
+    frames = 40 if last_flush_only else 200
+    config = config_file(tmp_path, **{"expected_apd_rate_cps = 50000.0":
+                                      "expected_apd_rate_cps = 0.0"})
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    out = folder / "full.h5"
+    real_statvfs = os.statvfs
+    disk_bytes = 12 << 20
+
+    def small_disk_statvfs(path: str | os.PathLike[str]) -> os.statvfs_result:
+        stat = real_statvfs(path)
+        if Path(path) != folder:
+            return stat
+        used = sum(p.stat().st_size for p in folder.iterdir())
+        free = max(0, disk_bytes - used) // stat.f_frsize
+        return os.statvfs_result((stat.f_bsize, stat.f_frsize, disk_bytes // stat.f_frsize,
+                                  free, free, *tuple(stat)[5:]))
+
+    monkeypatch.setattr(os, "statvfs", small_disk_statvfs)
+    code = main(["run", "--config", str(config), "--frames", str(frames), "--out", str(out)])
+    stderr = capsys.readouterr().err
+    _check_failed_write(out, subprocess.CompletedProcess([], code, "", stderr),
+                        "the disk is full", frames, ended_early=not last_flush_only)
 
 
 def test_a_write_failure_from_the_file_size_limit_ends_the_run_failed(tmp_path: Path) -> None:
     config = config_file(tmp_path, **{"expected_apd_rate_cps = 50000.0":
                                       "expected_apd_rate_cps = 0.0"})
     out = tmp_path / "limited.h5"
-    result = cli("run", "--config", str(config), "--frames", "40", "--out", str(out),
+    result = cli("run", "--config", str(config), "--frames", "200", "--out", str(out),
                  preexec_fn=_file_size_limit(12_000_000))
     _check_failed_write(out, result, "the file size limit of the process is reached")
 

@@ -599,16 +599,19 @@ class MeasurementWriter:
         """Record how the run ended (and the ground truth) and close the file, in the same SWMR
         session: the file is never reopened, so a kill at any moment leaves it readable. After
         a write failure the queued data is dropped and only the status is recorded (in the
-        reserve the room checks kept free)."""
+        reserve the room checks kept free). If the data still queued cannot be written, the
+        status is ``failed`` and the :class:`WriteError` is raised once the file is closed."""
         f = self._file
         if f is None:
             return
+        late: WriteError | None = None
         try:
             if self._failure is None:
                 try:
                     self.flush(force=True)
                 except WriteError as exc:
                     status, error = "failed", f"{error}; {exc}" if error else str(exc)
+                    late = exc
             _set_attrs(f, {"status": status, "error": " ".join(error.split()),
                            "finished": now_iso(), "duration_s": duration_s})
             _set_attrs(f["tagger"], {"overflows": self._overflows,
@@ -625,3 +628,5 @@ class MeasurementWriter:
             self._datasets.clear()
             f.close()
         log.info("%s: %s, %d frames, %d tags", self.path, status, self._frames, self._tags)
+        if late is not None:
+            raise late
