@@ -208,21 +208,25 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
     e_mev = e * 1000.0
     step_px = np.gradient(e_mev)
 
-    def model_jac(p: np.ndarray) -> np.ndarray:
-        """∂ model / ∂ parameters (analytic), [pixels, parameters]."""
-        z, a, g, rw, s, _b, r, d = unpack(p)
+    def model_jac(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model (as :func:`line_model`) and ∂ model / ∂ parameters (analytic),
+        [pixels, parameters], from one evaluation of each profile."""
+        z, a, g, rw, s, b, r, d = unpack(p)
+        model = np.full(e.size, b, float)
         jac = np.zeros((e.size, p.size))
         d_sigma = np.zeros(e.size)
         jac[:, i_b] = 1.0
         for i in range(k):
             scale = a[i] * step_px
             v0, vx, vg, vs = _voigt(e_mev - z[i] * 1000.0, s, g[i] / 2.0, True)
+            model += v0 * scale
             jac[:, i] = -vx * scale
             jac[:, k + i] = v0 * scale
             jac[:, 2 * k + i] = g[i] / 2.0 * vg * scale
             d_sigma += s * vs * scale
             for j in range(2):
                 rv, rx, rg, rs = _voigt(e_mev - z[i] * 1000.0 + d[j], s, r * g[i] / 2.0, True)
+                model += rw[i, j] * rv * scale
                 jac[:, i] -= rw[i, j] * rx * scale
                 jac[:, k + i] += rw[i, j] * rv * scale
                 jac[:, 2 * k + i] += rw[i, j] * r * g[i] / 2.0 * rg * scale
@@ -233,7 +237,17 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
                     jac[:, i_d + j] += rw[i, j] * rx * scale
         if not pinned:
             jac[:, 5 * k] = d_sigma
-        return jac
+        return model, jac
+
+    # least_squares asks for the Jacobian at the point whose residuals it has just taken
+    last: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def evaluate(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = p.tobytes()
+        if key not in last:
+            last.clear()
+            last[key] = model_jac(p)
+        return last[key]
 
     weight = 1.0 / np.sqrt(noise.variance(np.maximum(y, 0.0), frames))
     res = None
@@ -241,11 +255,10 @@ def fit_lines(energy_ev: np.ndarray, spectrum: np.ndarray, zpl_guess_ev: np.ndar
         w = weight
 
         def resid(p: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            z, a, g, rw, s, b, r, d = unpack(p)
-            return (line_model(e, z, a, g, rw, s, b, r, d) - y) * w
+            return (evaluate(p)[0] - y) * w
 
         def jac(p: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            return model_jac(p) * w[:, None]
+            return evaluate(p)[1] * w[:, None]
 
         with np.errstate(over="ignore", invalid="ignore"):  # trial steps may overflow exp()
             res = optimize.least_squares(resid, p0, jac=jac, bounds=(lower, upper),

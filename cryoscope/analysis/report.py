@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from cryoscope.analysis.lifetime import (
 )
 from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, fit_lines
 from cryoscope.analysis.peaks import PEAK_WINDOW_MEV, find_frame_peaks
-from cryoscope.analysis.photons import PhotonSummary, PhotonTable, iter_photons
+from cryoscope.analysis.photons import PhotonPasses, PhotonSummary, PhotonTable
 from cryoscope.analysis.polarization import PolarizationFit
 from cryoscope.analysis.spectra import SpectralFrames, prepare_spectra
 from cryoscope.analysis.trace import IntensityTrace
@@ -333,8 +334,10 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         raise ValueError(f"{path}: no complete camera frame")
     period = meas.laser_period_ps
 
+    passes = PhotonPasses(meas, chunk_tags, timing)
+
     def photon_chunks() -> Iterator[PhotonTable]:
-        return iter_photons(meas, chunk_tags, timing)
+        return iter(passes)
 
     apd2_offset = _apd2_offset(photon_chunks()) if meas.apd2_channel is not None else None
     start_ps = int(frames_t.start_ps[0])
@@ -381,26 +384,17 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     g2 = correlator.result() if correlator is not None else None
     trace = IntensityTrace(start_s=(start_ps + np.arange(n_bins) * bin_ps) * 1e-12,
                            counts=trace_counts, bin_s=bin_s)
-    cps, levels = None, None
-    if stream is not None and in_run_photons > 20:
-        cps = _reopen_gaps(stream.finish(), gaps)
-        levels = group_levels(cps)
     frame_delay = frame_delays.mean_ns()
-
-    bands = None
-    if meas.readout == "image":
-        frames, bands = read_image_spectra(path, meas, n_frames)
-        v_track, h_track = 0, 1
-    else:
-        frames = read_frames(path)[:n_frames]
-        names = [n.upper() for n in meas.track_names]
-        v_track = names.index("V") if "V" in names else 0
-        h_track = names.index("H") if "H" in names else 1
-    spectra = prepare_spectra(frames, meas.wavelength_nm, v_track=v_track, h_track=h_track)
-    del frames
     theta, moving = frames_t.theta_deg, frames_t.moving
-    cmap = map_centers(spectra, find_frame_peaks(spectra), theta, moving, regions, frame_delay)
-    states = configuration_states(cmap)
+    # the change points (compiled, without the GIL) are found while the spectra are mapped
+    with ThreadPoolExecutor(1, thread_name_prefix="change-points") as pool:
+        levels_job = (pool.submit(_levels, stream, gaps)
+                      if stream is not None and in_run_photons > 20 else None)
+        spectra, bands = _spectra(path, meas, n_frames)
+        cmap = map_centers(spectra, find_frame_peaks(spectra), theta, moving, regions,
+                           frame_delay)
+        states = configuration_states(cmap)
+        cps, levels = levels_job.result() if levels_job is not None else (None, None)
     exposure_s = (frames_t.stop_ps - frames_t.start_ps) * 1e-12
     label_of_frame = np.full(n_frames + 1, -1, np.int64)
     label_of_frame[:n_frames] = states.labels
@@ -451,6 +445,29 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         decay_all_fit=fit_all, flid=fl, tracks=_tracks(cmap, jumps), duration_s=duration_s,
         image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, centers=cmap, jumps=jumps,
         frame_delay_ns=frame_delay, parameters=parameters)
+
+
+def _levels(stream: ChangePointStream, gaps: np.ndarray
+            ) -> tuple[ChangePoints, IntensityLevels]:
+    """The change points of the photons fed to ``stream`` and their intensity levels."""
+    cps = _reopen_gaps(stream.finish(), gaps)
+    return cps, group_levels(cps)
+
+
+def _spectra(path: str | Path, meas: Measurement, n_frames: int
+             ) -> tuple[SpectralFrames, ImageBands | None]:
+    """The V and H spectra of the first ``n_frames`` frames (and the bands of an image
+    readout)."""
+    bands = None
+    if meas.readout == "image":
+        frames, bands = read_image_spectra(path, meas, n_frames)
+        v_track, h_track = 0, 1
+    else:
+        frames = read_frames(path)[:n_frames]
+        names = [n.upper() for n in meas.track_names]
+        v_track = names.index("V") if "V" in names else 0
+        h_track = names.index("H") if "H" in names else 1
+    return prepare_spectra(frames, meas.wavelength_nm, v_track=v_track, h_track=h_track), bands
 
 
 def _in_run(time_ps: np.ndarray, start_ps: int, stop_ps: int, pauses_ps: np.ndarray

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from cryoscope.analysis.photons import PhotonBookkeeper, photon_table_from_tags
-from cryoscope.datafile import StageTiming, pair_edges, rest_angles, stage_angle_at
+from cryoscope.analysis.photons import (
+    PhotonBookkeeper,
+    PhotonPasses,
+    iter_photons,
+    photon_table_from_tags,
+)
+from cryoscope.datafile import (
+    StageTiming,
+    open_measurement,
+    pair_edges,
+    rest_angles,
+    stage_angle_at,
+)
+from tests.analysis.simfiles import simulated_file
 
 PERIOD = 1_000_000
 APD, SYNC, CAM, STAGE, APD2 = 1, 2, 3, 4, 5
@@ -127,3 +141,22 @@ def test_exposure_cut_short_by_the_end_of_the_run() -> None:
     assert table.delay_ps.tolist() == [-1, 1_000]
     assert table.frames.n == 1
     assert table.frames.theta_deg.shape == table.frames.moving.shape == (1,)
+
+
+@pytest.mark.parametrize(("budget", "reads"), [(1 << 30, 1), (0, 3), (100_000, 3)],
+                         ids=["kept", "no-cache", "too-big-to-keep"])
+def test_passes_give_every_photon_each_time_and_read_the_file_once_when_it_fits(
+        tmp_path: Path, budget: int, reads: int) -> None:
+    path, _ = simulated_file(tmp_path / "m.h5", emitters=[], frames=6, seed=3)
+    meas = open_measurement(path)
+    reference = list(iter_photons(meas, chunk_tags=20_000))
+    assert len(reference) > 3 and sum(c.n for c in reference) > 20_000
+    passes = PhotonPasses(meas, chunk_tags=20_000, cache_bytes=budget)
+    for _ in range(3):
+        chunks = list(passes)
+        assert len(chunks) == len(reference)
+        for got, want in zip(chunks, reference, strict=True):
+            np.testing.assert_array_equal(got.time_ps, want.time_ps)
+            np.testing.assert_array_equal(got.delay_ps, want.delay_ps)
+            np.testing.assert_array_equal(got.frame, want.frame)
+    assert passes.reads == reads
