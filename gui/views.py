@@ -864,8 +864,6 @@ class FlidView(View):
     title = "FLID"
     min_interval_s = 0.5
     background = True
-    #: Longest delay gate (ns) after the IRF; shorter if the laser period is.
-    gate_ns: ClassVar[float | None] = 300.0
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -889,7 +887,7 @@ class FlidView(View):
         self.info.setText("")
 
     def compute(self, source: LiveAccumulator) -> LiveFlid | None:
-        return source.flid(gate_ns=self.gate_ns)
+        return source.flid()
 
     def paint(self, live: LiveFlid | None) -> None:
         if live is None or live.flid.histogram.sum() == 0:

@@ -124,7 +124,7 @@ def test_live_polarization_finds_the_dipole(measured: tuple[Path, LiveAccumulato
 def test_live_flid_is_the_file_analysis_flid_with_its_background(
         measured: tuple[Path, LiveAccumulator]) -> None:
     path, live = measured
-    result = live.flid(gate_ns=300.0)
+    result = live.flid()
     assert result is not None
     fl = result.flid
     assert fl.histogram.sum() == np.count_nonzero(np.isfinite(fl.mean_delay_ns))
