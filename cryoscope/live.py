@@ -257,21 +257,20 @@ class LiveAccumulator:
 
     def _tracks_of(self, frames: npt.NDArray[np.generic], track_names: Sequence[str]
                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """V and H spectra ``[n, pixels]`` of a block of frames, background-subtracted."""
-        data = np.asarray(frames, np.float64)
+        """V and H spectra ``[n, pixels]`` of a block of frames, background-subtracted (full
+        frames are read in their bands only, never converted whole)."""
         if track_names:
             names = [n.upper() for n in track_names]
             iv = names.index("V") if "V" in names else 0
             ih = names.index("H") if "H" in names else min(1, len(names) - 1)
-            v, h = data[:, iv, :], data[:, ih, :]
-            if ih == iv:
-                h = np.zeros_like(v)
+            v = np.asarray(frames[:, iv, :], np.float64)
+            h = np.asarray(frames[:, ih, :], np.float64) if ih != iv else np.zeros_like(v)
         elif len(self.image_tracks) >= 2:
             bands = [RowBand(t.name, t.row_start, t.row_stop) for t in self.image_tracks[:2]]
-            both = bin_bands(data, bands[0], bands[1])
+            both = bin_bands(frames, bands[0], bands[1])
             v, h = both[:, 0, :], both[:, 1, :]
         else:
-            v = data.sum(axis=1)
+            v = frames.sum(axis=1, dtype=np.float64)
             h = np.zeros_like(v)
         return subtract_background(v), subtract_background(h)
 

@@ -56,9 +56,12 @@ log = logging.getLogger(__name__)
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w",
                     foreground="k")
 
-V_PEN = pg.mkPen("#1f77b4", width=1.5)
-H_PEN = pg.mkPen("#d62728", width=1.5)
-SUM_PEN = pg.mkPen("#333333", width=1.5)
+#: The data curves' pens: one pixel wide, Qt's fast path. A wider pen is stroked as outlines,
+#: seven times slower to paint (5.6 against 0.8 ms for three 1024-point curves), all of it on
+#: the GUI thread and holding the GIL.
+V_PEN = pg.mkPen("#1f77b4", width=1)
+H_PEN = pg.mkPen("#d62728", width=1)
+SUM_PEN = pg.mkPen("#333333", width=1)
 FIT_PEN = pg.mkPen("#2ca02c", width=2)
 
 
