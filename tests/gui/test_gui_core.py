@@ -25,7 +25,6 @@ from cryoscope.analysis.flid import flid
 from cryoscope.analysis.photons import collect_photons
 from cryoscope.datafile import iter_tag_chunks, open_measurement
 from cryoscope.live import LiveAccumulator, flat_background_per_bin, replay_measurement
-from cryoscope.session.monitors import rising_counts
 from cryoscope.session import (
     CommandFailed,
     InstrumentStatuses,
@@ -37,6 +36,7 @@ from cryoscope.session import (
     SetExposure,
     SetSetpoint,
 )
+from cryoscope.session.monitors import rising_counts
 from drivers.interfaces import InstrumentError, ReadMode, TagBlock, TagEventType, Track
 from sim_hardware.camera import SimCamera
 from sim_hardware.stage import SimRotationStage
