@@ -5,7 +5,10 @@ Runs the main window offscreen on the simulated rig (default: full-frame 1024×1
 
 - display updates per second: display-timer ticks that redrew at least one view, and camera
   frames drawn per second (new frames the camera view started to draw);
-- the event loop's longest stall: the largest gap between ticks of a 10 ms heartbeat QTimer;
+- the event loop's longest stall: the largest gap between ticks of a 10 ms heartbeat QTimer,
+  and for the stalls > 100 ms the CPU time of the GUI thread and of the whole process meanwhile
+  (GUI thread busy: its own work; process busy but not the GUI thread: other threads kept the
+  GIL; neither: the machine ran other processes);
 - the time one display refresh takes on the GUI thread, median and max (the views that prepare
   their data on helper threads paint it later, from a queued signal: counted in the stalls);
 - the simulated rig's speed from the first frame on: rig seconds acquired after the first frame
@@ -100,8 +103,10 @@ def main() -> int:
             app.processEvents()
 
         gaps: list[float] = []
-        stalls: list[tuple[float, float]] = []  # (time into the run, length) of gaps > 100 ms
-        last = [time.perf_counter()]
+        # gaps > 100 ms: time into the run, length, and the CPU time of the GUI thread and of
+        # the process meanwhile (s)
+        stalls: list[tuple[float, float, float, float]] = []
+        last = [time.perf_counter(), time.thread_time(), time.process_time()]
 
         slow_gcs: list[tuple[float, int, str, float, int]] = []  # at, gen, thread, s, objs
         gc_start = [0.0]
@@ -121,13 +126,13 @@ def main() -> int:
             gc.callbacks.append(on_gc)
 
         def beat() -> None:
-            now = time.perf_counter()
+            now, gui_cpu, cpu = time.perf_counter(), time.thread_time(), time.process_time()
             if stacks is not None:
                 faulthandler.dump_traceback_later(0.15, file=stacks)
             gaps.append(now - last[0])
             if gaps[-1] > 0.1:
-                stalls.append((last[0] - t_start, gaps[-1]))
-            last[0] = now
+                stalls.append((last[0] - t_start, gaps[-1], gui_cpu - last[1], cpu - last[2]))
+            last[:] = [now, gui_cpu, cpu]
 
         heartbeat = QTimer()
         heartbeat.setInterval(10)
@@ -178,7 +183,7 @@ def main() -> int:
         else:
             window.run_panel.start.click()
         t_start = time.perf_counter()
-        last[0] = t_start
+        last[:] = [t_start, time.thread_time(), time.process_time()]
         heartbeat.start()
         first_frame: float | None = None
         cpu_first = 0.0
@@ -226,8 +231,9 @@ def main() -> int:
     if slowest:
         print("longest computation " + ", ".join(f"{title} {took * 1e3:.0f} ms"
                                                  for title, took in slowest.items()))
-    for at, length in stalls[:5]:
-        print(f"  stall of {length * 1e3:.0f} ms at {at:.2f} s into the run")
+    for at, length, gui_cpu, cpu in stalls[:5]:
+        print(f"  stall of {length * 1e3:.0f} ms at {at:.2f} s into the run (CPU meanwhile: GUI "
+              f"thread {gui_cpu * 1e3:.0f} ms, process {cpu * 1e3:.0f} ms)")
     for at, gen, thread, took, objects in slow_gcs:
         print(f"  gc: generation {gen} on {thread} at {at:.2f} s took {took * 1e3:.0f} ms "
               f"({objects} objects left in it)")

@@ -7,6 +7,12 @@ bookkeeping of :mod:`cryoscope.analysis.photons`) happens outside the lock; read
 whole updates. :func:`replay_measurement` fills an accumulator from a measurement file, so a
 finished measurement is browsed with the same views, plus the analysis results.
 
+Per tag block the acquisition thread only sorts the photons out (the bookkeeping is stateful) and
+queues them; binning them into the decay, the intensity trace and the FLID's per-bin sums is done
+for many blocks at once, when a view reads (a display tick) or when
+:data:`FOLD_PHOTONS` photons are waiting. No photon is kept beyond that: the memory of a run's
+tag data is its histograms, whatever its length.
+
 Every step is the analysis' own: photon bookkeeping with both APDs
 (:class:`~cryoscope.analysis.photons.PhotonBookkeeper`), decay binning
 (:func:`~cryoscope.analysis.lifetime.decay_histogram`), trace binning
@@ -14,7 +20,8 @@ Every step is the analysis' own: photon bookkeeping with both APDs
 exposure, as in the file analysis), background subtraction
 (:func:`~cryoscope.analysis.spectra.subtract_background`), image bands
 (:func:`~cryoscope.analysis.image.bin_bands`), frame timing
-(:func:`cryoscope.datafile.frame_timing`) and the polarization fit; only the cosmic-ray removal,
+(:func:`cryoscope.datafile.frame_timing`), the FLID's per-bin sums
+(:class:`~cryoscope.analysis.flid.FlidBins`) and the polarization fit; only the cosmic-ray removal,
 which needs the frames after each one, is left to the file analysis. Live, replay and
 ``cryoscope analyze`` therefore agree on the same data. θ is the waveplate angle relative to
 ``waveplate_zero_deg``; E[eV] = 1239.84193 / λ[nm]; spectra stay in ADU.
@@ -33,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cryoscope.acquisition import FramesAcquired, RunEvent, TagsAcquired
-from cryoscope.analysis.flid import Flid, flid
+from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.image import RowBand, bin_bands
 from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
 from cryoscope.analysis.photons import PhotonBookkeeper
@@ -70,7 +77,17 @@ ANGLE_RESOLUTION_DEG = 0.01
 #: The live FLID's flat background is the mean of the decay histogram over delays this long
 #: before its peak and over the last tenth of the period (where the decay has died out).
 FLID_BACKGROUND_MARGIN_NS = 1.0
-
+#: The live FLID's gate (delays, ns): from this long after the decay's peak, this long (at most
+#: the rest of the laser period).
+FLID_GATE_AFTER_PEAK_NS = 1.0
+FLID_GATE_NS = 300.0
+#: The FLID's gate is placed (and fixed for the run) once the decay holds this many photons, so
+#: that its peak is not a noise bin; until then the photons wait for it.
+FLID_GATE_MIN_PHOTONS = 1000
+#: Photons waiting to be binned are binned by the acquisition thread itself beyond this many (if
+#: no view reads for long); waiting for the FLID's gate, they are binned with the gate the decay
+#: then gives.
+FOLD_PHOTONS = 500_000
 
 
 class _Rows:
@@ -155,8 +172,9 @@ class SpectralTrace:
 
 @dataclass(frozen=True)
 class LiveFlid:
-    """The live FLID (:func:`cryoscope.analysis.flid.flid` of the run's photons so far) and
-    the gate and background it was computed with."""
+    """The live FLID (:class:`cryoscope.analysis.flid.FlidBins` of the run's photons so far,
+    as :func:`cryoscope.analysis.flid.flid` makes it) and the gate and background it was
+    computed with."""
 
     flid: Flid
     gate_start_ns: float  #: delay at which the gate starts (ns)
@@ -182,15 +200,19 @@ class LiveAccumulator:
 
     ``image_tracks``: in image readout, the row bands binned into the V and H spectra (the
     configuration's tracks). ``trace_bin_s``: intensity-trace bin. ``decay_bin_ps``: decay
-    histogram bin. The photons themselves (arrival time and delay, 16 bytes each) are kept for
-    the FLID.
+    histogram bin. ``flid_gate_after_peak_ns``, ``flid_gate_ns``: the FLID's gate (see
+    :data:`FLID_GATE_NS`).
     """
 
     def __init__(self, *, image_tracks: Sequence[Track] = (), trace_bin_s: float = 0.01,
-                 decay_bin_ps: float = 64.0) -> None:
+                 decay_bin_ps: float = 64.0,
+                 flid_gate_after_peak_ns: float = FLID_GATE_AFTER_PEAK_NS,
+                 flid_gate_ns: float = FLID_GATE_NS) -> None:
         self.image_tracks = tuple(image_tracks)
         self.trace_bin_s = trace_bin_s
         self.decay_bin_ps = decay_bin_ps
+        self.flid_gate_after_peak_ns = flid_gate_after_peak_ns
+        self.flid_gate_ns = flid_gate_ns
         self._lock = threading.Lock()
         self.version = 0
         # frames
@@ -209,8 +231,13 @@ class LiveAccumulator:
         self._t0_ps: int | None = None
         self._decay = np.zeros(0, np.int64)
         self._trace = _Rows((), np.int64)
-        self._photon_time = _Rows((), np.int64)
-        self._photon_delay = _Rows((), np.int64)
+        # photons sorted out but not binned yet: (arrival times, delays) per block
+        self._waiting: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        self._waiting_n = 0
+        # photons waiting for the FLID's gate (after the first exposure), and its bins
+        self._ungated: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        self._ungated_n = 0
+        self._flid_bins: FlidBins | None = None
         self._last_ps = 0
         self._photons = 0
         self._camera_channel = 0
@@ -230,21 +257,20 @@ class LiveAccumulator:
 
     def _tracks_of(self, frames: npt.NDArray[np.generic], track_names: Sequence[str]
                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """V and H spectra ``[n, pixels]`` of a block of frames, background-subtracted."""
-        data = np.asarray(frames, np.float64)
+        """V and H spectra ``[n, pixels]`` of a block of frames, background-subtracted (full
+        frames are read in their bands only, never converted whole)."""
         if track_names:
             names = [n.upper() for n in track_names]
             iv = names.index("V") if "V" in names else 0
             ih = names.index("H") if "H" in names else min(1, len(names) - 1)
-            v, h = data[:, iv, :], data[:, ih, :]
-            if ih == iv:
-                h = np.zeros_like(v)
+            v = np.asarray(frames[:, iv, :], np.float64)
+            h = np.asarray(frames[:, ih, :], np.float64) if ih != iv else np.zeros_like(v)
         elif len(self.image_tracks) >= 2:
             bands = [RowBand(t.name, t.row_start, t.row_stop) for t in self.image_tracks[:2]]
-            both = bin_bands(data, bands[0], bands[1])
+            both = bin_bands(frames, bands[0], bands[1])
             v, h = both[:, 0, :], both[:, 1, :]
         else:
-            v = data.sum(axis=1)
+            v = frames.sum(axis=1, dtype=np.float64)
             h = np.zeros_like(v)
         return subtract_background(v), subtract_background(h)
 
@@ -302,21 +328,51 @@ class LiveAccumulator:
                     self._t0_ps = int(exposures[0])
         if chunk.time_ps.shape[0] == 0 or self._t0_ps is None:
             return
-        t0 = self._t0_ps
-        t = chunk.time_ps[chunk.time_ps >= t0]
-        trace = intensity_trace(t, self.trace_bin_s, t0, int(t.max()) + 1) if t.size else None
-        decay = decay_histogram(chunk.delay_ps, self._period_ps, self.decay_bin_ps).counts
         with self._lock:
-            if trace is not None:
-                n_bins = trace.counts.shape[0]
-                self._trace.ensure(n_bins)
-                self._trace.buf[:n_bins] += trace.counts
-                self._photon_time.append(t)
-                self._photon_delay.append(chunk.delay_ps[chunk.time_ps >= t0])
-                self._last_ps = max(self._last_ps, int(t.max()))
-            self._decay += decay
+            self._waiting.append((chunk.time_ps, chunk.delay_ps))
+            self._waiting_n += chunk.time_ps.shape[0]
             self._photons += int(chunk.time_ps.shape[0])
             self.version += 1
+            if self._waiting_n >= FOLD_PHOTONS or self._ungated_n >= FOLD_PHOTONS:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Bin the waiting photons into the decay, the intensity trace and the FLID's sums
+        (under the lock), by the analysis' own functions."""
+        if self._waiting:
+            time_ps = np.concatenate([t for t, _ in self._waiting])
+            delay_ps = np.concatenate([d for _, d in self._waiting])
+            self._waiting, self._waiting_n = [], 0
+            self._decay += decay_histogram(delay_ps, self._period_ps, self.decay_bin_ps).counts
+            t0 = self._t0_ps
+            assert t0 is not None  # photons wait only once the first exposure began
+            after = time_ps >= t0
+            t = time_ps[after]
+            if t.size:
+                trace = intensity_trace(t, self.trace_bin_s, t0, int(t.max()) + 1).counts
+                self._trace.ensure(trace.shape[0])
+                self._trace.buf[: trace.shape[0]] += trace
+                self._last_ps = max(self._last_ps, int(t.max()))
+                self._ungated.append((t, delay_ps[after]))
+                self._ungated_n += t.shape[0]
+        if not self._ungated:
+            return
+        if self._flid_bins is None:
+            if self._decay.sum() < FLID_GATE_MIN_PHOTONS and self._ungated_n < FOLD_PHOTONS:
+                return  # the decay's peak is not known well enough to place the gate yet
+            start, length = self._flid_gate()
+            first = int(min(t.min() for t, _ in self._ungated if t.size))
+            self._flid_bins = FlidBins(first, start, length, self.trace_bin_s)
+        for t, d in self._ungated:
+            self._flid_bins.add(t, d)
+        self._ungated, self._ungated_n = [], 0
+
+    def _flid_gate(self) -> tuple[float, float]:
+        """The FLID's gate (start, length; ns) from the decay so far (under the lock)."""
+        period_ns = self._period_ps / 1000.0
+        peak_ns = (int(np.argmax(self._decay)) + 0.5) * period_ns / self._decay.shape[0]
+        start = peak_ns + self.flid_gate_after_peak_ns
+        return start, min(self.flid_gate_ns, max(period_ns - start, 1e-3))
 
     def finish_tags(self) -> None:
         """Flush photons still waiting for their sync tag (end of a file)."""
@@ -360,12 +416,14 @@ class LiveAccumulator:
         with self._lock:
             if self._period_ps == 0:
                 return None
+            self._fold()
             counts = self._decay.copy()
         empty = decay_histogram(np.zeros(0, np.int64), self._period_ps, self.decay_bin_ps)
         return DecayHistogram(counts=counts, edges_ns=empty.edges_ns, period_ns=empty.period_ns)
 
     def intensity_trace(self) -> IntensityTrace | None:
         with self._lock:
+            self._fold()
             if self._t0_ps is None or self._trace.n == 0:
                 return None
             counts = self._trace.copy()
@@ -411,36 +469,32 @@ class LiveAccumulator:
                 message = str(exc)
         return PolarizationView(region, angle_deg, v_sum, h_sum, int(use.sum()), fit, message)
 
-    def flid(self, gate_after_peak_ns: float = 1.0, gate_ns: float | None = None,
-             delay_bins: int = 50, count_bins: int | None = None) -> LiveFlid | None:
-        """FLID of the photons so far, by the file analysis' :func:`~cryoscope.analysis.flid.flid`
-        (counts per trace bin against the background-corrected mean delay in a gate).
+    def flid(self, delay_bins: int = 50, count_bins: int | None = None) -> LiveFlid | None:
+        """FLID of the photons so far, as the file analysis' :func:`~cryoscope.analysis.flid.flid`
+        makes it (counts per trace bin against the background-corrected mean delay in a gate),
+        from per-bin sums kept up to date block by block.
 
-        The gate starts ``gate_after_peak_ns`` after the decay's peak and lasts ``gate_ns``
-        (default: the rest of the period). The flat background rate is estimated from the decay
-        histogram (:func:`flat_background_per_bin`); the file analysis takes it from a decay fit,
-        too slow to repeat live.
+        The gate starts ``flid_gate_after_peak_ns`` after the decay's peak and lasts
+        ``flid_gate_ns`` (at most the rest of the period); it is placed once the decay holds
+        :data:`FLID_GATE_MIN_PHOTONS` photons (None until then). The flat background rate is
+        estimated from the decay histogram (:func:`flat_background_per_bin`); the file analysis
+        takes it from a decay fit, too slow to repeat live.
         """
         with self._lock:
-            if self._period_ps == 0 or self._photon_time.n == 0 or self._t0_ps is None:
+            self._fold()
+            bins = self._flid_bins
+            if bins is None or self._t0_ps is None:
                 return None
-            decay = self._decay.copy()
-            # append-only: the rows written so far never change, no copy needed
-            time_ps, delay_ps = self._photon_time.written(), self._photon_delay.written()
             duration_s = (self._last_ps - self._t0_ps) * 1e-12
-        if decay.sum() == 0 or duration_s <= 0:
-            return None
-        period_ns = self._period_ps / 1000.0
-        peak_ns = (int(np.argmax(decay)) + 0.5) * period_ns / decay.shape[0]
-        background_cps = flat_background_per_bin(decay, peak_ns, period_ns) \
-            * decay.shape[0] / duration_s
-        start = peak_ns + gate_after_peak_ns
-        rest = max(period_ns - start, 1e-3)
-        length = rest if gate_ns is None else min(gate_ns, rest)
-        result = flid(time_ps, delay_ps, gate_start_ns=start, gate_ns=length,
-                      bin_s=self.trace_bin_s, background_cps=background_cps,
-                      period_ps=self._period_ps, delay_bins=delay_bins, count_bins=count_bins)
-        return LiveFlid(result, start, length, background_cps)
+            if self._decay.sum() == 0 or duration_s <= 0:
+                return None
+            period_ns = self._period_ps / 1000.0
+            peak_ns = (int(np.argmax(self._decay)) + 0.5) * period_ns / self._decay.shape[0]
+            background_cps = flat_background_per_bin(self._decay, peak_ns, period_ns) \
+                * self._decay.shape[0] / duration_s
+            result = bins.flid(background_cps=background_cps, period_ps=self._period_ps,
+                               delay_bins=delay_bins, count_bins=count_bins)
+        return LiveFlid(result, bins.gate_start_ns, bins.gate_ns, background_cps)
 
 
 def flat_background_per_bin(decay: npt.NDArray[np.int64], peak_ns: float, period_ns: float

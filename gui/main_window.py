@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.bridge = SessionBridge(self)
         self.session = RigSession(config, on_event=self.bridge)
         self.live: LiveAccumulator | None = None
+        self._progress: Progress | None = None  # not shown yet (see _on_progress)
         self.source: LiveAccumulator | None = None
         self.replay: Replay | None = None
         self.last_run: RunFinished | None = None
@@ -448,6 +449,15 @@ class MainWindow(QMainWindow):
 
     @pyqtSlot(object)
     def _on_progress(self, progress: Progress) -> None:
+        """Keep the run's progress for the next display tick: at ``--speed 20`` it comes every
+        10 ms, and showing each one re-lays the labels out (a tenth of the GUI thread's time)."""
+        self._progress = progress
+
+    def _show_progress(self) -> None:
+        """Show the progress that came since the last display tick, if any."""
+        progress, self._progress = self._progress, None
+        if progress is None:
+            return
         self.run_panel.show_progress(progress)
         self.strip.show_progress(progress.frames_done, progress.frames_total, self._paused)
         self.strip.show_waveplate(progress.waveplate_deg, progress.stage_moving)
@@ -472,6 +482,7 @@ class MainWindow(QMainWindow):
 
     @pyqtSlot(object)
     def _on_run_finished(self, event: RunFinished) -> None:
+        self._show_progress()  # the run's last progress, before its result
         self.last_run = event
         self._run_pending = False
         self._paused = False
@@ -707,12 +718,14 @@ class MainWindow(QMainWindow):
     # -- display ------------------------------------------------------------------------------
 
     def refresh_views(self, force: bool = False) -> int:
-        """One display tick: redraw the visible views whose data changed; returns how many.
+        """One display tick: show the run's progress, redraw the visible views whose data
+        changed; returns how many views it redrew.
 
         Views without a minimum interval (the camera) redraw on every tick; of the others, only
         the most overdue one does, so one tick's painting stays short and the event loop free.
         ``force`` redraws every view (the background ones: their computation starts now).
         """
+        self._show_progress()
         if self.source is None:
             return 0
         if force:

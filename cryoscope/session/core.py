@@ -313,6 +313,9 @@ class RigSession:
         if self._alignment.active:
             self._alignment.stop(rig)
             self._emit(AlignmentChanged(None))
+        # the idle time since the last tick passes now, while nothing observes (cheap), not
+        # at the run's first waits (a paced simulated clock would make it up there)
+        self._idle_time.tick(rig)
         run = PlanRun(request, self._emit, self._poll_if_due)
         self._run = run
         self._probe.reset()

@@ -34,8 +34,9 @@ ALIGNMENT_SERIES_FRAMES = 1
 def rising_counts(block: TagBlock) -> dict[int, int]:
     """Rising-edge tags per input in a block."""
     ok = (block.event_types == TagEventType.TIME_TAG) & (block.channels > 0)
-    channels, counts = np.unique(block.channels[ok], return_counts=True)
-    return dict(zip(channels.tolist(), counts.tolist(), strict=True))
+    counts = np.bincount(block.channels[ok])  # inputs are small numbers: no sort needed
+    channels = np.flatnonzero(counts)
+    return dict(zip(channels.tolist(), counts[channels].tolist(), strict=True))
 
 
 class RateMeter:

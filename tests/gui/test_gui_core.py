@@ -23,6 +23,7 @@ from gui_helpers import (
 from cryoscope.acquisition import RunState
 from cryoscope.analysis.flid import flid
 from cryoscope.analysis.photons import collect_photons
+from cryoscope.datafile import iter_tag_chunks, open_measurement
 from cryoscope.live import LiveAccumulator, flat_background_per_bin, replay_measurement
 from cryoscope.session import (
     CommandFailed,
@@ -35,7 +36,8 @@ from cryoscope.session import (
     SetExposure,
     SetSetpoint,
 )
-from drivers.interfaces import InstrumentError, ReadMode, Track
+from cryoscope.session.monitors import rising_counts
+from drivers.interfaces import InstrumentError, ReadMode, TagBlock, TagEventType, Track
 from sim_hardware.camera import SimCamera
 from sim_hardware.stage import SimRotationStage
 
@@ -124,7 +126,7 @@ def test_live_polarization_finds_the_dipole(measured: tuple[Path, LiveAccumulato
 def test_live_flid_is_the_file_analysis_flid_with_its_background(
         measured: tuple[Path, LiveAccumulator]) -> None:
     path, live = measured
-    result = live.flid(gate_ns=300.0)
+    result = live.flid()
     assert result is not None
     fl = result.flid
     assert fl.histogram.sum() == np.count_nonzero(np.isfinite(fl.mean_delay_ns))
@@ -139,6 +141,62 @@ def test_live_flid_is_the_file_analysis_flid_with_its_background(
                period_ps=table.laser_period_ps, delay_bins=fl.histogram.shape[1])
     np.testing.assert_array_equal(fl.histogram, ref.histogram)
     np.testing.assert_allclose(fl.mean_delay_ns, ref.mean_delay_ns, equal_nan=True)
+
+
+def _array_bytes(obj: object, seen: set[int] | None = None) -> int:
+    """Bytes of every numpy array reachable from ``obj``'s attributes, lists and tuples."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, list | tuple):
+        return sum(_array_bytes(item, seen) for item in obj)
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith(("cryoscope", "gui")):
+        return sum(_array_bytes(value, seen) for value in vars(obj).values())
+    return 0
+
+
+def test_live_tag_data_built_block_by_block_is_the_one_pass_result_and_bounded(
+        measured: tuple[Path, LiveAccumulator]) -> None:
+    """Fed in small tag blocks and read now and then (as the display does), the accumulator bins
+    the same decay, trace and FLID as in one pass, and keeps histograms, not photons."""
+    path, _ = measured
+    meas = open_measurement(path)
+    channel_map = {"apd": meas.apd_channel, "laser_sync": meas.sync_channel,
+                   "camera_fire": meas.camera_channel, "stage_motion": meas.stage_channel}
+    stepwise = LiveAccumulator()
+    for k, (timestamps, channels) in enumerate(iter_tag_chunks(path, 20_000)):
+        stepwise.add_tags(timestamps, channels, channel_map, meas.laser_period_ps,
+                          meas.conditional_filter)
+        if k % 7 == 0:
+            stepwise.flid()
+            stepwise.intensity_trace()
+    stepwise.finish_tags()
+    one_pass = replay_measurement(path).live
+    a, b = stepwise.decay(), one_pass.decay()
+    assert a is not None and b is not None
+    np.testing.assert_array_equal(a.counts, b.counts)
+    ta, tb = stepwise.intensity_trace(), one_pass.intensity_trace()
+    assert ta is not None and tb is not None
+    np.testing.assert_array_equal(ta.counts, tb.counts)
+    assert stepwise.photons == one_pass.photons > 100_000
+    # the FLID from its per-bin sums is the file analysis' FLID of all the photons
+    live_flid = stepwise.flid()
+    assert live_flid is not None
+    fl = live_flid.flid
+    table = collect_photons(path)
+    ref = flid(table.time_ps, table.delay_ps, gate_start_ns=live_flid.gate_start_ns,
+               gate_ns=live_flid.gate_ns, bin_s=fl.bin_s,
+               background_cps=live_flid.background_cps, period_ps=table.laser_period_ps,
+               delay_bins=fl.histogram.shape[1])
+    np.testing.assert_array_equal(fl.histogram, ref.histogram)
+    np.testing.assert_allclose(fl.mean_delay_ns, ref.mean_delay_ns, equal_nan=True)
+    # its gate is placed from the decay's peak (the APD's 5 ns delay) + 1 ns
+    assert live_flid.gate_start_ns == pytest.approx(6.0, abs=0.5)
+    # bounded: kept are histograms (trace, decay, FLID sums: ~0.3 MB), not 16 bytes a photon
+    assert _array_bytes(stepwise) < 1_000_000 < 16 * stepwise.photons
 
 
 def test_flat_background_is_read_where_the_decay_has_died_out() -> None:
@@ -184,6 +242,16 @@ def test_image_readout_gives_spectra_from_the_configured_tracks(tmp_path: Path) 
     again = replay.live.spectra()
     assert again is not None
     np.testing.assert_allclose(again.total, spectra.total)
+
+
+def test_rising_counts_count_rising_time_tags_per_input() -> None:
+    channels = np.array([1, 2, -2, 1, 4, 1, -1, 2, 1], np.int32)
+    types = np.full(channels.shape, TagEventType.TIME_TAG, np.uint8)
+    types[5] = TagEventType.MISSED_EVENTS  # not a tag of its own
+    block = TagBlock(np.arange(channels.shape[0], dtype=np.int64), channels, types,
+                     np.zeros(channels.shape, np.int32))
+    assert rising_counts(block) == {1: 3, 2: 2, 4: 1}
+    assert rising_counts(TagBlock.empty()) == {}
 
 
 def test_session_serializes_commands_and_polls_statuses() -> None:

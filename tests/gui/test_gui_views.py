@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 
 from cryoscope.live import LiveAccumulator
 from drivers.interfaces import Track
 from gui.views import (
     CameraView,
+    HeldRange,
     SpectralTraceView,
     _block_mean,
     _row_mean,
@@ -94,3 +96,30 @@ def test_a_long_spectral_time_trace_is_drawn_at_most_max_rows_tall(
     assert np.all(np.diff(column.astype(int)) >= 0)  # the line brightens frame by frame
 
 
+
+
+def test_a_held_range_follows_growing_data_in_few_steps_and_leaves_a_zoom_alone(
+        qtbot: Any) -> None:
+    """A sum growing over 200 redraws stays inside the y range, which is set a few times only
+    (each change repaints the axes); after a zoom with the mouse the user's range stays, until
+    auto range is asked for again."""
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    held = HeldRange(plot)
+    curve = plot.plot()
+    x = np.arange(100.0)
+    for k in range(1, 201):
+        y = k * 50.0 * np.exp(-0.5 * ((x - 50) / 5) ** 2) + np.sin(x)  # jitter around 0
+        curve.setData(x, y)
+        held.update(float(y.min()), float(y.max()))
+        bottom, top = plot.getViewBox().viewRange()[1]
+        assert bottom <= y.min() and y.max() <= top
+    assert held.changes <= 25
+    box = plot.getViewBox()
+    box.sigRangeChangedManually.emit(box.state["mouseEnabled"])  # as a wheel zoom does
+    box.setYRange(0.0, 10.0, padding=0.0)
+    held.update(0.0, 20_000.0)
+    assert box.viewRange()[1] == [0.0, 10.0]
+    box.enableAutoRange()  # the plot's "A" button
+    held.update(0.0, 20_000.0)
+    assert box.viewRange()[1][1] >= 20_000.0 and held.held

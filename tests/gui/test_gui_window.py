@@ -18,7 +18,7 @@ from gui_helpers import (
 )
 from PyQt6.QtCore import QSettings
 
-from cryoscope.acquisition import RunState
+from cryoscope.acquisition import Progress, RunState
 from cryoscope.analysis.photons import collect_photons
 from cryoscope.session import MoveWaveplate, SessionState
 from drivers.interfaces import InstrumentError
@@ -317,3 +317,17 @@ def test_each_group_of_tabbed_docks_has_one_tab_bar(window: MainWindow) -> None:
     assert sorted(bars) == [("Camera", "Count rate"),
                             ("Run", "Instruments", "Runs", "Results", "Regions"),
                             ("Spectral time trace", "APD intensity", "Decay", "FLID", "Log")]
+
+
+def test_progress_is_shown_once_per_display_tick_the_latest(window: MainWindow) -> None:
+    """At --speed 20 progress comes every 10 ms: the window keeps the latest and shows it on its
+    display tick, not each one as it comes."""
+    bar = window.run_panel.progress
+    before = bar.value()
+    for done in (3, 4, 5):
+        window._on_progress(Progress(done, 80, 0.5 * done, 0.0, 100 * done, 2e4, 10.0, False))
+    assert bar.value() == before  # nothing drawn between ticks
+    window.refresh_views()
+    assert (bar.value(), bar.maximum()) == (5, 80)
+    assert window.strip.frames.text() == "frame 5 / 80"
+    assert "500 photons" in window.run_panel.status.text()
