@@ -8,8 +8,10 @@ with ``D_i`` the *periodic* (pile-over) decay of component ``i`` — the sum of 
 over every earlier pulse — normalized to one photon per period, ``A_i`` its photons, ``B`` the flat
 background per bin of width ``w`` and the IRF either a Gaussian (centre ``t0``, width ``σ``, both
 fitted; closed-form exponentially modified Gaussian) or a measured array convolved numerically and
-shifted by a fitted ``t0``. Fitting minimises the Poisson negative log-likelihood; uncertainties
-come from the inverse Hessian of it. Times are in ns inside this module unless a name says ps.
+shifted by a fitted ``t0``. Fitting minimises the Poisson negative log-likelihood by
+Levenberg–Marquardt with its analytic gradient (the Gaussian model and its derivatives are one
+compiled pass over the bins); uncertainties come from the inverse Hessian of it. Times are in ns
+inside this module unless a name says ps.
 """
 
 from __future__ import annotations
