@@ -44,8 +44,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SQRT2_INV = 1.0 / math.sqrt(2.0)
-
 
 @dataclass(frozen=True)
 class DecayHistogram:
@@ -170,6 +168,7 @@ def load_irf(path: str | Path, hist: DecayHistogram) -> np.ndarray:
     return np.interp(hist.centers_ns, data[:, 0], data[:, 1], left=0.0, right=0.0)
 
 
+_SQRT2_INV = 1.0 / math.sqrt(2.0)
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 #: Beyond this many σ from an IRF centre its Gaussian is exactly zero in double precision.
@@ -429,7 +428,8 @@ def _matched_rise(counts: np.ndarray, edges_ns: np.ndarray, background: float) -
     return float(edges_ns[0]) + rise * width
 
 
-def _grid_start(lik: _Likelihood, t0: float, sigma: float) -> tuple[np.ndarray, np.ndarray, float]:
+def _grid_start(lik: _Likelihood, t0: float, sigma: float
+                ) -> tuple[np.ndarray, np.ndarray, float]:
     """Starting amplitudes, lifetimes and background (per ns) of a fit: the best, by the
     Poisson likelihood, of every set of ``lik.n_exp`` lifetimes on a logarithmic grid from the bin
     width to ten periods, with the IRF held at ``t0``, ``sigma`` and each set's amplitudes and
@@ -483,7 +483,6 @@ class _Likelihood:
     def __init__(self, edges: np.ndarray, counts: np.ndarray, mask: np.ndarray, n_exp: int,
                  irf: np.ndarray | None, sigma_ns: float | None) -> None:
         self.edges, self.mask, self.n_exp, self.irf = edges, mask, n_exp, irf
-        self.counts_all = counts
         self.counts = counts[mask]
         self.widths = np.diff(edges)
         self.period = float(edges[-1] - edges[0])
@@ -524,6 +523,10 @@ class _Likelihood:
                 jac[:, 2 * n] = bg * self.widths
                 jac[:, 2 * n + 1] = amps @ d_t0
                 mu = jac[:, :n].sum(axis=1) + jac[:, 2 * n]
+                # as model_counts: FFT ringing (or an IRF with negative values) clipped
+                floor = mu < 1e-300
+                mu[floor] = 1e-300
+                jac[floor] = 0.0
         return (mu, jac) if self.all_bins else (mu[self.mask], jac[self.mask])
 
     def evaluate(self, p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
