@@ -632,17 +632,16 @@ def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = 
     one = coarse if n_exp == 1 else _Likelihood(edges, counts, mask, 1, None, sigma_ns)
     rise = _matched_rise(hist.counts * keep, hist.edges_ns, bg_bin)
     tol = 1e-6 if n_exp == 1 and irf is None else 1e-3  # else it only has to lead the way
-    x1, dev1 = min((_minimize(one, _pack(one, *_grid_start(one, t0, one.sigma0), t0,
-                                         one.sigma0), tol)
-                    for t0 in ((t_peak, rise) if abs(rise - t_peak) > 0.5 else (t_peak,))),
-                   key=lambda r: r[1])
+    # σ held first: with σ free from the start a fit may run to σ far below a bin, where the
+    # binned model is a step in t0, flat in t0 and σ (a trap)
+    held = _Likelihood(edges, counts, mask, 1, None, one.sigma0) if one.fit_sigma else one
+    x1, _ = min((_minimize(held, _pack(held, *_grid_start(held, t0, held.sigma0), t0,
+                                       held.sigma0), 1e-3)
+                 for t0 in ((t_peak, rise) if abs(rise - t_peak) > 0.5 else (t_peak,))),
+                key=lambda r: r[1])
+    if one.fit_sigma:
+        x1, _ = _minimize(one, np.append(x1, math.log(held.sigma0)), tol)
     _, tau1, _, t01, sigma1 = one.unpack(x1)
-    if one.fit_sigma and sigma1 < 0.25 * width:
-        # σ far below a bin leaves the likelihood flat in σ: a trap; try from a wide IRF
-        wide = _minimize(one, _pack(one, *_grid_start(one, t01, 0.5), t01, 0.5), tol)
-        if wide[1] < dev1:
-            x1 = wide[0]
-            _, tau1, _, t01, sigma1 = one.unpack(x1)
     if n_exp == 1 and irf is None:
         x = x1
     else:
