@@ -204,3 +204,17 @@ def test_measured_irf_derivatives_match_finite_differences() -> None:
         h[j] = 1e-5
         numeric = (lik.model(p + h)[0] - lik.model(p - h)[0]) / 2e-5
         assert np.max(np.abs(jac[:, j] - numeric)) < 1e-5 * np.max(np.abs(numeric)), j
+
+
+def test_a_rise_late_in_the_period() -> None:
+    """A fast decay rising 669 ns into a 1 µs period (a long cable): the merged bins before the
+    rise stop where full resolution begins, so the rise is not swallowed by one wide bin."""
+    rng = np.random.default_rng(12)
+    hist = decay_histogram(_delays(rng, 12_000, (780.0,), (1.0,), irf_sigma_ps=160.0,
+                                   offset_ps=669_000.0, background=1600), PERIOD)
+    fit = fit_decay(hist, 1)
+    assert fit.success
+    assert abs(fit.taus_ns[0] - 0.78) < 3 * fit.taus_err_ns[0]
+    assert abs(fit.taus_ns[0] - 0.78) / 0.78 < 0.03
+    assert abs(fit.t0_ns - 669.0) < 0.02
+    assert fit.sigma_ns == pytest.approx(0.16, abs=0.02)
