@@ -407,9 +407,11 @@ def _rise_and_background(hist: DecayHistogram) -> tuple[float, float]:
 def _matched_rise(counts: np.ndarray, edges_ns: np.ndarray, background: float) -> float:
     """Start (ns) of the decay: where a periodic exponential on the background, for lifetimes
     from a few bins to the period, is most likely (Poisson), by circular cross-correlation on
-    bins merged to at most 4096."""
-    merge = max(1, -(-counts.shape[0] // 4096))
-    counts = np.add.reduceat(counts, np.arange(0, counts.shape[0], merge)).astype(float)
+    bins merged by the least divisor of their number that leaves at most 4096."""
+    total = counts.shape[0]
+    merge = next(d for d in range(1, total + 1) if total % d == 0 and total // d <= 4096)
+    merge = merge if total // merge >= 512 else 1
+    counts = counts.reshape(-1, merge).sum(axis=1).astype(float)
     n = counts.shape[0]
     period = float(edges_ns[-1] - edges_ns[0])
     width = period / n
