@@ -8,19 +8,23 @@ with ``D_i`` the *periodic* (pile-over) decay of component ``i`` — the sum of 
 over every earlier pulse — normalized to one photon per period, ``A_i`` its photons, ``B`` the flat
 background per bin of width ``w`` and the IRF either a Gaussian (centre ``t0``, width ``σ``, both
 fitted; closed-form exponentially modified Gaussian) or a measured array convolved numerically and
-shifted by a fitted ``t0``. Fitting minimises the Poisson negative log-likelihood; uncertainties
-come from the inverse Hessian of it. Times are in ns inside this module unless a name says ps.
+shifted by a fitted ``t0``. Fitting minimises the Poisson negative log-likelihood by
+Levenberg–Marquardt with its analytic gradient (the Gaussian model and its derivatives are one
+compiled pass over the bins); uncertainties come from the inverse Hessian of it. Times are in ns
+inside this module unless a name says ps.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
-from scipy import ndimage, optimize, special
+from scipy import ndimage
 
 from cryoscope.analysis.photons import collect_photons
 from cryoscope.datafile import MeasurementError
@@ -39,8 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_SQRT2 = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -166,32 +168,173 @@ def load_irf(path: str | Path, hist: DecayHistogram) -> np.ndarray:
     return np.interp(hist.centers_ns, data[:, 0], data[:, 1], left=0.0, right=0.0)
 
 
-def _gauss_periodic_cdf(x: np.ndarray, tau: float, sigma: float, period: float) -> np.ndarray:
-    """Antiderivative of the periodic exp(−t/τ)/τ decay convolved with a N(0, σ) IRF.
+_SQRT2_INV = 1.0 / math.sqrt(2.0)
+_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+#: Beyond this many σ from an IRF centre its Gaussian is exactly zero in double precision.
+_GAUSS_ZERO_SIGMAS = 39.0
+#: Lower bound of the fitted lifetimes and IRF width (log ns).
+_LOG_TAU_MIN = math.log(1e-3)
 
-    ``x = t − t0``. Differences between bin edges give the photons per bin (one per period).
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _erfcx(z):  # pragma: no cover - compiled
+    """Scaled complementary error function exp(z²)·erfc(z) for z ≥ 0 (relative error < 1e-13):
+    directly below 25, the asymptotic series above (its first neglected term < 1e-14 there)."""
+    if z < 25.0:
+        return math.erfc(z) * math.exp(z * z)
+    h = 0.5 / (z * z)
+    return (1.0 - h * (1.0 - 3.0 * h * (1.0 - 5.0 * h * (1.0 - 7.0 * h * (1.0 - 9.0 * h))))
+            ) / (z * math.sqrt(math.pi))
+
+
+@numba.njit(cache=True, nogil=True)
+def _gauss_decay_bins(edges, t0, sigma, taus, period):  # pragma: no cover - compiled
+    """Photons per bin of each unit periodic decay convolved with a Gaussian IRF, and their
+    derivatives with respect to ``t0``, ``τ`` and ``σ``: four arrays [components, bins].
+
+    Per edge, with ``x = edge − t0``, the antiderivative is
+    ``F(x) = Σ_{y = x − T, x} [Φ(y/σ) − E(y)] − R(x)·Q``: the pulses at ``t0`` and ``t0 + T``
+    convolved with the IRF (``E(y) = exp(σ²/2τ² − y/τ)·Φ(y/σ − σ/τ)``, the exponentially
+    modified Gaussian's tail part, written with erfcx where it would overflow), the earlier
+    pulses as fully risen exponentials (``R = exp(σ²/2τ² − x/τ)``, ``Q = 1/(exp(T/τ) − 1)``).
     """
+    n_exp = taus.shape[0]
+    n_edges = edges.shape[0]
+    val = np.empty((n_exp, n_edges - 1))
+    d_t0 = np.empty((n_exp, n_edges - 1))
+    d_tau = np.empty((n_exp, n_edges - 1))
+    d_sig = np.empty((n_exp, n_edges - 1))
     s2 = sigma * sigma
-    q = math.exp(-period / tau) if period / tau < 700 else 0.0
-    out = np.zeros_like(x)
-    for shift in (-period, 0.0):
-        y = x + shift
-        z = (s2 / tau - y) / (sigma * _SQRT2)
-        # τ·g(y) with g the exponentially modified Gaussian density, overflow-safe.
-        expo = s2 / (2 * tau * tau) - y / tau
-        tg = np.where(z > 0, 0.5 * special.erfcx(np.maximum(z, 0)) * np.exp(
-            np.minimum(expo - np.maximum(z, 0) ** 2, 700)),
-            0.5 * np.exp(np.minimum(expo, 700)) * special.erfc(np.minimum(z, 0)))
-        out += special.ndtr(y / sigma) - tg
-    # Earlier pulses (n >= 1): fully risen exponentials, a geometric series.
-    out -= np.exp(np.minimum(s2 / (2 * tau * tau) - x / tau, 700)) * q / (1 - q)
-    return out
+    inv_s_sqrt2 = _SQRT2_INV / sigma
+    for i in range(n_exp):
+        tau = taus[i]
+        rate = 1.0 / tau
+        half_var = 0.5 * s2 * rate * rate
+        earlier = period * rate < 700.0
+        q_ratio = 1.0 / math.expm1(period * rate) if earlier else 0.0
+        f_prev = fx_prev = ft_prev = fs_prev = 0.0
+        for k in range(n_edges):
+            x = edges[k] - t0
+            f = 0.0  # F(x) and its derivatives by x, τ and σ
+            fx = 0.0
+            ft = 0.0
+            fs = 0.0
+            for shift in range(2):
+                y = x - period if shift == 0 else x
+                u = y / sigma
+                if u < -_GAUSS_ZERO_SIGMAS:
+                    continue  # before this pulse: nothing yet, exactly
+                phi = math.exp(-0.5 * u * u) * _INV_SQRT_2PI if u < _GAUSS_ZERO_SIGMAS else 0.0
+                z = (s2 * rate - y) * inv_s_sqrt2
+                if z > 0.0:
+                    tail = _SQRT_HALF_PI * _erfcx(z) * phi
+                else:
+                    tail = 0.5 * math.exp(min(half_var - y * rate, 700.0)) * math.erfc(z)
+                cdf = 0.5 * math.erfc(-u * _SQRT2_INV) if u < _GAUSS_ZERO_SIGMAS else 1.0
+                f += cdf - tail
+                fx += tail * rate
+                ft -= (tail * (y - s2 * rate) + sigma * phi) * rate * rate
+                fs += phi * rate - tail * sigma * rate * rate
+            if earlier:
+                rq = math.exp(min(half_var - x * rate, 700.0)) * q_ratio
+                f -= rq
+                fx += rq * rate
+                ft -= rq * (x * rate - s2 * rate * rate + (1.0 + q_ratio) * period * rate) * rate
+                fs -= rq * sigma * rate * rate
+            if k > 0:
+                val[i, k - 1] = f - f_prev
+                d_t0[i, k - 1] = fx_prev - fx  # ∂/∂t0 = −∂/∂x
+                d_tau[i, k - 1] = ft - ft_prev
+                d_sig[i, k - 1] = fs - fs_prev
+            f_prev, fx_prev, ft_prev, fs_prev = f, fx, ft, fs
+    return val, d_t0, d_tau, d_sig
 
 
-def _periodic_exp_cdf(x: np.ndarray, tau: float, period: float) -> np.ndarray:
-    """Antiderivative of the periodic decay without IRF, for ``x`` in [0, period]."""
-    q = math.exp(-period / tau) if period / tau < 700 else 0.0
-    return -np.exp(-x / tau) / (1 - q)
+@numba.njit(cache=True, nogil=True)
+def _gauss_model(edges, amps, taus, bg, t0, sigma, period, fit_sigma):  # pragma: no cover
+    """Expected counts per bin with the Gaussian IRF and their derivatives [bins, parameters]
+    by the fit parameters ``(log A_i…, log τ_i…, log B, t0[, log σ])``; ``bg`` per ns."""
+    val, d_t0, d_tau, d_sig = _gauss_decay_bins(edges, t0, sigma, taus, period)
+    n = taus.shape[0]
+    n_bins = edges.shape[0] - 1
+    mu = np.empty(n_bins)
+    jac = np.empty((n_bins, 2 * n + 3 if fit_sigma else 2 * n + 2))
+    for k in range(n_bins):
+        back = bg * (edges[k + 1] - edges[k])
+        total = back
+        by_t0 = 0.0
+        by_sigma = 0.0
+        for i in range(n):
+            part = amps[i] * val[i, k]
+            jac[k, i] = part
+            jac[k, n + i] = amps[i] * taus[i] * d_tau[i, k]
+            total += part
+            by_t0 += amps[i] * d_t0[i, k]
+            by_sigma += amps[i] * d_sig[i, k]
+        jac[k, 2 * n] = back
+        jac[k, 2 * n + 1] = by_t0
+        if fit_sigma:
+            jac[k, 2 * n + 2] = sigma * by_sigma
+        mu[k] = total
+    return mu, jac
+
+
+@numba.njit(cache=True, nogil=True)
+def _poisson_terms(mu, jac, counts, log_counts):  # pragma: no cover - compiled
+    """The Poisson NLL minus Σ c·log c − c (the deviance's half), its gradient and the Fisher
+    information ``Jᵀ diag(1/μ) J``; an infinite NLL where the model is not finite and positive."""
+    n_par = jac.shape[1]
+    grad = np.zeros(n_par)
+    fisher = np.zeros((n_par, n_par))
+    dev = 0.0
+    for k in range(mu.shape[0]):
+        m = mu[k]
+        if not (m > 0.0 and m < np.inf):
+            return np.inf, grad, fisher
+        c = counts[k]
+        dev += m - c - c * (math.log(m) - log_counts[k])
+        resid = 1.0 - c / m
+        for a in range(n_par):
+            ja = jac[k, a]
+            grad[a] += resid * ja
+            for b in range(a + 1):
+                fisher[a, b] += ja * jac[k, b] / m
+    for a in range(n_par):
+        if not np.isfinite(grad[a]):
+            return np.inf, grad, fisher
+        for b in range(a):
+            fisher[b, a] = fisher[a, b]
+    return dev, grad, fisher
+
+
+def _irf_decay_bins(edges_ns: np.ndarray, taus_ns: np.ndarray, t0_ns: float, irf: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Photons per bin of each unit periodic decay convolved (circularly, by FFT) with a measured
+    IRF whose peak is shifted to ``t0_ns``, and their derivatives with respect to ``t0`` and
+    ``τ``: three arrays [components, bins]."""
+    kernel = np.asarray(irf, float)
+    kernel = kernel / kernel.sum()
+    n = edges_ns.shape[0] - 1
+    width = float(edges_ns[-1] - edges_ns[0]) / n
+    period = float(edges_ns[-1] - edges_ns[0])
+    peak = float(np.argmax(kernel)) * width
+    freq = np.fft.rfftfreq(n, d=width)
+    k_hat = np.fft.rfft(kernel) * np.exp(-2j * np.pi * freq * (t0_ns - peak))
+    x = edges_ns - edges_ns[0]
+    val = np.empty((taus_ns.shape[0], n))
+    d_t0 = np.empty_like(val)
+    d_tau = np.empty_like(val)
+    for i, tau in enumerate(taus_ns):
+        q = math.exp(-period / tau) if period / tau < 700 else 0.0
+        # antiderivative −exp(−x/τ)/(1 − q) over [0, T] and its derivative by τ
+        cdf = -np.exp(-x / tau) / (1 - q)
+        cdf_tau = cdf * (x + q * period / (1 - q)) / (tau * tau)
+        decay_hat = np.fft.rfft(np.diff(cdf)) * k_hat
+        val[i] = np.fft.irfft(decay_hat, n)
+        d_t0[i] = np.fft.irfft(decay_hat * (-2j * np.pi * freq), n)
+        d_tau[i] = np.fft.irfft(np.fft.rfft(np.diff(cdf_tau)) * k_hat, n)
+    return val, d_t0, d_tau
 
 
 def model_counts(edges_ns: np.ndarray, amplitudes: np.ndarray, taus_ns: np.ndarray,
@@ -203,24 +346,14 @@ def model_counts(edges_ns: np.ndarray, amplitudes: np.ndarray, taus_ns: np.ndarr
     the same (equal) bins, any normalization, its peak anywhere (it is shifted so that the peak
     sits at ``t0_ns``); or ``None`` for the Gaussian IRF of width ``sigma_ns``.
     """
-    period = float(edges_ns[-1] - edges_ns[0])
-    widths = np.diff(edges_ns)
-    mu = background * widths
+    edges = np.asarray(edges_ns, float)
+    taus = np.ascontiguousarray(taus_ns, float)
+    amps = np.asarray(amplitudes, float)
+    mu = background * np.diff(edges)
     if irf is None:
-        x = edges_ns - t0_ns
-        for a, tau in zip(amplitudes, taus_ns, strict=True):
-            mu += a * np.diff(_gauss_periodic_cdf(x, float(tau), sigma_ns, period))
-        return mu
-    kernel = np.asarray(irf, float)
-    kernel = kernel / kernel.sum()
-    n = widths.shape[0]
-    peak = float(np.argmax(kernel)) * widths.mean()
-    freq = np.fft.rfftfreq(n, d=widths.mean())
-    k_hat = np.fft.rfft(kernel) * np.exp(-2j * np.pi * freq * (t0_ns - peak))
-    for a, tau in zip(amplitudes, taus_ns, strict=True):
-        decay = np.diff(_periodic_exp_cdf(edges_ns - edges_ns[0], float(tau), period))
-        mu += a * np.fft.irfft(np.fft.rfft(decay) * k_hat, n)
-    return np.maximum(mu, 1e-300)
+        return mu + amps @ _gauss_decay_bins(edges, float(t0_ns), float(sigma_ns), taus,
+                                             float(edges[-1] - edges[0]))[0]
+    return np.maximum(mu + amps @ _irf_decay_bins(edges, taus, float(t0_ns), irf)[0], 1e-300)
 
 
 @dataclass(frozen=True)
@@ -259,43 +392,226 @@ def numerical_hessian(f, x: np.ndarray, step: np.ndarray | float = 1e-4) -> np.n
     return hess
 
 
-def _initial_guess(hist: DecayHistogram, n_exp: int) -> tuple[np.ndarray, float, float]:
+def _rise_and_background(hist: DecayHistogram) -> tuple[float, float]:
+    """Rough IRF position (ns; the smoothed histogram's maximum) and background (counts per
+    bin) of a decay histogram."""
     c = hist.counts.astype(float)
-    t = hist.centers_ns
-    w = float(np.diff(hist.edges_ns).mean())
     smooth = np.convolve(c, np.ones(5) / 5, mode="same")
-    t0 = float(t[int(np.argmax(smooth))])
+    t0 = float(hist.centers_ns[int(np.argmax(smooth))])
     # Background: half the lowest level of the smoothed decay (at high repetition rates the
     # lowest level still holds the previous pulses' tails).
     wide = np.convolve(c, np.ones(64) / 64, mode="valid") if c.size > 64 else c
-    bg = max(0.5 * float(wide.min()), 1e-3)
-    signal = max(c.sum() - bg * c.shape[0], 1.0)
-    after = np.mod(t - t0, hist.period_ns)
-    ok = after > 0.5
-    mean_delay = float(np.sum(after[ok] * np.maximum(c[ok] - bg, 0)) /
-                       max(np.sum(np.maximum(c[ok] - bg, 0)), 1.0))
-    tau_long = min(max(mean_delay, 5 * w), hist.period_ns)
-    if n_exp == 1:
-        taus = np.array([tau_long])
-    else:
-        taus = np.geomspace(max(tau_long / 40, 3 * w), tau_long * 1.2, n_exp)
-    return np.concatenate([np.full(n_exp, signal / n_exp), taus]), bg, t0
+    return t0, max(0.5 * float(wide.min()), 1e-3)
+
+
+def _matched_rise(counts: np.ndarray, edges_ns: np.ndarray, background: float) -> float:
+    """Start (ns) of the decay: where a periodic exponential on the background, for lifetimes
+    from a few bins to the period, is most likely (Poisson), by circular cross-correlation on
+    bins merged by the least divisor of their number that leaves at most 4096."""
+    total = counts.shape[0]
+    merge = next(d for d in range(1, total + 1) if total % d == 0 and total // d <= 4096)
+    merge = merge if total // merge >= 512 else 1
+    counts = counts.reshape(-1, merge).sum(axis=1).astype(float)
+    n = counts.shape[0]
+    period = float(edges_ns[-1] - edges_ns[0])
+    width = period / n
+    signal = max(float(counts.sum()) - background * merge * n, 1.0)
+    k = np.arange(n + 1) * width
+    c_hat = np.fft.rfft(counts)
+    best, rise = -np.inf, 0
+    for tau in np.geomspace(2 * width, period, 6):
+        q = math.exp(-period / tau) if period / tau < 700 else 0.0
+        unit = -np.diff(np.exp(-k / tau)) / (1 - q)
+        score = np.fft.irfft(
+            c_hat * np.conj(np.fft.rfft(np.log(background * merge + signal * unit))), n)
+        top = int(np.argmax(score))
+        if score[top] > best:
+            best, rise = float(score[top]), top
+    return float(edges_ns[0]) + rise * width
+
+
+def _grid_start(lik: _Likelihood, t0: float, sigma: float
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Starting amplitudes, lifetimes and background (per ns) of a fit: the best, by the
+    Poisson likelihood, of every set of ``lik.n_exp`` lifetimes on a logarithmic grid from the bin
+    width to ten periods, with the IRF held at ``t0``, ``sigma`` and each set's amplitudes and
+    background from a linear least-squares fit (weights 1/counts)."""
+    n_exp = lik.n_exp
+    width = float(np.min(lik.widths))
+    n_grid = 32
+    while n_grid > n_exp and math.comb(n_grid, n_exp) > 600:
+        n_grid -= 1
+    grid = np.geomspace(max(0.5 * width, 2e-3), 10 * lik.period, n_grid)
+    with np.errstate(over="ignore", invalid="ignore"):
+        unit = _gauss_decay_bins(lik.edges, t0, sigma, grid, lik.period)[0][:, lik.mask]
+    unit = np.nan_to_num(unit)
+    columns = np.vstack([unit, lik.widths[lik.mask]])  # [grid + background, bins]
+    weight = 1.0 / np.maximum(lik.counts, 1.0)
+    gram = (columns * weight) @ columns.T
+    rhs = (columns * weight) @ lik.counts
+    sets = np.array(list(itertools.combinations(range(n_grid), n_exp)), dtype=np.int64)
+    idx = np.hstack([sets, np.full((sets.shape[0], 1), n_grid)])
+    a = gram[idx[:, :, None], idx[:, None, :]] + 1e-12 * np.eye(n_exp + 1)
+    coef = np.linalg.solve(a, rhs[idx][:, :, None])[:, :, 0]
+    total = max(float(lik.counts.sum()), 1.0)
+    coef[:, :n_exp] = np.maximum(coef[:, :n_exp], 1e-3 * total / n_exp)
+    coef[:, n_exp] = np.maximum(coef[:, n_exp], 1e-3 / lik.period)
+    mu = np.einsum("sk,skb->sb", coef, columns[idx])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = np.sum(mu - lik.counts * np.log(mu), axis=1)
+    best = int(np.nanargmin(dev))
+    return coef[best, :n_exp], grid[sets[best]], float(coef[best, n_exp])
 
 
 def _coarse_bins(hist: DecayHistogram, t0: float) -> np.ndarray:
-    """Start indices of merged bins: full resolution near the rise, ~3 % of the delay later."""
+    """Start indices of merged bins: full resolution from 10 ns before the rise, ~3 % of the
+    delay later."""
     width = float(np.diff(hist.edges_ns).mean())
+    n = hist.counts.shape[0]
     after = np.mod(hist.edges_ns[:-1] - t0, hist.period_ns)
-    after[after > hist.period_ns - 10.0] = 0.0
+    before_rise = after > hist.period_ns - 10.0
+    after[before_rise] = 0.0
     target = np.maximum(width, after / 30.0)
+    # a merged bin starting at i spans the fewest bins whose summed width reaches target[i],
+    # but never into the full-resolution stretch before the rise
+    span = np.searchsorted(np.cumsum(np.full(n, width)), target - 1e-9) + 1
+    window = np.where(before_rise, np.arange(n), n)
+    next_window = np.append(np.minimum.accumulate(window[::-1])[::-1][1:], n)
+    span = np.minimum(span, next_window - np.arange(n))
     starts = [0]
-    acc = 0.0
-    for i in range(1, target.shape[0]):
-        acc += width
-        if acc >= target[starts[-1]] - 1e-9:
-            starts.append(i)
-            acc = 0.0
+    while (nxt := starts[-1] + int(span[starts[-1]])) < target.shape[0]:
+        starts.append(nxt)
     return np.asarray(starts)
+
+
+class _Likelihood:
+    """Binned Poisson likelihood of :func:`model_counts` in the fit parameters
+    ``p = (log A_1 … log A_n, log τ_1 … log τ_n, log B, t0[, log σ])`` on the bins of ``edges``
+    (counts ``counts``; only the bins of ``mask`` count)."""
+
+    def __init__(self, edges: np.ndarray, counts: np.ndarray, mask: np.ndarray, n_exp: int,
+                 irf: np.ndarray | None, sigma_ns: float | None) -> None:
+        self.edges, self.mask, self.n_exp, self.irf = edges, mask, n_exp, irf
+        self.counts = counts[mask]
+        self.widths = np.diff(edges)
+        self.period = float(edges[-1] - edges[0])
+        self.fit_sigma = irf is None and sigma_ns is None
+        self.sigma0 = sigma_ns if sigma_ns is not None else 0.15
+        # Σ c·log c − c: subtracted from the NLL while minimising, to keep its rounding small
+        seen = self.counts > 0
+        self.log_counts = np.zeros_like(self.counts)
+        self.log_counts[seen] = np.log(self.counts[seen])
+        self.all_bins = bool(np.all(mask))
+
+    def unpack(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        n = self.n_exp
+        sig = float(np.exp(p[2 * n + 2])) if self.fit_sigma else self.sigma0
+        return np.exp(p[:n]), np.exp(p[n:2 * n]), float(np.exp(p[2 * n])), float(p[2 * n + 1]), sig
+
+    def inside(self, p: np.ndarray) -> bool:
+        """Whether ``p`` lies in the fit's bounds."""
+        n = self.n_exp
+        log_sig = float(p[2 * n + 2]) if self.fit_sigma else math.log(self.sigma0)
+        return (all(_LOG_TAU_MIN <= v <= math.log(1e3 * self.period) for v in p[n:2 * n])
+                and _LOG_TAU_MIN < log_sig < math.log(0.1 * self.period)
+                and abs(float(p[2 * n + 1])) <= 2 * self.period)
+
+    def model(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected counts in the bins of the mask and their derivatives by ``p`` [bins, p]."""
+        n = self.n_exp
+        with np.errstate(over="ignore", invalid="ignore"):
+            amps, taus, bg, t0, sig = self.unpack(p)
+            if self.irf is None:
+                mu, jac = _gauss_model(self.edges, amps, taus, bg, t0, sig, self.period,
+                                       self.fit_sigma)
+            else:
+                val, d_t0, d_tau = _irf_decay_bins(self.edges, taus, t0, self.irf)
+                jac = np.empty((self.edges.shape[0] - 1, p.shape[0]))
+                jac[:, :n] = (val * amps[:, None]).T
+                jac[:, n:2 * n] = (d_tau * (amps * taus)[:, None]).T
+                jac[:, 2 * n] = bg * self.widths
+                jac[:, 2 * n + 1] = amps @ d_t0
+                mu = jac[:, :n].sum(axis=1) + jac[:, 2 * n]
+                # as model_counts: FFT ringing (or an IRF with negative values) clipped
+                floor = mu < 1e-300
+                mu[floor] = 1e-300
+                jac[floor] = 0.0
+        return (mu, jac) if self.all_bins else (mu[self.mask], jac[self.mask])
+
+    def evaluate(self, p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """NLL minus Σ c·log c − c, gradient and Fisher information at ``p``; None where the
+        model is not finite and positive."""
+        dev, grad, fisher = _poisson_terms(*self.model(p), self.counts, self.log_counts)
+        return (dev, grad, fisher) if math.isfinite(dev) else None
+
+    def nll(self, p: np.ndarray) -> float:
+        """Poisson negative log-likelihood (up to a constant)."""
+        mu = self.model(p)[0]
+        return float(np.sum(mu - self.counts * np.log(mu)))
+
+    def hessian(self, p: np.ndarray, step: float = 1e-4) -> np.ndarray:
+        """Hessian of the NLL: central differences of its analytic gradient (NaN where the
+        model is not defined)."""
+        n = p.shape[0]
+        hess = np.empty((n, n))
+        for j in range(n):
+            ej = np.zeros(n)
+            ej[j] = step
+            plus, minus = self.evaluate(p + ej), self.evaluate(p - ej)
+            if plus is None or minus is None:
+                return np.full((n, n), np.nan)
+            hess[:, j] = (plus[1] - minus[1]) / (2 * step)
+        return 0.5 * (hess + hess.T)
+
+
+def _pack(lik: _Likelihood, amps: np.ndarray, taus: np.ndarray, bg: float, t0: float,
+          sigma: float) -> np.ndarray:
+    """Fit parameters of ``lik`` from amplitudes, lifetimes, background (per ns), IRF position
+    and width (ignored where σ is not fitted); lifetimes are clipped into the fit's bounds."""
+    taus = np.clip(taus, 1.01e-3, 0.99e3 * lik.period)
+    p = [*np.log(amps), *np.log(taus), math.log(bg), t0]
+    if lik.fit_sigma:
+        p.append(math.log(sigma))
+    return np.array(p, float)
+
+
+def _minimize(lik: _Likelihood, p: np.ndarray, tol: float = 1e-6, max_iter: int = 300
+              ) -> tuple[np.ndarray, float]:
+    """Levenberg–Marquardt minimisation of the NLL with the analytic gradient and the Poisson
+    Fisher information ``Jᵀ diag(1/μ) J`` as the curvature (damping updated by the gain ratio,
+    Nielsen's rule); stops when a step gains less than ``tol`` (a likelihood change far below
+    the statistical one, 0.5 for 1σ). Returns the parameters and the NLL (minus a constant)."""
+    first = lik.evaluate(p)
+    if first is None:
+        raise ValueError(f"decay fit: the initial parameters {p} give no valid model")
+    dev, grad, curv = first
+    lam, nu = 1e-3, 2.0
+    for _ in range(max_iter):
+        scale = np.maximum(np.diag(curv), 1e-12 * max(float(np.max(np.diag(curv))), 1e-300))
+        while True:
+            try:
+                step = np.linalg.solve(curv + lam * np.diag(scale), -grad)
+            except np.linalg.LinAlgError:
+                step = None
+            trial = p + step if step is not None else p
+            found = lik.evaluate(trial) if step is not None and lik.inside(trial) else None
+            if found is not None and found[0] <= dev:
+                break
+            lam *= nu
+            nu *= 2.0
+            if lam > 1e12:
+                return p, dev
+        slope = -float(grad @ step)
+        gain = dev - found[0]
+        predicted = slope - 0.5 * float(step @ curv @ step)
+        rho = gain / predicted if predicted > 0 else 0.0
+        lam = max(lam * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 1e-12)
+        nu = 2.0
+        p = trial
+        dev, grad, curv = found
+        if gain < tol and slope < 10 * tol:
+            break
+    return p, dev
 
 
 def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = None,
@@ -307,69 +623,52 @@ def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = 
     fitted (or fixed to ``sigma_ns``). ``fit_range_ns`` restricts the likelihood to bins whose
     centre lies in the range (the model stays periodic over the full period).
     """
-    guess, bg0, t00 = _initial_guess(hist, n_exp)
+    t_peak, bg_bin = _rise_and_background(hist)
     width = float(np.diff(hist.edges_ns).mean())
-    bg0 /= width
     keep = np.ones(hist.counts.shape[0], bool)
     if fit_range_ns is not None:
         c = hist.centers_ns
         keep = (c >= fit_range_ns[0]) & (c < fit_range_ns[1])
-    if irf is None:
-        starts = _coarse_bins(hist, t00)
-        edges = np.append(hist.edges_ns[starts], hist.edges_ns[-1])
-        counts = np.add.reduceat(hist.counts * keep, starts).astype(float)
-        mask = np.add.reduceat(keep.astype(int), starts) == np.diff(np.append(
-            starts, keep.shape[0]))
+    starts = _coarse_bins(hist, t_peak)
+    edges = np.append(hist.edges_ns[starts], hist.edges_ns[-1])
+    counts = np.add.reduceat(hist.counts * keep, starts).astype(float)
+    mask = np.add.reduceat(keep.astype(int), starts) == np.diff(np.append(starts, keep.shape[0]))
+    coarse = _Likelihood(edges, counts, mask, n_exp, None, sigma_ns)
+    lik = coarse if irf is None else _Likelihood(hist.edges_ns, hist.counts.astype(float), keep,
+                                                 n_exp, irf, None)
+    # The IRF's position and width from one-exponential fits started at the histogram's peak
+    # and at the most likely rise.
+    one = coarse if n_exp == 1 else _Likelihood(edges, counts, mask, 1, None, sigma_ns)
+    rise = _matched_rise(hist.counts * keep, hist.edges_ns, bg_bin)
+    tol = 1e-6 if n_exp == 1 and irf is None else 1e-3  # else it only has to lead the way
+    # σ held first: with σ free from the start a fit may run to σ far below a bin, where the
+    # binned model is a step in t0, flat in t0 and σ (a trap)
+    held = _Likelihood(edges, counts, mask, 1, None, one.sigma0) if one.fit_sigma else one
+    x1, _ = min((_minimize(held, _pack(held, *_grid_start(held, t0, held.sigma0), t0,
+                                       held.sigma0), 1e-3)
+                 for t0 in ((t_peak, rise) if abs(rise - t_peak) > 0.5 else (t_peak,))),
+                key=lambda r: r[1])
+    if one.fit_sigma:
+        x1, _ = _minimize(one, np.append(x1, math.log(held.sigma0)), tol)
+    _, tau1, _, t01, sigma1 = one.unpack(x1)
+    if n_exp == 1 and irf is None:
+        x = x1
     else:
-        edges, counts, mask = hist.edges_ns, hist.counts.astype(float), keep
-    fit_sigma = irf is None and sigma_ns is None
-    sigma0 = sigma_ns if sigma_ns is not None else 0.15
-
-    def unpack(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, float]:
-        amps = np.exp(p[:n_exp])
-        taus = np.exp(p[n_exp:2 * n_exp])
-        bg = float(np.exp(p[2 * n_exp]))
-        t0 = float(p[2 * n_exp + 1])
-        sig = float(np.exp(p[2 * n_exp + 2])) if fit_sigma else sigma0
-        return amps, taus, bg, t0, sig
-
-    def nll(p: np.ndarray) -> float:
-        amps, taus, bg, t0, sig = unpack(p)
-        if (np.any(taus < 1e-3) or np.any(taus > 1e3 * hist.period_ns)
-                or not 1e-3 < sig < 0.1 * hist.period_ns or abs(t0) > 2 * hist.period_ns):
-            return 1e300
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            mu = model_counts(edges, amps, taus, bg, t0, sig, irf)[mask]
-        if not np.all(np.isfinite(mu)):
-            return 1e300
-        mu = np.maximum(mu, 1e-300)
-        return float(np.sum(mu - counts[mask] * np.log(mu)))
-
-    p0 = [*np.log(guess[:n_exp]), *np.log(guess[n_exp:]), math.log(bg0), t00]
-    if fit_sigma:
-        p0.append(math.log(sigma0))
-    p = np.array(p0, float)
-    best = None
-    for method in ("Nelder-Mead", "BFGS"):
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            res = optimize.minimize(nll, p, method=method,
-                                    options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-4}
-                                    if method == "Nelder-Mead" else {"gtol": 1e-4})
-        if best is None or res.fun <= best.fun:
-            best = res
-        p = best.x
-    assert best is not None
+        candidates = [_pack(lik, *_grid_start(coarse, t01, sigma1), t01, sigma1)]
+        if n_exp == 2:  # and the one-exponential decay split into a fast and a slow part
+            candidates.append(_pack(lik, np.full(2, 0.5 * math.exp(x1[0])),
+                                    np.array([0.25, 1.5]) * tau1[0], math.exp(x1[2]), t01,
+                                    sigma1))
+        x, _ = min((_minimize(lik, p) for p in candidates), key=lambda r: r[1])
     # Order components by lifetime.
-    order = np.argsort(best.x[n_exp:2 * n_exp])
-    x = best.x.copy()
-    x[:n_exp] = best.x[:n_exp][order]
-    x[n_exp:2 * n_exp] = best.x[n_exp:2 * n_exp][order]
-    amps, taus, bg, t0, sig = unpack(x)
-    with np.errstate(over="ignore", invalid="ignore"):
-        hess = numerical_hessian(nll, x, 1e-4)
+    order = np.argsort(x[n_exp:2 * n_exp])
+    x[:n_exp] = x[:n_exp][order]
+    x[n_exp:2 * n_exp] = x[n_exp:2 * n_exp][order]
+    amps, taus, bg, t0, sig = lik.unpack(x)
+    hess = lik.hessian(x)
     # A background fitted to zero sits on the boundary of log(B): leave it out of the inversion.
     free = np.ones(x.shape[0], bool)
-    free[2 * n_exp] = bg * counts.shape[0] >= 1.0
+    free[2 * n_exp] = bg * (lik.edges.shape[0] - 1) >= 1.0
     cov = np.zeros_like(hess)
     try:
         cov[np.ix_(free, free)] = np.linalg.inv(hess[np.ix_(free, free)])
@@ -385,10 +684,8 @@ def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = 
     jac = np.diag(weights) - np.outer(weights, weights)
     wcov = jac @ cov[:n_exp, :n_exp] @ jac.T
     n_par = x.shape[0]
-    fun = float(nll(x))
-    # BFGS often stops on "precision loss" at the optimum: a positive-definite Hessian is the
-    # criterion of a usable fit.
-    success = ok
+    fun = lik.nll(x)
+    # A positive-definite Hessian is the criterion of a usable fit.
     if not ok:
         log.debug("decay fit (%d exponentials): Hessian not positive definite", n_exp)
     return DecayFit(
@@ -401,6 +698,6 @@ def fit_decay(hist: DecayHistogram, n_exp: int = 2, *, irf: np.ndarray | None = 
         t0_ns=t0,
         sigma_ns=sig if irf is None else float("nan"),
         nll=fun,
-        bic=2 * fun + n_par * math.log(max(counts[mask].sum(), 2.0)),
-        success=success,
+        bic=2 * fun + n_par * math.log(max(lik.counts.sum(), 2.0)),
+        success=ok,
     )

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from simtools import fit_decay_ns, make_config
 
+from cryoscope.analysis.lifetime import decay_histogram, fit_decay
+
 LIFETIMES_NS = (1.5, 100.0)
 WEIGHTS = (0.3, 0.7)
 
@@ -60,3 +62,23 @@ def test_decay_piles_over_at_5_mhz(measure) -> None:
     early = np.count_nonzero(shifted < m.period_ps / 2)
     late = shifted.shape[0] - early
     assert late / early == pytest.approx(np.exp(-period_ns / 2 / tau_ns), rel=0.03)
+
+
+def test_analysis_fit_recovers_both_lifetimes(measure) -> None:
+    """The analysis' decay fit (binned Poisson ML on 64 ps bins, Gaussian IRF fitted) on the
+    simulated dot of the first test: the exciton's two components and their weights."""
+    cfg = make_config(
+        emitters=[{"lifetimes_ns": list(LIFETIMES_NS), "lifetime_weights": list(WEIGHTS),
+                   "charging_rate_hz": 0.0, "discharging_rate_hz": 0.0, "dark_rate_hz": 0.0}],
+        laser={"power_nw": 60.0}, simulation={"seed": 11},
+    )
+    m = measure(cfg, frames=30, exposure_s=0.5)
+    _, delays = m.photon_delays_ps()
+    fit = fit_decay(decay_histogram(delays, m.period_ps), 2)
+    assert fit.success
+    assert fit.taus_ns == pytest.approx(LIFETIMES_NS, rel=0.03)
+    assert fit.weights == pytest.approx(WEIGHTS, abs=0.02)
+    for tau, err, true in zip(fit.taus_ns, fit.taus_err_ns, LIFETIMES_NS, strict=True):
+        assert 0 < err < 0.02 * true
+        assert abs(tau - true) < 3 * err
+    assert fit.t0_ns == pytest.approx(cfg.optics.apd_delay_ns, abs=0.05)
