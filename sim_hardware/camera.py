@@ -57,6 +57,15 @@ class _ColumnMap:
         return col
 
 
+def _track_of_rows(readout: Readout, rows: int) -> npt.NDArray[np.int64]:
+    """The track each sensor row is binned into (−1 = none; a later track wins where tracks
+    overlap)."""
+    track = np.full(rows, -1, np.int64)
+    for i, t in enumerate(readout.tracks):
+        track[t.row_start:t.row_stop] = i
+    return track
+
+
 class _Series:
     """A running kinetic series: its schedule and the photons collected per frame."""
 
@@ -106,6 +115,7 @@ class SimCamera(SimInstrument, Camera):
         self._em_gain = 0
         self._exposure_s = 0.1
         self._readout = Readout(ReadMode.TRACKS, DEFAULT_TRACKS)
+        self._row_track = _track_of_rows(self._readout, sensor_shape[0])
         self._series: _Series | None = None
         self._lose: set[int] = set()
         self._calibration: tuple[tuple[object, ...], _ColumnMap] | None = None
@@ -188,6 +198,7 @@ class SimCamera(SimInstrument, Camera):
             if problem is not None:
                 raise SettingRejectedError(self.name, problem)
         self._readout = readout
+        self._row_track = _track_of_rows(readout, self._sensor[0])
 
     def readout_settings(self) -> dict[str, float | str]:
         return {"amplifier": "electron_multiplying", "rate_mhz": self._rate_mhz,
@@ -323,9 +334,7 @@ class SimCamera(SimInstrument, Camera):
         if self._readout.mode is ReadMode.IMAGE:
             pixel, size = row * columns + col, rows * columns
         else:
-            track = np.full(row.shape, -1)
-            for i, t in enumerate(self._readout.tracks):
-                track[(row >= t.row_start) & (row < t.row_stop)] = i
+            track = self._row_track[row]
             read = track >= 0
             k, pixel = k[read], track[read] * columns + col[read]
             size = len(self._readout.tracks) * columns
