@@ -48,13 +48,18 @@ def dead_time_keep(t_ps: npt.NDArray[np.int64], last_ps: int | None,
     registered one is lost. Removing those and repeating is exact and takes as many rounds as
     the longest run of colliding events (two or three).
     """
-    index = np.arange(t_ps.shape[0])
     previous = -dead_ps - 1 if last_ps is None else last_ps
-    while index.shape[0]:
+    bad = np.diff(t_ps, prepend=previous) <= dead_ps
+    if not bad.any():
+        return np.ones(t_ps.shape[0], bool)  # no collision (the common case)
+    index = np.arange(t_ps.shape[0])
+    while True:
+        index = index[~(bad & np.concatenate(([True], ~bad[:-1])))]
+        if not index.shape[0]:
+            break
         bad = np.diff(t_ps[index], prepend=previous) <= dead_ps
         if not bad.any():
             break
-        index = index[~(bad & np.concatenate(([True], ~bad[:-1])))]
     keep = np.zeros(t_ps.shape[0], bool)
     keep[index] = True
     return keep
@@ -179,7 +184,8 @@ class Bench:
     def add_edges(self, times_ps: npt.ArrayLike, channels: npt.ArrayLike) -> None:
         """Put edges on the tagger inputs (possibly in the future: released when time passes)."""
         t = np.atleast_1d(np.asarray(times_ps, dtype=np.int64))
-        ch = np.broadcast_to(np.asarray(channels, dtype=np.int32), t.shape).copy()
+        ch = np.empty(t.shape, np.int32)
+        ch[...] = channels
         self._pending_t.append(t)
         self._pending_ch.append(ch)
 
@@ -241,11 +247,12 @@ class Bench:
             photons = emit(segments, self._laser, self.params.sample, 2, self._rng_emission)
             to_apd = self._rng_optics.random(len(photons)) < 0.5
             self._detect_apd(photons.time_ps[to_apd], start, end)
-            spectro = ~to_apd
+            spectro = np.flatnonzero(~to_apd)
+            center = photons.center[spectro]
             self._spectro = self._spectro.extend(self._with_stray_light(
-                photons.time_ps[spectro], photons.center[spectro],
-                line_energies_ev(self.params.sample, photons.center[spectro],
-                                 photons.zpl_ev[spectro], self._rng_emission),
+                photons.time_ps[spectro], center,
+                line_energies_ev(self.params.sample, center, photons.zpl_ev[spectro],
+                                 self._rng_emission),
                 start, end))
 
     def _with_stray_light(self, time_ps: npt.NDArray[np.int64], center: npt.NDArray[np.int8],
@@ -298,7 +305,9 @@ class Bench:
     def _apply_dead_time(self, channel: int, t: npt.NDArray[np.int64],
                          dead_ps: int) -> npt.NDArray[np.int64]:
         """The APD's dead time on its clicks (sorted ``t``), continuing from earlier chunks."""
-        t = t[dead_time_keep(t, self._last_click_ps.get(channel), dead_ps)]
+        keep = dead_time_keep(t, self._last_click_ps.get(channel), dead_ps)
+        if not keep.all():
+            t = t[keep]
         if t.shape[0]:
             self._last_click_ps[channel] = int(t[-1])
         return t

@@ -106,9 +106,10 @@ class MotionHistory:
         moving = np.flatnonzero(t_ps < ends[which])
         if moving.shape[0]:
             during = which[moving]
-            for j in np.unique(during):
+            for j in range(int(during.min()), int(during.max()) + 1):
                 sel = moving[during == j]
-                angles[sel] = self._moves[j - 1].angle_at(t_ps[sel])
+                if sel.shape[0]:
+                    angles[sel] = self._moves[j - 1].angle_at(t_ps[sel])
         return angles
 
     def angle_now(self, now_ps: int) -> float:
