@@ -91,6 +91,9 @@ SERIES_END_GRACE_S = 1.0
 MOVE_TIMEOUT_MARGIN_S = 5.0
 #: Bytes per stored time tag (int64 time, int32 channel).
 TAG_BYTES = 12
+#: Event types as plain ints (an array compared with an IntEnum member takes several times as
+#: long as with an int, and the loop compares every block).
+_TIME_TAG, _MISSED_EVENTS = int(TagEventType.TIME_TAG), int(TagEventType.MISSED_EVENTS)
 
 
 def run_bytes(config: Config, plan: Plan) -> tuple[int, str]:
@@ -488,17 +491,20 @@ class RunEngine:
         if len(block) == 0:
             return
         self.writer.append_tags(block)
-        normal = block.event_types == TagEventType.TIME_TAG
-        t, ch = block.timestamps_ps[normal], block.channels[normal]
+        cfg = self.rig.config.channels
+        t, ch = block.timestamps_ps, block.channels
+        special = block.event_types != _TIME_TAG
+        missed_sync = False
+        if special.any():  # overflow events: rare
+            t, ch = t[~special], ch[~special]
+            missed = block.event_types == _MISSED_EVENTS
+            self._missed_photons += int(block.missed_events[
+                missed & self._is_apd(block.channels)].sum())
+            missed_sync = bool(np.any(block.channels[missed] == cfg.laser_sync))
         if t.shape[0]:
             self._last_tag_ps = int(t[-1])
         self._photons += int(np.count_nonzero(self._is_apd(ch)))
-        cfg = self.rig.config.channels
-        missed = block.event_types == TagEventType.MISSED_EVENTS
-        if missed.any():
-            self._missed_photons += int(block.missed_events[
-                missed & self._is_apd(block.channels)].sum())
-        if np.any(block.channels[normal | missed] == cfg.laser_sync):
+        if missed_sync or np.any(ch == cfg.laser_sync):
             self._last_sync_s = self.rig.clock.now()
         for edges, channel in ((self._exposure_edges, cfg.camera_fire),
                                (self._motion_edges, cfg.stage_motion)):

@@ -100,6 +100,8 @@ class FaultSchedule:
 
     def due(self, instrument: str, kind: str) -> Fault | None:
         """The fault of this instrument and kind whose time has come, if any."""
+        if not self.faults:  # asked on every call of every instrument
+            return None
         for fault in self.faults:
             if fault.instrument == instrument and fault.kind == kind:
                 at = self.at_ps(fault)
@@ -122,6 +124,8 @@ class FaultSchedule:
 
     def raise_if_dead(self, instrument: str) -> None:
         """Raise the error of a fault after which every call of the instrument fails."""
+        if not self.faults:
+            return
         for (name, kind), (error, message) in _DEAD.items():
             if name == instrument and self.due(name, kind) is not None:
                 raise error(instrument, message)

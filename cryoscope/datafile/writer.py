@@ -55,6 +55,10 @@ TAG_BUFFER_LIMIT = 2_000_000
 FRAME_BUFFER_BYTES = 16 << 20
 
 
+#: A plain time tag's event type, as an int (comparing an array with it is faster than with the
+#: IntEnum member).
+_TIME_TAG = int(TagEventType.TIME_TAG)
+
 #: Room kept free for the end of the run (status, ground truth, HDF5 metadata and chunk
 #: caches; bytes).
 RESERVE_BYTES = 8 << 20
@@ -524,18 +528,18 @@ class MeasurementWriter:
         """Queue a block of the tag stream; it reaches the file at the next flush."""
         if self._failure is not None:
             return
-        normal = block.event_types == TagEventType.TIME_TAG
-        if normal.all():
+        special = block.event_types != _TIME_TAG
+        if not special.any():
             self._tag_buffer.append((block.timestamps_ps, block.channels))
+            n = len(block)
         else:
+            normal = ~special
             self._tag_buffer.append((block.timestamps_ps[normal], block.channels[normal]))
             self._event_buffer.append(block)
-        self._buffered += int(normal.sum())
-        self._tags += int(normal.sum())
-        if self._buffered >= TAG_BUFFER_LIMIT:
-            self.flush(force=True)
-        else:
-            self.flush()
+            n = int(np.count_nonzero(normal))
+        self._buffered += n
+        self._tags += n
+        self.flush(force=self._buffered >= TAG_BUFFER_LIMIT)
 
     def _write_tags(self) -> None:
         if self._tag_buffer:
