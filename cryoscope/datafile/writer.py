@@ -19,8 +19,8 @@ appends instead of one per block, frame and log row (each HDF5 append has a fixe
 The disk never fills up under the writer: before each flush it checks that the queued data, and
 a reserve for the end of the run, fit on the disk and under the process' file-size limit; if
 not, it writes the frames, then the tags that fit, and raises :class:`WriteError` ("disk full"),
-and the run records ``status = failed`` in the reserve. Any other write error is a :class:`WriteError` too; the
-writer then drops further data and only records the status.
+and the run records ``status = failed`` in the reserve. Any other write error is a
+:class:`WriteError` too; the writer then drops further data and only records the status.
 """
 
 from __future__ import annotations
