@@ -282,12 +282,13 @@ class SimCamera(SimInstrument, Camera):
             first += 1
         kept = next((k for k in range(first, done) if k in self._lose), done)
         frames = np.empty((max(kept - first, 0), *shape), np.uint16)
-        binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]
-                          if self._readout.mode is ReadMode.TRACKS else [1])[:, None]
-        for i, k in enumerate(range(first, kept)):
-            photons = series.photons.pop(k, np.zeros(shape, np.int64))
-            frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
-                                      self._temp_c, self._optics, self._bench.rng_camera)
+        if kept > first:  # most polls find no new frame
+            binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]
+                              if self._readout.mode is ReadMode.TRACKS else [1])[:, None]
+            for i, k in enumerate(range(first, kept)):
+                photons = series.photons.pop(k, np.zeros(shape, np.int64))
+                frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
+                                          self._temp_c, self._optics, self._bench.rng_camera)
         series.next_to_read = max(kept, first)
         return FrameBlock(first, frames, tuple(lost))
 

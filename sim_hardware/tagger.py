@@ -132,7 +132,8 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         t = np.concatenate([t, sync])
         ch = np.concatenate([ch, np.full(sync.shape, self._bench.wiring.laser_sync, np.int32)])
         wanted = self._wanted[ch + len(INPUTS)]
-        t, ch = t[wanted], ch[wanted]
+        if not wanted.all():
+            t, ch = t[wanted], ch[wanted]
         order = np.argsort(t, kind="stable")
         t, ch = t[order], ch[order]
         bursts = self._faults.overflow_bursts()
