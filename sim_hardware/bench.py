@@ -151,6 +151,9 @@ class Bench:
         self._clicks: dict[int, npt.NDArray[np.int64]] = {}
         self._last_click_ps: dict[int, int] = {}
         self._spectro = _SpectroPhotons.empty()
+        #: the faults of this bench (a ``sim_hardware.faults.FaultSchedule``, set by its
+        #: ``install``; asked on every instrument call, so held here rather than looked up)
+        self.fault_schedule: object = None
 
     # -- time ---------------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ cryostat   disconnect   every call raises (the network connection is lost)
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -165,19 +164,16 @@ def drop_in_bursts(t: npt.NDArray[np.int64], ch: npt.NDArray[np.int32],
     return t[keep], ch[keep], events
 
 
-_SCHEDULES: weakref.WeakKeyDictionary[Bench, FaultSchedule] = weakref.WeakKeyDictionary()
-
-
 def install(bench: Bench, faults: Iterable[Fault]) -> FaultSchedule:
     """Give a bench its faults (replacing any given before)."""
     schedule = FaultSchedule(bench, faults)
-    _SCHEDULES[bench] = schedule
+    bench.fault_schedule = schedule
     return schedule
 
 
 def schedule_of(bench: Bench) -> FaultSchedule:
     """The faults of a bench (none unless :func:`install` gave it some)."""
-    schedule = _SCHEDULES.get(bench)
-    if schedule is None:
+    schedule = bench.fault_schedule
+    if not isinstance(schedule, FaultSchedule):
         schedule = install(bench, ())
     return schedule
