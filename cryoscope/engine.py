@@ -163,6 +163,29 @@ class _EdgeLog:
         return self._joined
 
 
+class _ChannelKinds:
+    """What each tagger channel carries (APD click, laser sync, a camera or stage edge), to
+    count a block's tags by kind in one pass instead of a comparison per kind."""
+
+    OTHER, APD, SYNC, EDGES = 0, 1, 2, 3  # EDGES: from here on, the four edge kinds
+
+    def __init__(self, apds: list[int], sync: int, camera_fire: int, stage_motion: int) -> None:
+        kinds = {**dict.fromkeys(apds, self.APD), sync: self.SYNC}
+        for i, channel in enumerate((camera_fire, -camera_fire, stage_motion, -stage_motion)):
+            kinds[channel] = self.EDGES + i
+        #: channel c's kind at c + reach; the outermost entries catch any other channel
+        self._reach = max(abs(c) for c in kinds) + 1
+        self._kind = np.zeros(2 * self._reach + 1, np.intp)
+        for channel, kind in kinds.items():
+            self._kind[channel + self._reach] = kind
+        self._n = self.EDGES + 4
+
+    def count(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+        """Tags of each kind among ``channels``."""
+        kind = self._kind.take(channels.astype(np.intp) + self._reach, mode="clip")
+        return np.bincount(kind, minlength=self._n)
+
+
 class RunEngine:
     """One run of a plan on a connected rig. Use :func:`run_plan`."""
 
@@ -176,6 +199,8 @@ class RunEngine:
         self._zero = cfg.stage.waveplate_zero_deg
         ch = cfg.channels
         self._apds = [ch.apd] if ch.apd2 is None else [ch.apd, ch.apd2]
+        self._channel_kinds = _ChannelKinds(self._apds, ch.laser_sync, ch.camera_fire,
+                                            ch.stage_motion)
         self._period_ps = round(1e12 / rig.laser.repetition_rate_hz())
         self._exposure_edges = (_EdgeLog(), _EdgeLog())
         self._motion_edges = (_EdgeLog(), _EdgeLog())
@@ -503,13 +528,15 @@ class RunEngine:
             missed_sync = bool(np.any(block.channels[missed] == cfg.laser_sync))
         if t.shape[0]:
             self._last_tag_ps = int(t[-1])
-        self._photons += int(np.count_nonzero(self._is_apd(ch)))
-        if missed_sync or np.any(ch == cfg.laser_sync):
+        counts = self._channel_kinds.count(ch)
+        self._photons += int(counts[_ChannelKinds.APD])
+        if missed_sync or counts[_ChannelKinds.SYNC]:
             self._last_sync_s = self.rig.clock.now()
-        for edges, channel in ((self._exposure_edges, cfg.camera_fire),
-                               (self._motion_edges, cfg.stage_motion)):
-            edges[0].add(t[ch == channel])
-            edges[1].add(t[ch == -channel])
+        if counts[_ChannelKinds.EDGES:].any():  # few blocks bring an edge
+            for edges, channel in ((self._exposure_edges, cfg.camera_fire),
+                                   (self._motion_edges, cfg.stage_motion)):
+                edges[0].add(t[ch == channel])
+                edges[1].add(t[ch == -channel])
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
 
     def _is_apd(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
