@@ -180,10 +180,13 @@ class _ChannelKinds:
             self._kind[channel + self._reach] = kind
         self._n = self.EDGES + 4
 
+    def of(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+        """The kind of each channel."""
+        return self._kind.take(channels.astype(np.intp) + self._reach, mode="clip")
+
     def count(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
         """Tags of each kind among ``channels``."""
-        kind = self._kind.take(channels.astype(np.intp) + self._reach, mode="clip")
-        return np.bincount(kind, minlength=self._n)
+        return np.bincount(self.of(channels), minlength=self._n)
 
 
 class RunEngine:
@@ -523,8 +526,8 @@ class RunEngine:
         if special.any():  # overflow events: rare
             t, ch = t[~special], ch[~special]
             missed = block.event_types == _MISSED_EVENTS
-            self._missed_photons += int(block.missed_events[
-                missed & self._is_apd(block.channels)].sum())
+            apd = self._channel_kinds.of(block.channels) == _ChannelKinds.APD
+            self._missed_photons += int(block.missed_events[missed & apd].sum())
             missed_sync = bool(np.any(block.channels[missed] == cfg.laser_sync))
         if t.shape[0]:
             self._last_tag_ps = int(t[-1])
@@ -538,12 +541,6 @@ class RunEngine:
                 edges[0].add(t[ch == channel])
                 edges[1].add(t[ch == -channel])
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
-
-    def _is_apd(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
-        found = channels == self._apds[0]
-        for apd in self._apds[1:]:
-            found |= channels == apd
-        return found
 
     def _poll_frames(self) -> bool:
         """Store and publish the frames the camera has; whether there were any."""

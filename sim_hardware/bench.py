@@ -143,6 +143,7 @@ class Bench:
         self.stage = MotionHistory(0.0)
         self.spectrograph_sink: SpectrographArmSink | None = None
         self.tagger_listening = False
+        #: edges not yet released, in the order they were put on the inputs; each array sorted
         self._pending_t: list[npt.NDArray[np.int64]] = []
         self._pending_ch: list[npt.NDArray[np.int32]] = []
         # emission generated ahead of now, not yet released to the detectors
@@ -189,6 +190,9 @@ class Bench:
         t = np.atleast_1d(np.asarray(times_ps, dtype=np.int64))
         ch = np.empty(t.shape, np.int32)
         ch[...] = channels
+        if t.shape[0] > 1 and not np.all(t[1:] >= t[:-1]):
+            order = np.argsort(t, kind="stable")
+            t, ch = t[order], ch[order]
         self._pending_t.append(t)
         self._pending_ch.append(ch)
 
@@ -201,14 +205,21 @@ class Bench:
     def release_edges(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
         """All edges before now, in time order (removed from the bench)."""
         self.catch_up()
-        if not self._pending_t:
-            return np.empty(0, np.int64), np.empty(0, np.int32)
-        t = np.concatenate(self._pending_t)
-        ch = np.concatenate(self._pending_ch)
-        due = t < self.now_ps
-        self._pending_t, self._pending_ch = [t[~due]], [ch[~due]]
-        t, ch = t[due], ch[due]
-        order = np.argsort(t, kind="stable")
+        due_t, due_ch, rest_t, rest_ch = [], [], [], []
+        for t, ch in zip(self._pending_t, self._pending_ch, strict=True):
+            n = int(np.searchsorted(t, self.now_ps))  # each array is sorted
+            if n:
+                due_t.append(t[:n])
+                due_ch.append(ch[:n])
+            if n < t.shape[0]:
+                rest_t.append(t[n:])
+                rest_ch.append(ch[n:])
+        self._pending_t, self._pending_ch = rest_t, rest_ch
+        if len(due_t) < 2:  # one sorted array (most polls: the APD clicks) or none
+            return (due_t[0], due_ch[0]) if due_t else (np.empty(0, np.int64),
+                                                        np.empty(0, np.int32))
+        t, ch = np.concatenate(due_t), np.concatenate(due_ch)
+        order = np.argsort(t, kind="stable")  # ties in the order the edges were put
         return t[order], ch[order]
 
     # -- emission -----------------------------------------------------------------------------

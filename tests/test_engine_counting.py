@@ -26,3 +26,11 @@ def test_a_block_without_edges_counts_none() -> None:
     assert counts[_ChannelKinds.APD] == 2 and counts[_ChannelKinds.SYNC] == 3
     assert not counts[_ChannelKinds.EDGES:].any()
     assert kinds.count(np.empty(0, np.int32)).sum() == 0
+
+
+def test_the_kind_of_each_tag() -> None:
+    kinds = _ChannelKinds([1], sync=2, camera_fire=3, stage_motion=4)
+    channels = np.array([1, 2, 3, -3, 4, -4, 0, 5, -30], np.int32)
+    k = _ChannelKinds
+    assert kinds.of(channels).tolist() == [k.APD, k.SYNC, k.EDGES, k.EDGES + 1, k.EDGES + 2,
+                                           k.EDGES + 3, k.OTHER, k.OTHER, k.OTHER]

@@ -621,8 +621,12 @@ class MeasurementWriter:
     def log_stage_reached(self, end_s: float, reached_deg: float) -> None:
         if self._failure is not None:
             return
+        queued = self._rows.get("stage/move_end_s")
+        if queued:  # the move's row is still queued
+            queued[-1] = end_s
+            self._rows["stage/reached_deg"][-1] = reached_deg
+            return
         try:
-            self._write_rows()  # the move's row, if still queued
             self._ds("stage/move_end_s")[-1] = end_s
             self._ds("stage/reached_deg")[-1] = reached_deg
         except OSError as exc:
