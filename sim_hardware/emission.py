@@ -128,7 +128,7 @@ def _bernoulli_indices(n_trials: int, p: float,
         size = int(expected + 6 * np.sqrt(expected) + 16)
         idx = last + np.cumsum(rng.geometric(p, size=size).astype(np.int64, copy=False))
         done = idx[-1] >= n_trials
-        idx = idx[idx < n_trials]
+        idx = idx[:int(np.searchsorted(idx, n_trials))]  # idx increases
         chunks.append(idx)
         if done:
             break
