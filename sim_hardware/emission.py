@@ -223,7 +223,8 @@ def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms:
         pulse_ps = (first_pulse + pulses) * period
         # group the collected pulses by (center, outcome): contiguous runs of ``order``
         which = _draw_categories(np.cumsum(probs.ravel()), n, rng)
-        order = np.argsort(which.astype(np.int16), kind="stable")  # a radix sort
+        small = np.int8 if probs.size <= np.iinfo(np.int8).max else np.int16
+        order = np.argsort(which.astype(small), kind="stable")  # a radix sort, byte by byte
         bounds = np.concatenate(([0], np.cumsum(np.bincount(which, minlength=probs.size))))
         for c, (state, zpl) in enumerate(zip(seg.states, seg.zpl_ev, strict=True)):
             single, x_only, xx_only, both = (
