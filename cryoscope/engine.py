@@ -91,6 +91,9 @@ SERIES_END_GRACE_S = 1.0
 MOVE_TIMEOUT_MARGIN_S = 5.0
 #: Bytes per stored time tag (int64 time, int32 channel).
 TAG_BYTES = 12
+#: Event types as plain ints (an array compared with an IntEnum member takes several times as
+#: long as with an int, and the loop compares every block).
+_TIME_TAG, _MISSED_EVENTS = int(TagEventType.TIME_TAG), int(TagEventType.MISSED_EVENTS)
 
 
 def run_bytes(config: Config, plan: Plan) -> tuple[int, str]:
@@ -160,6 +163,32 @@ class _EdgeLog:
         return self._joined
 
 
+class _ChannelKinds:
+    """What each tagger channel carries (APD click, laser sync, a camera or stage edge), to
+    count a block's tags by kind in one pass instead of a comparison per kind."""
+
+    OTHER, APD, SYNC, EDGES = 0, 1, 2, 3  # EDGES: from here on, the four edge kinds
+
+    def __init__(self, apds: list[int], sync: int, camera_fire: int, stage_motion: int) -> None:
+        kinds = {**dict.fromkeys(apds, self.APD), sync: self.SYNC}
+        for i, channel in enumerate((camera_fire, -camera_fire, stage_motion, -stage_motion)):
+            kinds[channel] = self.EDGES + i
+        #: channel c's kind at c + reach; the outermost entries catch any other channel
+        self._reach = max(abs(c) for c in kinds) + 1
+        self._kind = np.zeros(2 * self._reach + 1, np.intp)
+        for channel, kind in kinds.items():
+            self._kind[channel + self._reach] = kind
+        self._n = self.EDGES + 4
+
+    def of(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+        """The kind of each channel."""
+        return self._kind.take(channels.astype(np.intp) + self._reach, mode="clip")
+
+    def count(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+        """Tags of each kind among ``channels``."""
+        return np.bincount(self.of(channels), minlength=self._n)
+
+
 class RunEngine:
     """One run of a plan on a connected rig. Use :func:`run_plan`."""
 
@@ -173,6 +202,8 @@ class RunEngine:
         self._zero = cfg.stage.waveplate_zero_deg
         ch = cfg.channels
         self._apds = [ch.apd] if ch.apd2 is None else [ch.apd, ch.apd2]
+        self._channel_kinds = _ChannelKinds(self._apds, ch.laser_sync, ch.camera_fire,
+                                            ch.stage_motion)
         self._period_ps = round(1e12 / rig.laser.repetition_rate_hz())
         self._exposure_edges = (_EdgeLog(), _EdgeLog())
         self._motion_edges = (_EdgeLog(), _EdgeLog())
@@ -488,29 +519,28 @@ class RunEngine:
         if len(block) == 0:
             return
         self.writer.append_tags(block)
-        normal = block.event_types == TagEventType.TIME_TAG
-        t, ch = block.timestamps_ps[normal], block.channels[normal]
+        cfg = self.rig.config.channels
+        t, ch = block.timestamps_ps, block.channels
+        special = block.event_types != _TIME_TAG
+        missed_sync = False
+        if special.any():  # overflow events: rare
+            t, ch = t[~special], ch[~special]
+            missed = block.event_types == _MISSED_EVENTS
+            apd = self._channel_kinds.of(block.channels) == _ChannelKinds.APD
+            self._missed_photons += int(block.missed_events[missed & apd].sum())
+            missed_sync = bool(np.any(block.channels[missed] == cfg.laser_sync))
         if t.shape[0]:
             self._last_tag_ps = int(t[-1])
-        self._photons += int(np.count_nonzero(self._is_apd(ch)))
-        cfg = self.rig.config.channels
-        missed = block.event_types == TagEventType.MISSED_EVENTS
-        if missed.any():
-            self._missed_photons += int(block.missed_events[
-                missed & self._is_apd(block.channels)].sum())
-        if np.any(block.channels[normal | missed] == cfg.laser_sync):
+        counts = self._channel_kinds.count(ch)
+        self._photons += int(counts[_ChannelKinds.APD])
+        if missed_sync or counts[_ChannelKinds.SYNC]:
             self._last_sync_s = self.rig.clock.now()
-        for edges, channel in ((self._exposure_edges, cfg.camera_fire),
-                               (self._motion_edges, cfg.stage_motion)):
-            edges[0].add(t[ch == channel])
-            edges[1].add(t[ch == -channel])
+        if counts[_ChannelKinds.EDGES:].any():  # few blocks bring an edge
+            for edges, channel in ((self._exposure_edges, cfg.camera_fire),
+                                   (self._motion_edges, cfg.stage_motion)):
+                edges[0].add(t[ch == channel])
+                edges[1].add(t[ch == -channel])
         self.publish(TagsAcquired(block, cfg.as_dict(), self._period_ps, cfg.conditional_filter))
-
-    def _is_apd(self, channels: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
-        found = channels == self._apds[0]
-        for apd in self._apds[1:]:
-            found |= channels == apd
-        return found
 
     def _poll_frames(self) -> bool:
         """Store and publish the frames the camera has; whether there were any."""

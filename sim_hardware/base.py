@@ -40,5 +40,6 @@ class SimInstrument(Instrument):
         if not self._connected:
             raise NotConnectedError(self.name, "not connected")
         self._bench.catch_up()
-        self._faults.happen()
-        self._faults.raise_if_dead(self.name)
+        faults = self._faults
+        faults.happen()
+        faults.raise_if_dead(self.name)

@@ -48,13 +48,18 @@ def dead_time_keep(t_ps: npt.NDArray[np.int64], last_ps: int | None,
     registered one is lost. Removing those and repeating is exact and takes as many rounds as
     the longest run of colliding events (two or three).
     """
-    index = np.arange(t_ps.shape[0])
     previous = -dead_ps - 1 if last_ps is None else last_ps
-    while index.shape[0]:
+    bad = np.diff(t_ps, prepend=previous) <= dead_ps
+    if not bad.any():
+        return np.ones(t_ps.shape[0], bool)  # no collision (the common case)
+    index = np.arange(t_ps.shape[0])
+    while True:
+        index = index[~(bad & np.concatenate(([True], ~bad[:-1])))]
+        if not index.shape[0]:
+            break
         bad = np.diff(t_ps[index], prepend=previous) <= dead_ps
         if not bad.any():
             break
-        index = index[~(bad & np.concatenate(([True], ~bad[:-1])))]
     keep = np.zeros(t_ps.shape[0], bool)
     keep[index] = True
     return keep
@@ -138,6 +143,7 @@ class Bench:
         self.stage = MotionHistory(0.0)
         self.spectrograph_sink: SpectrographArmSink | None = None
         self.tagger_listening = False
+        #: edges not yet released, in the order they were put on the inputs; each array sorted
         self._pending_t: list[npt.NDArray[np.int64]] = []
         self._pending_ch: list[npt.NDArray[np.int32]] = []
         # emission generated ahead of now, not yet released to the detectors
@@ -146,6 +152,9 @@ class Bench:
         self._clicks: dict[int, npt.NDArray[np.int64]] = {}
         self._last_click_ps: dict[int, int] = {}
         self._spectro = _SpectroPhotons.empty()
+        #: the faults of this bench (a ``sim_hardware.faults.FaultSchedule``, set by its
+        #: ``install``; asked on every instrument call, so held here rather than looked up)
+        self.fault_schedule: object = None
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -179,7 +188,11 @@ class Bench:
     def add_edges(self, times_ps: npt.ArrayLike, channels: npt.ArrayLike) -> None:
         """Put edges on the tagger inputs (possibly in the future: released when time passes)."""
         t = np.atleast_1d(np.asarray(times_ps, dtype=np.int64))
-        ch = np.broadcast_to(np.asarray(channels, dtype=np.int32), t.shape).copy()
+        ch = np.empty(t.shape, np.int32)
+        ch[...] = channels
+        if t.shape[0] > 1 and not np.all(t[1:] >= t[:-1]):
+            order = np.argsort(t, kind="stable")
+            t, ch = t[order], ch[order]
         self._pending_t.append(t)
         self._pending_ch.append(ch)
 
@@ -192,14 +205,21 @@ class Bench:
     def release_edges(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
         """All edges before now, in time order (removed from the bench)."""
         self.catch_up()
-        if not self._pending_t:
-            return np.empty(0, np.int64), np.empty(0, np.int32)
-        t = np.concatenate(self._pending_t)
-        ch = np.concatenate(self._pending_ch)
-        due = t < self.now_ps
-        self._pending_t, self._pending_ch = [t[~due]], [ch[~due]]
-        t, ch = t[due], ch[due]
-        order = np.argsort(t, kind="stable")
+        due_t, due_ch, rest_t, rest_ch = [], [], [], []
+        for t, ch in zip(self._pending_t, self._pending_ch, strict=True):
+            n = int(np.searchsorted(t, self.now_ps))  # each array is sorted
+            if n:
+                due_t.append(t[:n])
+                due_ch.append(ch[:n])
+            if n < t.shape[0]:
+                rest_t.append(t[n:])
+                rest_ch.append(ch[n:])
+        self._pending_t, self._pending_ch = rest_t, rest_ch
+        if len(due_t) < 2:  # one sorted array (most polls: the APD clicks) or none
+            return (due_t[0], due_ch[0]) if due_t else (np.empty(0, np.int64),
+                                                        np.empty(0, np.int32))
+        t, ch = np.concatenate(due_t), np.concatenate(due_ch)
+        order = np.argsort(t, kind="stable")  # ties in the order the edges were put
         return t[order], ch[order]
 
     # -- emission -----------------------------------------------------------------------------
@@ -241,11 +261,12 @@ class Bench:
             photons = emit(segments, self._laser, self.params.sample, 2, self._rng_emission)
             to_apd = self._rng_optics.random(len(photons)) < 0.5
             self._detect_apd(photons.time_ps[to_apd], start, end)
-            spectro = ~to_apd
+            spectro = np.flatnonzero(~to_apd)
+            center = photons.center[spectro]
             self._spectro = self._spectro.extend(self._with_stray_light(
-                photons.time_ps[spectro], photons.center[spectro],
-                line_energies_ev(self.params.sample, photons.center[spectro],
-                                 photons.zpl_ev[spectro], self._rng_emission),
+                photons.time_ps[spectro], center,
+                line_energies_ev(self.params.sample, center, photons.zpl_ev[spectro],
+                                 self._rng_emission),
                 start, end))
 
     def _with_stray_light(self, time_ps: npt.NDArray[np.int64], center: npt.NDArray[np.int8],
@@ -298,7 +319,9 @@ class Bench:
     def _apply_dead_time(self, channel: int, t: npt.NDArray[np.int64],
                          dead_ps: int) -> npt.NDArray[np.int64]:
         """The APD's dead time on its clicks (sorted ``t``), continuing from earlier chunks."""
-        t = t[dead_time_keep(t, self._last_click_ps.get(channel), dead_ps)]
+        keep = dead_time_keep(t, self._last_click_ps.get(channel), dead_ps)
+        if not keep.all():
+            t = t[keep]
         if t.shape[0]:
             self._last_click_ps[channel] = int(t[-1])
         return t

@@ -57,6 +57,15 @@ class _ColumnMap:
         return col
 
 
+def _track_of_rows(readout: Readout, rows: int) -> npt.NDArray[np.int64]:
+    """The track each sensor row is binned into (−1 = none; a later track wins where tracks
+    overlap)."""
+    track = np.full(rows, -1, np.int64)
+    for i, t in enumerate(readout.tracks):
+        track[t.row_start:t.row_stop] = i
+    return track
+
+
 class _Series:
     """A running kinetic series: its schedule and the photons collected per frame."""
 
@@ -106,6 +115,7 @@ class SimCamera(SimInstrument, Camera):
         self._em_gain = 0
         self._exposure_s = 0.1
         self._readout = Readout(ReadMode.TRACKS, DEFAULT_TRACKS)
+        self._row_track = _track_of_rows(self._readout, sensor_shape[0])
         self._series: _Series | None = None
         self._lose: set[int] = set()
         self._calibration: tuple[tuple[object, ...], _ColumnMap] | None = None
@@ -188,6 +198,7 @@ class SimCamera(SimInstrument, Camera):
             if problem is not None:
                 raise SettingRejectedError(self.name, problem)
         self._readout = readout
+        self._row_track = _track_of_rows(readout, self._sensor[0])
 
     def readout_settings(self) -> dict[str, float | str]:
         return {"amplifier": "electron_multiplying", "rate_mhz": self._rate_mhz,
@@ -271,12 +282,13 @@ class SimCamera(SimInstrument, Camera):
             first += 1
         kept = next((k for k in range(first, done) if k in self._lose), done)
         frames = np.empty((max(kept - first, 0), *shape), np.uint16)
-        binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]
-                          if self._readout.mode is ReadMode.TRACKS else [1])[:, None]
-        for i, k in enumerate(range(first, kept)):
-            photons = series.photons.pop(k, np.zeros(shape, np.int64))
-            frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
-                                      self._temp_c, self._optics, self._bench.rng_camera)
+        if kept > first:  # most polls find no new frame
+            binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]
+                              if self._readout.mode is ReadMode.TRACKS else [1])[:, None]
+            for i, k in enumerate(range(first, kept)):
+                photons = series.photons.pop(k, np.zeros(shape, np.int64))
+                frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
+                                          self._temp_c, self._optics, self._bench.rng_camera)
         series.next_to_read = max(kept, first)
         return FrameBlock(first, frames, tuple(lost))
 
@@ -323,9 +335,7 @@ class SimCamera(SimInstrument, Camera):
         if self._readout.mode is ReadMode.IMAGE:
             pixel, size = row * columns + col, rows * columns
         else:
-            track = np.full(row.shape, -1)
-            for i, t in enumerate(self._readout.tracks):
-                track[(row >= t.row_start) & (row < t.row_stop)] = i
+            track = self._row_track[row]
             read = track >= 0
             k, pixel = k[read], track[read] * columns + col[read]
             size = len(self._readout.tracks) * columns

@@ -58,15 +58,13 @@ class LaserState:
 
 @dataclass(frozen=True, slots=True)
 class PhotonBatch:
-    """Collected photons: their pulse (ps), emission time (ps), center, state, the ZPL energy of
-    their transition (eV; the photon's own energy is drawn from the line shape around it by
+    """Collected photons: their emission time (ps), center, the ZPL energy of their transition
+    (eV; the photon's own energy is drawn from the line shape around it by
     :func:`line_energies_ev`, only where a spectrum is taken) and whether they are the
     biexciton photon of a cascade (in no particular order)."""
 
-    pulse_ps: npt.NDArray[np.int64]
     time_ps: npt.NDArray[np.int64]
     center: npt.NDArray[np.int8]
-    state: npt.NDArray[np.int8]
     zpl_ev: npt.NDArray[np.float64]
     biexciton: npt.NDArray[np.bool_]
 
@@ -75,8 +73,8 @@ class PhotonBatch:
 
     @classmethod
     def empty(cls) -> PhotonBatch:
-        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8),
-                   np.empty(0, np.int8), np.empty(0, np.float64), np.empty(0, np.bool_))
+        return cls(np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64),
+                   np.empty(0, np.bool_))
 
     @classmethod
     def concat(cls, batches: list[PhotonBatch]) -> PhotonBatch:
@@ -128,9 +126,9 @@ def _bernoulli_indices(n_trials: int, p: float,
     last = -1
     while True:
         size = int(expected + 6 * np.sqrt(expected) + 16)
-        idx = last + np.cumsum(rng.geometric(p, size=size).astype(np.int64))
+        idx = last + np.cumsum(rng.geometric(p, size=size).astype(np.int64, copy=False))
         done = idx[-1] >= n_trials
-        idx = idx[idx < n_trials]
+        idx = idx[:int(np.searchsorted(idx, n_trials))]  # idx increases
         chunks.append(idx)
         if done:
             break
@@ -171,16 +169,17 @@ def line_energies_ev(sample: SampleParams, center: npt.NDArray[np.int8],
     emitters = sample.emitters
     # per center: cumulative areas of ZPL, CdSe and CdS replicas, and the three half widths
     areas = np.array([[1.0, *e.phonon_weights] for e in emitters])
-    cum = np.cumsum(areas / areas.sum(axis=1, keepdims=True), axis=1)[center]
+    cum = np.cumsum(areas / areas.sum(axis=1, keepdims=True), axis=1)
     u = rng.random(n)
-    which = (u >= cum[:, 0]).astype(np.intp) + (u >= cum[:, 1])
+    which = (u >= cum[:, 0][center]).astype(np.intp) + (u >= cum[:, 1][center])
+    line = center.astype(np.intp) * areas.shape[1] + which  # (center, line) as a flat index
     hwhm_ev = 0.5e-3 * np.array([[e.linewidth_mev, e.linewidth_mev * PHONON_WIDTH_FACTOR,
                                   e.linewidth_mev * PHONON_WIDTH_FACTOR] for e in emitters])
-    offsets = -1e-3 * np.array([[0.0, *e.phonon_energies_mev] for e in emitters])[center, which]
+    offsets = -1e-3 * np.array([[0.0, *e.phonon_energies_mev] for e in emitters]).ravel()[line]
     # inverse CDF of a Lorentzian truncated at ±LORENTZ_CLIP_HWHM (no pile-up at the cut)
     edge = np.arctan(LORENTZ_CLIP_HWHM) / np.pi
     lorentz = np.tan(np.pi * edge * (2 * rng.random(n) - 1))
-    return zpl_ev + offsets + hwhm_ev[center, which] * lorentz
+    return zpl_ev + offsets + hwhm_ev.ravel()[line] * lorentz
 
 
 #: Outcomes of a collected pulse, in this order: exciton photon only after a single excitation;
@@ -224,7 +223,8 @@ def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms:
         pulse_ps = (first_pulse + pulses) * period
         # group the collected pulses by (center, outcome): contiguous runs of ``order``
         which = _draw_categories(np.cumsum(probs.ravel()), n, rng)
-        order = np.argsort(which.astype(np.int16), kind="stable")  # a radix sort
+        small = np.int8 if probs.size <= np.iinfo(np.int8).max else np.int16
+        order = np.argsort(which.astype(small), kind="stable")  # a radix sort, byte by byte
         bounds = np.concatenate(([0], np.cumsum(np.bincount(which, minlength=probs.size))))
         for c, (state, zpl) in enumerate(zip(seg.states, seg.zpl_ev, strict=True)):
             single, x_only, xx_only, both = (
@@ -238,18 +238,16 @@ def emit(segments: list[Segment], laser: LaserState, sample: SampleParams, arms:
                 nx = x_pulses.shape[0]
                 delay = np.concatenate([np.zeros(single.shape[0]), t_x_only, t_both]) \
                     + _exciton_delays_ps(sample, c, state, nx, rng)
-                batches.append(_batch(pulse_ps[x_pulses], delay, c, state, zpl, False))
+                batches.append(_batch(pulse_ps[x_pulses], delay, c, zpl, False))
             xx_pulses = np.concatenate([xx_only, both])
             if xx_pulses.shape[0]:
                 batches.append(_batch(pulse_ps[xx_pulses], np.concatenate([t_xx_only, t_both]),
-                                      c, state, zpl + sample.biexciton_offset_mev(c) * 1e-3,
-                                      True))
+                                      c, zpl + sample.biexciton_offset_mev(c) * 1e-3, True))
     return PhotonBatch.concat(batches)
 
 
 def _batch(pulse_ps: npt.NDArray[np.int64], delay_ps: npt.NDArray[np.float64], center: int,
-           state: EmitterState, zpl_ev: float, biexciton: bool) -> PhotonBatch:
+           zpl_ev: float, biexciton: bool) -> PhotonBatch:
     n = pulse_ps.shape[0]
-    return PhotonBatch(pulse_ps, pulse_ps + np.rint(delay_ps).astype(np.int64),
-                       np.full(n, center, np.int8), np.full(n, int(state), np.int8),
+    return PhotonBatch(pulse_ps + np.rint(delay_ps).astype(np.int64), np.full(n, center, np.int8),
                        np.full(n, zpl_ev), np.full(n, biexciton, np.bool_))

@@ -23,7 +23,6 @@ cryostat   disconnect   every call raises (the network connection is lost)
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -100,6 +99,8 @@ class FaultSchedule:
 
     def due(self, instrument: str, kind: str) -> Fault | None:
         """The fault of this instrument and kind whose time has come, if any."""
+        if not self.faults:  # asked on every call of every instrument
+            return None
         for fault in self.faults:
             if fault.instrument == instrument and fault.kind == kind:
                 at = self.at_ps(fault)
@@ -122,6 +123,8 @@ class FaultSchedule:
 
     def raise_if_dead(self, instrument: str) -> None:
         """Raise the error of a fault after which every call of the instrument fails."""
+        if not self.faults:
+            return
         for (name, kind), (error, message) in _DEAD.items():
             if name == instrument and self.due(name, kind) is not None:
                 raise error(instrument, message)
@@ -161,19 +164,16 @@ def drop_in_bursts(t: npt.NDArray[np.int64], ch: npt.NDArray[np.int32],
     return t[keep], ch[keep], events
 
 
-_SCHEDULES: weakref.WeakKeyDictionary[Bench, FaultSchedule] = weakref.WeakKeyDictionary()
-
-
 def install(bench: Bench, faults: Iterable[Fault]) -> FaultSchedule:
     """Give a bench its faults (replacing any given before)."""
     schedule = FaultSchedule(bench, faults)
-    _SCHEDULES[bench] = schedule
+    bench.fault_schedule = schedule
     return schedule
 
 
 def schedule_of(bench: Bench) -> FaultSchedule:
     """The faults of a bench (none unless :func:`install` gave it some)."""
-    schedule = _SCHEDULES.get(bench)
-    if schedule is None:
+    schedule = bench.fault_schedule
+    if not isinstance(schedule, FaultSchedule):
         schedule = install(bench, ())
     return schedule

@@ -76,43 +76,62 @@ class MotionHistory:
 
     def __init__(self, initial_deg: float = 0.0) -> None:
         self.initial_deg = initial_deg
-        self.moves: list[Move] = []
+        self._moves: list[Move] = []
+        self._table: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                           npt.NDArray[np.float64]] | None = None
+
+    def _lookup(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                               npt.NDArray[np.float64]]:
+        """Per move: its start; and, from index 1 on (index 0: before the first move), its end
+        and the angle it rests at from its end on (evaluated as :meth:`Move.angle_at` does
+        there, so the same number)."""
+        if self._table is None:
+            moves = self._moves
+            starts = np.array([m.t0_ps for m in moves], np.int64)
+            ends = np.array([np.iinfo(np.int64).min, *(m.end_ps for m in moves)], np.int64)
+            rest = np.array([self.initial_deg, *(m.angle_at(np.array([m.end_ps]))[0]
+                                                 for m in moves)], np.float64)
+            self._table = (starts, ends, rest)
+        return self._table
 
     def angle_at(self, t_ps: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """The angle at each time: at rest, the angle the last move ended at (most photons
+        come while the stage rests); while moving, from the move's profile."""
         t_ps = np.asarray(t_ps, dtype=np.int64)
-        angles = np.full(t_ps.shape, self.initial_deg, dtype=np.float64)
-        if not self.moves:
-            return angles
-        starts = np.fromiter((m.t0_ps for m in self.moves), np.int64, len(self.moves))
-        which = np.searchsorted(starts, t_ps, side="right") - 1
-        for j in np.unique(which[which >= 0]):
-            sel = which == j
-            angles[sel] = self.moves[j].angle_at(t_ps[sel])
+        if not self._moves:
+            return np.full(t_ps.shape, self.initial_deg, dtype=np.float64)
+        starts, ends, rest = self._lookup()
+        which = np.searchsorted(starts, t_ps, side="right")  # the move under way + 1
+        angles = rest[which]
+        moving = np.flatnonzero(t_ps < ends[which])
+        if moving.shape[0]:
+            during = which[moving]
+            for j in range(int(during.min()), int(during.max()) + 1):
+                sel = moving[during == j]
+                if sel.shape[0]:
+                    angles[sel] = self._moves[j - 1].angle_at(t_ps[sel])
         return angles
 
     def angle_now(self, now_ps: int) -> float:
-        if not self.moves:
-            return self.initial_deg
-        last = self.moves[-1]
-        if now_ps >= last.end_ps:
-            return float(last.angle_at(np.array([last.end_ps]))[0])
         return float(self.angle_at(np.array([now_ps]))[0])
 
     def is_moving(self, now_ps: int) -> bool:
-        return bool(self.moves) and self.moves[-1].t0_ps <= now_ps < self.moves[-1].end_ps
+        return bool(self._moves) and self._moves[-1].t0_ps <= now_ps < self._moves[-1].end_ps
 
     def start(self, now_ps: int, target_deg: float, velocity: float, acceleration: float) -> Move:
         """Begin a move at ``now_ps`` (a running move is stopped there first)."""
         self.stop(now_ps)
         move = Move(now_ps, self.angle_now(now_ps), target_deg, velocity, acceleration)
-        self.moves.append(move)
+        self._moves.append(move)
+        self._table = None
         return move
 
     def stop(self, now_ps: int) -> bool:
         """Stop a running move at ``now_ps``; returns whether one was running."""
         if not self.is_moving(now_ps):
             return False
-        last = self.moves[-1]
-        self.moves[-1] = Move(last.t0_ps, last.start_deg, last.end_deg, last.velocity_deg_s,
-                              last.acceleration_deg_s2, stopped_ps=now_ps)
+        last = self._moves[-1]
+        self._moves[-1] = Move(last.t0_ps, last.start_deg, last.end_deg, last.velocity_deg_s,
+                               last.acceleration_deg_s2, stopped_ps=now_ps)
+        self._table = None
         return True

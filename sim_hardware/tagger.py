@@ -132,7 +132,8 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         t = np.concatenate([t, sync])
         ch = np.concatenate([ch, np.full(sync.shape, self._bench.wiring.laser_sync, np.int32)])
         wanted = self._wanted[ch + len(INPUTS)]
-        t, ch = t[wanted], ch[wanted]
+        if not wanted.all():
+            t, ch = t[wanted], ch[wanted]
         order = np.argsort(t, kind="stable")
         t, ch = t[order], ch[order]
         bursts = self._faults.overflow_bursts()
@@ -152,10 +153,12 @@ class SimTimeTagger(SimInstrument, TimeTagger):
         is longer than the APD's own dead time, which already spaces the clicks."""
         w = self._bench.wiring
         apd_dead_ps = self._bench.params.optics.apd_dead_time_ns * 1e3
+        slower = [channel for channel in (w.apd, w.apd2)
+                  if channel is not None and self._deadtimes[channel] >= apd_dead_ps]
+        if not slower:
+            return t, ch
         keep = np.ones(t.shape[0], bool)
-        for channel in (w.apd, w.apd2):
-            if channel is None or self._deadtimes[channel] < apd_dead_ps:
-                continue
+        for channel in slower:
             sel = np.flatnonzero(ch == channel)
             if not sel.shape[0]:
                 continue

@@ -12,11 +12,15 @@ that plain HDF5 opens it too). The final status, error and ground truth are reco
 session before the file is closed: the file is never reopened, so a kill at any moment leaves a
 file that opens.
 
-The disk never fills up under the writer: before each bulk write it checks that the data, and a
-reserve for the end of the run, fit on the disk and under the process' file-size limit; if not,
-it raises :class:`WriteError` ("disk full") without writing, and the run records
-``status = failed`` in the reserve. Any other write error is a :class:`WriteError` too; the
-writer then drops further data and only records the status.
+Tags, frames and the instrument logs are queued and appended at each flush, a few large
+appends instead of one per block, frame and log row (each HDF5 append has a fixed cost of about
+0.1 ms, whatever its size).
+
+The disk never fills up under the writer: before each flush it checks that the queued data, and
+a reserve for the end of the run, fit on the disk and under the process' file-size limit; if
+not, it writes the frames, then the tags that fit, and raises :class:`WriteError` ("disk full"),
+and the run records ``status = failed`` in the reserve. Any other write error is a
+:class:`WriteError` too; the writer then drops further data and only records the status.
 """
 
 from __future__ import annotations
@@ -45,9 +49,15 @@ log = logging.getLogger(__name__)
 
 #: Queued data reaches the disk at least this often (wall time, s).
 FLUSH_INTERVAL_S = 0.5
-#: ... or as soon as this many tags are queued.
+#: ... or as soon as this many tags are queued,
 TAG_BUFFER_LIMIT = 2_000_000
+#: ... or as soon as this many bytes of frames are queued.
+FRAME_BUFFER_BYTES = 16 << 20
 
+
+#: A plain time tag's event type, as an int (comparing an array with it is faster than with the
+#: IntEnum member).
+_TIME_TAG = int(TagEventType.TIME_TAG)
 
 #: Room kept free for the end of the run (status, ground truth, HDF5 metadata and chunk
 #: caches; bytes).
@@ -313,6 +323,10 @@ class MeasurementWriter:
         self._tag_buffer: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]] = []
         self._event_buffer: list[TagBlock] = []
         self._buffered = 0
+        self._frame_buffer: list[tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]] = []
+        self._frame_bytes = 0
+        #: rows of the small logs not yet appended, by dataset path
+        self._rows: dict[str, list[Any]] = {}
         self._failure: str | None = None
 
     @property
@@ -327,6 +341,7 @@ class MeasurementWriter:
 
     @property
     def frames_written(self) -> int:
+        """Frames appended to the file (queued ones not counted)."""
         return self._frames
 
     @property
@@ -337,7 +352,7 @@ class MeasurementWriter:
 
     def begin(self, meta: RunMetadata) -> None:
         """Create the file with every node, then enter SWMR append mode."""
-        self._usable(0)
+        self._check_room(0)
         try:
             self._create(meta)
         except OSError as exc:
@@ -434,19 +449,23 @@ class MeasurementWriter:
         return ds
 
     def flush(self, force: bool = False) -> None:
-        """Write what is queued and flush to disk, if a flush is due (or ``force``). Tags that
-        would not leave the reserve free are not written: as many as fit are, then
-        :class:`WriteError`."""
+        """Write what is queued and flush to disk, if a flush is due (or ``force``). Data that
+        would not leave the reserve free is not written: the queued frames that fit are, then
+        as many tags as fit, then :class:`WriteError` (the log rows are small: they go in the
+        reserve)."""
         now = time.monotonic()
         if self._file is None or self._failure is not None or \
                 not (force or now - self._last_flush >= FLUSH_INTERVAL_S):
             return
-        needed = 12 * self._buffered + 13 * sum(len(b) for b in self._event_buffer)
+        needed = self._frame_bytes + 12 * self._buffered + \
+            13 * sum(len(b) for b in self._event_buffer)
         left, cause, figures = room_left(self.claim.write_path)
         short = left < needed
         if short:
-            self._keep_tags(max(0, left) // 12)
+            self._keep_tags(self._keep_frames(max(0, left)) // 12)
         try:
+            self._write_rows()
+            self._write_frames()
             self._write_tags()
             self._file.flush()
         except OSError as exc:
@@ -454,6 +473,21 @@ class MeasurementWriter:
         self._last_flush = now
         if short:
             self._fail(f"{cause}: {figures}, {_mb(needed)} to write")
+
+    def _keep_frames(self, room: int) -> int:
+        """Keep only the queued frames that fit in ``room`` bytes (in order); the room left."""
+        kept: list[tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]] = []
+        for frames, index in self._frame_buffer:
+            size = frames.nbytes // frames.shape[0] + index.itemsize
+            n = min(frames.shape[0], room // size)
+            if n:
+                kept.append((frames[:n], index[:n]))
+                room -= n * size
+            if n < frames.shape[0]:
+                break
+        self._frame_buffer = kept
+        self._frame_bytes = sum(f.nbytes + i.nbytes for f, i in kept)
+        return room
 
     def _keep_tags(self, n: int) -> None:
         """Keep only the first ``n`` queued tags (and no overflow events after the last)."""
@@ -469,15 +503,11 @@ class MeasurementWriter:
         self._event_buffer = [b for b in self._event_buffer
                               if b.timestamps_ps.shape[0] and b.timestamps_ps[0] <= last]
 
-    def _usable(self, nbytes: int) -> bool:
-        """Whether data may be written: False after a write failure (the data is dropped);
-        :class:`WriteError` if ``nbytes`` more would not leave the reserve free."""
-        if self._failure is not None:
-            return False
+    def _check_room(self, nbytes: int) -> None:
+        """:class:`WriteError` if ``nbytes`` more would not leave the reserve free."""
         left, cause, figures = room_left(self.claim.write_path)
         if left < nbytes:
             self._fail(f"{cause}: {figures}")
-        return True
 
     def _fail(self, reason: str) -> NoReturn:
         """Stop writing data (what is queued is dropped) and raise :class:`WriteError`."""
@@ -487,6 +517,9 @@ class MeasurementWriter:
         self._tag_buffer.clear()
         self._event_buffer.clear()
         self._buffered = 0
+        self._frame_buffer.clear()
+        self._frame_bytes = 0
+        self._rows.clear()
         raise WriteError(f"cannot write {self.path}: {reason}")
 
     # -- appending ----------------------------------------------------------------------------
@@ -495,18 +528,18 @@ class MeasurementWriter:
         """Queue a block of the tag stream; it reaches the file at the next flush."""
         if self._failure is not None:
             return
-        normal = block.event_types == TagEventType.TIME_TAG
-        if normal.all():
+        special = block.event_types != _TIME_TAG
+        if not special.any():
             self._tag_buffer.append((block.timestamps_ps, block.channels))
+            n = len(block)
         else:
+            normal = ~special
             self._tag_buffer.append((block.timestamps_ps[normal], block.channels[normal]))
             self._event_buffer.append(block)
-        self._buffered += int(normal.sum())
-        self._tags += int(normal.sum())
-        if self._buffered >= TAG_BUFFER_LIMIT:
-            self.flush(force=True)
-        else:
-            self.flush()
+            n = int(np.count_nonzero(normal))
+        self._buffered += n
+        self._tags += n
+        self.flush(force=self._buffered >= TAG_BUFFER_LIMIT)
 
     def _write_tags(self) -> None:
         if self._tag_buffer:
@@ -531,29 +564,41 @@ class MeasurementWriter:
 
     def append_frames(self, frames: npt.NDArray[np.uint16], exposure_index: npt.ArrayLike
                       ) -> None:
-        """Frames ``[n, ...]`` and the exposure (``camera_fire`` edge pair) each came from."""
+        """Queue frames ``[n, ...]`` and the exposure (``camera_fire`` edge pair) each came
+        from; they reach the file at the next flush (the arrays are kept until then, not
+        copied)."""
         index = np.asarray(exposure_index, np.int64)
         if frames.shape[0] != index.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames with {index.shape[0]} exposure indices")
-        if frames.shape[0] == 0 or not self._usable(frames.nbytes + index.nbytes):
+        if frames.shape[0] == 0 or self._failure is not None:
             return
-        try:
-            _append(self._ds("camera/frames"), frames)
-            _append(self._ds("camera/exposure_index"), index)
-        except OSError as exc:
-            self._fail(_one_line(exc))
+        self._frame_buffer.append((frames, index))
+        self._frame_bytes += frames.nbytes + index.nbytes
+        self.flush(force=self._frame_bytes >= FRAME_BUFFER_BYTES)
+
+    def _write_frames(self) -> None:
+        if not self._frame_buffer:
+            return
+        frames = np.concatenate([f for f, _ in self._frame_buffer])
+        _append(self._ds("camera/frames"), frames)
+        _append(self._ds("camera/exposure_index"), np.concatenate([i for _, i in
+                                                                   self._frame_buffer]))
         self._frames += frames.shape[0]
-        self.flush()
+        self._frame_buffer.clear()
+        self._frame_bytes = 0
 
     def _log(self, rows: Mapping[str, npt.ArrayLike]) -> None:
-        """Append to small datasets (by path); nothing after a write failure."""
+        """Queue rows of small datasets (by path) for the next flush; nothing after a write
+        failure."""
         if self._failure is not None:
             return
-        try:
-            for name, values in rows.items():
-                _append(self._ds(name), values)
-        except OSError as exc:
-            self._fail(_one_line(exc))
+        for name, values in rows.items():
+            self._rows.setdefault(name, []).extend(np.atleast_1d(np.asarray(values)))
+
+    def _write_rows(self) -> None:
+        for name, values in self._rows.items():
+            _append(self._ds(name), values)
+        self._rows.clear()
 
     def log_lost_frames(self, exposure_index: npt.ArrayLike) -> None:
         """Exposures whose frame the camera lost."""
@@ -575,6 +620,11 @@ class MeasurementWriter:
 
     def log_stage_reached(self, end_s: float, reached_deg: float) -> None:
         if self._failure is not None:
+            return
+        queued = self._rows.get("stage/move_end_s")
+        if queued:  # the move's row is still queued
+            queued[-1] = end_s
+            self._rows["stage/reached_deg"][-1] = reached_deg
             return
         try:
             self._ds("stage/move_end_s")[-1] = end_s
