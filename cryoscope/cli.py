@@ -201,27 +201,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config = config.with_overrides("measurement", **measured)
         plan = make_plan(args.plan, config, **_plan_values(args))
         out = Path(args.out) if args.out else _default_out()
-        claim = OutputClaim(out, args.overwrite)
-    except OutputExistsError as exc:
-        return _fail(f"{exc} (use --overwrite to replace it)")
-    except (ConfigError, UsageError, OutputError) as exc:
+    except (ConfigError, UsageError) as exc:
         return _fail(str(exc))
 
     bar = _ProgressBar()
     started = time.monotonic()
     control = RunControl()
+    # the handlers come first: a signal from the moment the output is claimed gives it up
     with _Signals(control) as signals:
+        claim: OutputClaim | None = None
         try:
             try:
+                claim = OutputClaim(out, args.overwrite)
                 result = measure_claimed(config, plan, claim, control=control,
                                          listeners=[bar, signals.listener])
             finally:  # a run that began settled its claim; one stopped before gives it up
-                claim.settle(began=False, succeeded=False)
+                if claim is not None:
+                    claim.settle(began=False, succeeded=False)
+        except OutputExistsError as exc:
+            return _fail(f"{exc} (use --overwrite to replace it)")
         except OutputError as exc:
             return _fail(str(exc))
         except (InstrumentError, WriteError) as exc:
             bar.close()
-            print(f"cryoscope: run failed: {exc} (details: {run_log_path(claim.path)})",
+            print(f"cryoscope: run failed: {exc} (details: {run_log_path(out)})",
                   file=sys.stderr)
             return EXIT_FAILED
         except KeyboardInterrupt:

@@ -167,11 +167,10 @@ class OutputClaim:
         if self.path.exists() and not overwrite:
             raise OutputExistsError(self.path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.replacing = self._created = self._released = False
         self._take_lock()
-        self.replacing = self.path.exists()
-        self._created = False
-        self._released = False
         try:
+            self.replacing = self.path.exists()
             if self.replacing:
                 self.write_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
             else:
