@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-__all__ = ["DPI", "LEGEND_PT", "MAX_TICKS", "PNG_COMPRESS_LEVEL", "Corner", "color",
+__all__ = ["DPI", "LEGEND_PT", "MAX_TICKS", "PNG_COMPRESS_LEVEL", "Corner", "color", "colors",
            "corner_legend", "emptiest_corner", "figure_style", "legend", "new_figure", "place",
-           "save_png"]
+           "place_text", "save_png"]
 
 #: Resolution of the PNG files (pixels per inch).
 DPI = 110
@@ -52,11 +52,18 @@ def figure_style() -> Iterator[None]:
 
 #: The tab10 colors (RGB), looked up once (a colormap lookup copies the colormap).
 _TAB10 = tuple(to_rgb(c) for c in matplotlib.color_sequences["tab10"])
+_TAB10_ARRAY = np.array(_TAB10)
 
 
 def color(i: int) -> tuple[float, float, float]:
     """The ``i``-th color of the tab10 cycle (states, centers, regions)."""
     return _TAB10[i % 10]
+
+
+def colors(indices: np.ndarray) -> np.ndarray:
+    """:func:`color` of each index: ``[n, 3]`` RGB."""
+    out: np.ndarray = _TAB10_ARRAY[np.asarray(indices, int) % 10]
+    return out
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:
@@ -80,6 +87,13 @@ def place(fig: Figure, left_in: float, top_in: float, width_in: float, height_in
         if isinstance(locator, MaxNLocator):
             locator.set_params(nbins=max(1, min(MAX_TICKS, axis.get_tick_space())))
     return ax
+
+
+def place_text(fig: Figure, left_in: float, top_in: float, text: str, **kwargs: Any) -> None:
+    """``text`` with its top left corner ``left_in`` from the figure's left edge and ``top_in``
+    below its top edge (inches), without axes; keyword arguments go to :meth:`Figure.text`."""
+    w, h = fig.get_size_inches()
+    fig.text(left_in / w, 1.0 - top_in / h, text, ha="left", va="top", **kwargs)
 
 
 def emptiest_corner(ax: Axes, x: np.ndarray, y: np.ndarray, width: float, height: float

@@ -13,11 +13,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from cryoscope.analysis.figure_layout import (
     color,
+    colors,
     corner_legend,
     figure_style,
     legend,
@@ -51,7 +53,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
     sp = result.spectra
     labels = result.states.labels
     n_frames = labels.size
-    state_colors = [color(int(s)) for s in labels]
+    state_colors = colors(labels)
 
     ax = place(fig, left, tops[0], wide, height)
     energy_range = None
@@ -75,13 +77,18 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax = place(fig, right_x, tops[0], narrow, height)
     ax.set_yscale("log")
     ax.yaxis.set_minor_locator(NullLocator())  # decades only: 60 fewer ticks to build and draw
+    fits: list[np.ndarray] = []
+    fit_colors = []
     for st in result.state_results:
         h = st.histogram
         if h.counts.sum() == 0:
             continue
         t0 = st.decay.t0_ns if st.decay else 0.0
+        # Delay after the pulse of each bin: the bins from the one just after t0 on, wrapping
+        # around the period, shown in runs of `rebin` bins.
         x = np.mod(h.centers_ns - t0, h.period_ns)
-        order = np.argsort(x)
+        first = int(np.argmin(x))
+        order = np.roll(np.arange(x.size), -first)
         rebin = 8
         n = (order.size // rebin) * rebin
         xs = x[order][:n].reshape(-1, rebin).mean(axis=1)
@@ -89,12 +96,16 @@ def overview_figure(result: AnalysisResult) -> Figure:
         ax.plot(xs, ys, ".", ms=2, color=color(st.id))
         if st.decay:
             d = st.decay
-            amps = np.array(d.weights) * d.photons
-            mu = model_counts(h.edges_ns, amps, np.array(d.taus_ns),
+            # The model's counts in the same runs: evaluated at the runs' edges only (the bins'
+            # edges in the same order, one period long), not at every bin.
+            edges = np.concatenate([h.edges_ns[first:], h.edges_ns[1:first + 1] + h.period_ns])
+            runs = np.append(edges[:n + 1:rebin], edges[-1])
+            mu = model_counts(runs, np.array(d.weights) * d.photons, np.array(d.taus_ns),
                               d.background_per_bin / np.diff(h.edges_ns).mean(), d.t0_ns,
-                              d.sigma_ns)
-            ax.plot(xs, mu[order][:n].reshape(-1, rebin).sum(axis=1), color=color(st.id),
-                        lw=1)
+                              d.sigma_ns)[:n // rebin]
+            fits.append(np.column_stack([xs, mu]))
+            fit_colors.append(color(st.id))
+    ax.add_collection(LineCollection(fits, colors=fit_colors, linewidths=1, zorder=3))
     ax.set(xlabel="delay after pulse (ns)", ylabel="counts", xlim=(-2, 400),
            title="(d, e) decays per state (lifetimes: legend of g, h)")
 
@@ -111,6 +122,8 @@ def overview_figure(result: AnalysisResult) -> Figure:
     cmap = result.centers
     styles = ("--", ":", "-.")
     points: list[tuple[np.ndarray, np.ndarray]] = []
+    parts: list[np.ndarray] = []  # each center's component of each state's fit
+    part_styles, part_colors = [], []
     for st in result.state_results:
         norm = max(st.n_frames, 1)
         taus = (", ".join(f"{t:.3g}" for t in st.decay.taus_ns) + " ns" if st.decay
@@ -121,15 +134,19 @@ def overview_figure(result: AnalysisResult) -> Figure:
         points.append((sp.energy_ev, st.spectrum / norm))
         if st.fit and cmap.lines:
             fit = st.fit
-            for ln in fit.lines:  # each center's component of the fit
+            for ln in fit.lines:
                 center = min(cmap.lines, key=lambda m: abs(m.energy_ev - ln.zpl_ev)).center
                 part = line_model(fit.energy_ev, np.array([ln.zpl_ev]), np.array([ln.area]),
                                   np.array([ln.fwhm_mev]), np.array([ln.replica_weights]),
                                   fit.resolution_sigma_mev, 0.0, fit.replica_broadening,
                                   fit.replica_shifts_mev)
-                ax.plot(fit.energy_ev, part / norm, styles[center % 3], lw=0.8,
-                        color=color(st.id))
+                parts.append(np.column_stack([fit.energy_ev, part / norm]))
+                part_styles.append(styles[center % 3])
+                part_colors.append(color(st.id))
                 points.append((fit.energy_ev, part / norm))
+    if parts:
+        ax.add_collection(LineCollection(parts, colors=part_colors, linestyles=part_styles,
+                                         linewidths=0.8))
     for c in range(len(cmap.centers)):
         ax.plot([], [], styles[c % 3], color="k", lw=0.8, label=f"fit: center {c}")
     if result.lines:

@@ -9,15 +9,23 @@ time trace with one configuration stripe per center and the jumps of two centers
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from cryoscope.analysis.figure_layout import color, legend, new_figure, place
+from cryoscope.analysis.centers import CONFIGURATIONS
+from cryoscope.analysis.figure_layout import (
+    color,
+    colors,
+    legend,
+    new_figure,
+    place,
+    place_text,
+)
 from cryoscope.analysis.report import AnalysisResult
 from cryoscope.analysis.trace import IntensityTrace
 
@@ -93,15 +101,16 @@ def transition_counts(labels: np.ndarray, n_states: int) -> np.ndarray:
     return out
 
 
-def frame_stripe(ax: Axes, start: np.ndarray, stop: np.ndarray, colors: list[Any],
+def frame_stripe(ax: Axes, start: np.ndarray, stop: np.ndarray, facecolors: np.ndarray,
                  y0: float, y1: float) -> None:
     """One colored bar per frame from ``start`` to ``stop`` (data x) between ``y0`` and ``y1``
-    (axes fraction): a single collection, fast for thousands of frames."""
+    (axes fraction), ``facecolors`` ``[frames, 3]`` RGB: a single collection, fast for thousands
+    of frames."""
     a, b = np.asarray(start, float), np.asarray(stop, float)
     verts = np.empty((a.size, 4, 2))
     verts[:, :, 0] = np.column_stack([a, b, b, a])
     verts[:, :, 1] = (y0, y0, y1, y1)
-    ax.add_collection(PolyCollection(list(verts), facecolors=colors, linewidths=0,
+    ax.add_collection(PolyCollection(list(verts), facecolors=facecolors, linewidths=0,
                                      transform=ax.get_xaxis_transform()), autolim=False)
 
 
@@ -122,8 +131,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
     ax_a = place(fig, left, 0.35, wide, 1.5)
     tr = result.trace
     intensity_trace(ax_a, tr, lw=0.3)
-    frame_stripe(ax_a, t, t + result.measurement.exposure_s,
-                 [color(int(s)) for s in labels], 0.93, 1.0)
+    frame_stripe(ax_a, t, t + result.measurement.exposure_s, colors(labels), 0.93, 1.0)
     ax_a.set(ylabel=f"kcps ({tr.bin_s * 1e3:g} ms)",
              title="(a) intensity (state of each frame on top)")
     ax_a.set_xlim(0, t[-1] + result.measurement.exposure_s if n_frames else 1)
@@ -142,12 +150,11 @@ def mapping_figure(result: AnalysisResult) -> Figure:
         energy_range = (max(lo, e[0]), min(hi, e[-1]))
     spectral_trace_image(ax, e, sp.merged, energy_range)
     if cmap.lines:
-        config = cmap.configuration
-        names = ("X", "X*", "dark")
+        palette = np.array([to_rgb(_CONFIG_COLORS[name]) for name in CONFIGURATIONS])
         for c in range(n_centers):
             y0, y1 = 1.0 - 0.035 * (c + 1), 1.0 - 0.035 * c
             frame_stripe(ax, np.arange(n_frames), np.arange(1, n_frames + 1),
-                         [_CONFIG_COLORS[names[int(x)]] for x in config[:, c]], y0, y1)
+                         palette[cmap.configuration[:, c]], y0, y1)
     _letter_jumps(ax, [j.frame for j in result.jumps if len(j.centers) > 1], n_frames)
     ax.set(xlabel="frame", ylabel="energy (eV)",
            title="(c) spectral time trace; dotted, lettered: both centers jump\n"
@@ -159,12 +166,16 @@ def mapping_figure(result: AnalysisResult) -> Figure:
         for c in range(n_centers):
             ax.plot(np.arange(n_frames), cmap.frame_energy_ev[:, c] * 1000, ".-", ms=2, lw=0.5,
                     color=color(c), label=f"center {c}")
+        marks: dict[tuple[str, int], list[tuple[int, float]]] = {}  # (kind, center or -1: both)
         for j in result.jumps:
             for c, kind in zip(j.centers, j.kinds, strict=True):
                 y = cmap.frame_energy_ev[j.frame, c] * 1000
                 if math.isfinite(y):
-                    ax.plot(j.frame, y, _KIND_MARKERS[kind], ms=6, mfc="none",
-                            color="k" if len(j.centers) > 1 else color(c))
+                    marks.setdefault((kind, -1 if len(j.centers) > 1 else c), []).append(
+                        (j.frame, y))
+        for (kind, c), xy in marks.items():
+            ax.plot(*zip(*xy, strict=True), _KIND_MARKERS[kind], ls="none", ms=6, mfc="none",
+                    color="k" if c < 0 else color(c))
         for kind, marker in _KIND_MARKERS.items():
             ax.plot([], [], marker, color="k", mfc="none", label=kind)
     ax.set(xlabel="frame", ylabel="peak energy (meV)",
@@ -173,8 +184,6 @@ def mapping_figure(result: AnalysisResult) -> Figure:
 
     _state_diagram(place(fig, right_x + 1.0, 0.35, narrow - 1.0, 3.6), result)
 
-    ax = place(fig, right_x, 4.55, narrow, 3.1)
-    ax.set_axis_off()
     rows = []
     if n_centers:
         for ctr in cmap.centers:
@@ -191,8 +200,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
         kinds[j.kind] = kinds.get(j.kind, 0) + 1
     rows.append("jumps:" + ("".join(f"\n{n:5d} {k}" for k, n in sorted(kinds.items()))
                             or " none"))
-    ax.text(0, 1, "\n".join(rows), va="top", ha="left", fontsize=8, family="monospace",
-            transform=ax.transAxes)
+    place_text(fig, right_x, 4.55, "\n".join(rows), fontsize=8, family="monospace")
     return fig
 
 
@@ -210,11 +218,12 @@ def _state_diagram(ax: Axes, result: AnalysisResult) -> None:
         ax.text(b, a, str(counts[a, b]), ha="center", va="center", fontsize=7)
     ticks = np.arange(n_states)
     ax.set_xticks(ticks, [str(s) for s in ticks], fontsize=7)
-    ax.set_yticks(ticks, [f"{s}: {'/'.join(result.states.names(int(s)))} ({shares[s]:.0%})"
-                          for s in ticks], fontsize=7)
-    for s, tick in zip(ticks, ax.get_yticklabels(), strict=True):
-        tick.set_color(color(int(s)))
+    ax.set_yticks([])
     ax.tick_params(length=0)
+    for s in range(n_states):  # row labels as texts: colored, and no tick to build for each
+        ax.text(-0.02, s, f"{s}: {'/'.join(result.states.names(s))} ({shares[s]:.0%})",
+                ha="right", va="center", fontsize=7, color=color(s),
+                transform=ax.get_yaxis_transform())
     ax.set_xlabel("to state")
     ax.set_title("(e) states; transitions from row to column", loc="right")
 

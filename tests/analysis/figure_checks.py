@@ -25,8 +25,8 @@ def _inside(box: Bbox, outer: BboxBase) -> bool:
 
 
 def _labels(fig: Figure) -> list[Text]:
-    """Every visible, non-empty text of the figure's axes but the tick labels: titles, axis
-    labels, offset texts, legend texts and texts placed in the axes. (An axes' tight box holds
+    """Every visible, non-empty text of the figure but the tick labels: titles, axis labels,
+    offset texts, legend texts, texts placed in the axes or in the figure. (An axes' tight box holds
     its tick labels, and matplotlib keeps them apart from its axis labels.)"""
     out: list[Text] = []
     for ax in fig.axes:
@@ -34,6 +34,7 @@ def _labels(fig: Figure) -> list[Text]:
                  *ax.yaxis.get_major_ticks(), *ax.yaxis.get_minor_ticks()]
         tick_labels = {id(label) for tick in ticks for label in (tick.label1, tick.label2)}
         out += [t for t in ax.findobj(Text) if id(t) not in tick_labels]
+    out += fig.texts
     return [t for t in out if t.get_visible() and t.get_text()]
 
 
