@@ -2,8 +2,10 @@
 
 (a) APD intensity and (b) lifetime (mean photon delay per frame) against time, (c) the spectral
 time trace with one configuration stripe per center and the jumps of two centers at once marked,
-(d) each center's peak energy with its jumps marked by kind, (e) the state diagram: the states
-(configurations) with their share of frames and the number of transitions between them.
+(d) each center's peak energy with its jumps marked by kind, (e) the state diagram as a table:
+the states (configurations) with their share of frames and the number of transitions from each to
+each other (a table stays readable with a dozen states, where arrows between them would cross);
+beside (c), each center's numbers and the jumps by kind.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ def spectral_trace_image(ax: Axes, energy_ev: np.ndarray, spectra: np.ndarray,
     nearly, not exactly, evenly spaced) — one image instead of a quadrilateral per pixel and
     frame — and, beyond :data:`MAX_IMAGE_FRAMES` frames, averaged over runs of consecutive frames
     (more columns than a figure has pixels show nothing more), so its cost grows no faster than
-    the data and its memory not with the frames. Only the pixels in range are resampled and they
-    are colored here (magma, 0 to the 99.9th percentile of all pixels), so the canvas only
-    scales an RGBA image."""
+    the data and its memory not with the frames. Only the pixels in range are resampled; beyond
+    one per pixel row of the axes they are averaged in runs (no narrow line falls between the
+    rows the canvas would pick), and they are colored here (magma, 0 to the 99.9th percentile
+    of all pixels), so the canvas only scales a small RGBA image."""
     n_frames = spectra.shape[0]
     step_frames = max(1, math.ceil(n_frames / MAX_IMAGE_FRAMES))
     if step_frames > 1:
@@ -68,6 +71,12 @@ def spectral_trace_image(ax: Axes, energy_ev: np.ndarray, spectra: np.ndarray,
     image = spectra[:, left].astype(np.float32)
     image *= 1 - w
     image += spectra[:, right] * w
+    rows = max(int(ax.bbox.height), 1)  # energy points beyond the axes' pixel rows: averaged
+    per_row = n_grid // rows
+    if per_row > 1:
+        usable = n_grid // per_row * per_row
+        image = image[:, :usable].reshape(image.shape[0], -1, per_row).mean(axis=2)
+        grid = grid[:usable].reshape(-1, per_row).mean(axis=1)
     image *= np.float32(1 / vmax if vmax > 0 else 1.0)
     rgba = matplotlib.colormaps["magma"](image.T, bytes=True)
     step = grid[1] - grid[0]
