@@ -2,9 +2,10 @@
 
 Axes are placed at fixed positions given in inches (:func:`place`), margins sized once for the
 labels they hold, instead of a constrained or tight layout, which measures every tick label of
-every axes at every draw. Legends sit at fixed places (no ``loc="best"``, which tests every
-candidate place against every data point). A figure is rendered once by the Agg canvas (no pyplot
-state, no GUI backend) and written with fast PNG compression (:func:`save_png`).
+every axes at every draw. Legends sit at fixed places or in the corner with the fewest data points
+(:func:`corner_legend`, counted with numpy) — not ``loc="best"``, which tests every candidate place
+against every drawn path. A figure is rendered once by the Agg canvas (no pyplot state, no GUI
+backend) and written as a 256-color PNG (:func:`save_png`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def figure_style() -> Iterator[None]:
         yield
 
 
-#: The tab10 colors (RGB), looked up once (a colormap lookup copies the colormap).
+#: The tab10 colors (RGB), looked up once (a colormap lookup copies the colormap); as an array.
 _TAB10 = tuple(to_rgb(c) for c in matplotlib.color_sequences["tab10"])
 _TAB10_ARRAY = np.array(_TAB10)
 
@@ -139,12 +140,11 @@ def legend(ax: Axes, loc: Corner, **kwargs: Any) -> None:
 
 
 def save_png(fig: Figure, path: Path) -> None:
-    """Render ``fig`` once (Agg) and write it as a 256-color PNG: the figures hold far fewer
-    colors (flat fills, colormaps of 256 entries, antialiased edges between them), so the
-    palette image looks the same as full RGBA and is about three times smaller and faster to
-    write."""
-    canvas = fig.canvas
-    assert isinstance(canvas, FigureCanvasAgg), "figures are made by new_figure"
+    """Render ``fig`` once (Agg) and write it as PNG with an adaptive palette of 256 colors: the
+    figures are flat fills, colormaps and antialiased edges, so the palette changes the pixels
+    by about one level of 255 on average (more only on a few edge pixels, ~0.3 %), and the file
+    is about three times smaller and faster to write than full RGBA."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
     rgb = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw",
                            "RGBA", 0, 1).convert("RGB")

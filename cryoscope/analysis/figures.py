@@ -10,12 +10,13 @@ a Qt application.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from cryoscope.analysis.figure_layout import (
     color,
@@ -77,6 +78,7 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax = place(fig, right_x, tops[0], narrow, height)
     ax.set_yscale("log")
     ax.yaxis.set_minor_locator(NullLocator())  # decades only: 60 fewer ticks to build and draw
+    ax.yaxis.set_major_formatter(FuncFormatter(_decade))
     fits: list[np.ndarray] = []
     fit_colors = []
     for st in result.state_results:
@@ -170,13 +172,25 @@ def overview_figure(result: AnalysisResult) -> Figure:
         points.append((theta[cmap.peaks.frame[sel]], ratio))
         pol = ctr.polarization
         if pol:
-            ax.plot(fine, polarization_model(fine, pol.p, pol.phi_deg, pol.gain_ratio),
-                    color=color(ctr.id), lw=1.2,
+            curve = polarization_model(fine, pol.p, pol.phi_deg, pol.gain_ratio)
+            ax.plot(fine, curve, color=color(ctr.id), lw=1.2,
                     label=f"center {ctr.id}: p={pol.p:.2f}, φ={pol.phi_deg:.1f}°")
+            points.append((fine, curve))
     ax.set(xlabel="waveplate angle θ (deg)", ylabel="V / (V + H)", ylim=(0, 1),
            title="(a) polarization per center (all its lines, decomposed)")
     corner_legend(ax, *_joined(points))
     return fig
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _decade(value: float, _pos: int | None = None) -> str:
+    """A log axis' tick label, ``10⁵``, in plain text: no mathtext (whose parser costs ~0.1 s
+    to set up in every process)."""
+    if value <= 0:
+        return ""
+    return "10" + str(round(math.log10(value))).translate(_SUPERSCRIPT)
 
 
 def _joined(points: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +235,7 @@ def g2_figure(result: AnalysisResult) -> Figure:
         ax.axvline((k + 0.5) * period_us, color="0.6", ls=":", lw=0.6)
         ax.text(k * period_us, 1.02 * top, str(int(area)), ha="center", va="bottom", fontsize=7)
     ax.axvline(-(hist.periods + 0.5) * period_us, color="0.6", ls=":", lw=0.6)
+    ax.set_xticks(np.arange(-hist.periods, hist.periods + 1) * period_us)  # one per peak
     ax.set_ylim(0, 1.12 * top)
     ax.set(xlabel="lag τ = t(APD 2) − t(APD 1) (µs)",
            ylabel=f"coincidences per {hist.period_ps / hist.bins_per_period / 1e3:g} ns",

@@ -223,15 +223,19 @@ def _state_diagram(ax: Axes, result: AnalysisResult) -> None:
     shares = np.bincount(labels, minlength=n_states) / max(labels.size, 1)
     ax.imshow(np.sqrt(counts), cmap="Greys", vmin=0, vmax=2 * math.sqrt(max(counts.max(), 1)),
               interpolation="nearest", aspect="auto")
+    # 7 pt text, smaller when the cells get smaller than 10 × 16 pt (many states).
+    px_per_cell_pt = ax.figure.dpi / 72 * max(n_states, 1)
+    cell_w, cell_h = ax.bbox.width / px_per_cell_pt, ax.bbox.height / px_per_cell_pt
+    size = min(7.0, 0.7 * cell_h, 0.45 * cell_w)
     for a, b in zip(*np.nonzero(counts), strict=True):
-        ax.text(b, a, str(counts[a, b]), ha="center", va="center", fontsize=7)
+        ax.text(b, a, str(counts[a, b]), ha="center", va="center", fontsize=size)
     ticks = np.arange(n_states)
-    ax.set_xticks(ticks, [str(s) for s in ticks], fontsize=7)
+    ax.set_xticks(ticks, [str(s) for s in ticks], fontsize=size)
     ax.set_yticks([])
     ax.tick_params(length=0)
     for s in range(n_states):  # row labels as texts: colored, and no tick to build for each
         ax.text(-0.02, s, f"{s}: {'/'.join(result.states.names(s))} ({shares[s]:.0%})",
-                ha="right", va="center", fontsize=7, color=color(s),
+                ha="right", va="center", fontsize=size, color=color(s),
                 transform=ax.get_yaxis_transform())
     ax.set_xlabel("to state")
     ax.set_title("(e) states; transitions from row to column", loc="right")
