@@ -10,9 +10,12 @@ import h5py
 import numpy as np
 import pytest
 
+from cryoscope.analysis.figures import overview_figure, tracking_figure
+from cryoscope.analysis.mapping_figure import mapping_figure
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
 from cryoscope.analyze.cli import register
+from tests.analysis.figure_checks import layout_problems
 from tests.analysis.synthetic import SyntheticRun, blinking_states, write_synthetic
 
 
@@ -69,6 +72,11 @@ def test_summary_contract(result: AnalysisResult, tmp_path: Path) -> None:
     for state in data["states"]:
         assert {"id", "fraction", "count_rate_cps", "lifetimes_ns", "lifetime_weights",
                 "zpl_ev"} <= state.keys()
+
+
+def test_figures_are_laid_out_cleanly(result: AnalysisResult) -> None:
+    for make in (overview_figure, mapping_figure, tracking_figure):
+        assert layout_problems(make(result)) == [], make.__name__
 
 
 def _cli(argv: list[str]) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cryoscope.analysis.figures import write_figures
+from cryoscope.analysis.figures import g2_figure, write_figures
 from cryoscope.analysis.g2 import G2Correlator, g2_from_photons
 from cryoscope.analysis.lifetime import detector_offset_ps
 from cryoscope.analysis.photons import PhotonTable
@@ -17,6 +17,7 @@ from cryoscope.analysis.report import align_apd2_delays, analyze_file
 from cryoscope.analysis.summary import write_summary
 from cryoscope.datafile import StageTiming, frame_timing, pair_edges
 from sim_hardware.emission import LaserState, expected_g2_zero
+from tests.analysis.figure_checks import layout_problems
 from tests.analysis.simfiles import emitter, simulated_file
 
 
@@ -130,3 +131,4 @@ def test_g2_from_a_simulated_file_matches_the_biexciton_cascade(tmp_path: Path) 
     assert len(data["g2_peak_areas"]) == 7
     written = write_figures(result, tmp_path / "out")
     assert (tmp_path / "out" / "g2.png") in written
+    assert layout_problems(g2_figure(result)) == []

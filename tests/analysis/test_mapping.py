@@ -10,10 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
+from cryoscope.analysis.figures import overview_figure, tracking_figure, write_figures
+from cryoscope.analysis.mapping_figure import mapping_figure
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
 from cryoscope.analyze.cli import register
 from cryoscope.config import load_config
+from tests.analysis.figure_checks import layout_problems
 from tests.analysis.simfiles import emitter, simulated_file
 from tests.analysis.synthetic import Center, SyntheticRun, write_synthetic
 
@@ -115,6 +118,36 @@ def test_surface_charge_moves_are_simultaneous_jumps(surface: tuple[Path, Analys
     kinds = {j.kind for j in result.jumps if len(j.centers) == 2}
     # one dot charges while the surface charge moves to the other one
     assert kinds & {"charging+surface_charge", "surface_charge+charging"}
+
+
+def test_dimer_figures_show_the_map_and_are_laid_out_cleanly(
+        surface: tuple[Path, AnalysisResult], tmp_path: Path) -> None:
+    _, result = surface
+    both = [j.frame for j in result.jumps if len(j.centers) > 1]
+    assert both
+    for make in (overview_figure, mapping_figure, tracking_figure):
+        fig = make(result)
+        assert layout_problems(fig) == [], make.__name__
+    fig = mapping_figure(result)
+    titles = [ax.get_title() or ax.get_title(loc="right") for ax in fig.axes]
+    assert [t[:3] for t in titles if t] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    trace = next(ax for ax in fig.axes if ax.get_title().startswith("(c)"))
+    letters = [t.get_text() for t in trace.texts]
+    assert letters == [chr(ord("A") + i) for i in range(len(both))]
+    diagram = next(ax for ax in fig.axes if ax.get_title(loc="right").startswith("(e)"))
+    n = result.states.n_states
+    rows = [t.get_text() for t in diagram.texts if ":" in t.get_text()]
+    assert rows == [f"{s}: {'/'.join(result.states.names(s))} "
+                    f"({np.mean(result.states.labels == s):.0%})" for s in range(n)]
+    counts = np.zeros((n, n), int)
+    np.add.at(counts, (result.states.labels[:-1], result.states.labels[1:]), 1)
+    np.fill_diagonal(counts, 0)
+    cells = [int(t.get_text()) for t in diagram.texts if ":" not in t.get_text()]
+    assert sorted(cells) == sorted(counts[counts > 0])
+    written = write_figures(result, tmp_path)
+    assert [p.name for p in written] == ["overview.png", "tracking.png", "mapping.png"]
+    for p in written:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_monomer_has_one_center_and_no_simultaneous_jumps(workdir: Path) -> None:
