@@ -9,7 +9,7 @@ Run: ``python benchmarks/bench_population.py [--particles N] [--frames F] [--tag
 2. One standard file inside a worker: the time of ``analyze_file`` in this process and in a
    one-worker cluster (both warmed up), and the worker's peak resident memory.
 3. Compressed storage: ``M`` million tags (a simulated standard file's stream, repeated) written
-   through :class:`cryoscope.storage.MeasurementWriter` with compression none / lzf / gzip,
+   through :class:`cryoscope.datafile.MeasurementWriter` with compression none / lzf / gzip,
    tags per second against the Time Tagger 20's 9 M tags/s maximum and the ~40 k tags/s of the
    paper's measurement, and the bytes per tag.
 """
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from cryoscope.storage import RunMetadata
+
+from cryoscope.datafile import RunMetadata
 
 #: Time Tagger 20: sustained USB throughput (tags/s), PHYSICS.md.
 TT20_MAX_TAGS_S = 9e6
@@ -92,8 +93,7 @@ def worker_speed_and_memory(path: Path, rounds: int = 2) -> None:
 
 
 def storage_rate(path: Path, million_tags: float) -> None:
-    from cryoscope.storage import MeasurementWriter
-
+    from cryoscope.datafile import MeasurementWriter, OutputClaim
     from drivers.interfaces import TagBlock
 
     with h5py.File(path, "r") as f:
@@ -107,7 +107,8 @@ def storage_rate(path: Path, million_tags: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for compression in ("none", "lzf", "gzip"):
             out = Path(tmp) / f"{compression}.h5"
-            writer = MeasurementWriter(out)
+            claim = OutputClaim(out)
+            writer = MeasurementWriter(claim)
             writer.begin(run_metadata(compression))
             written = 0
             start = time.perf_counter()
@@ -119,6 +120,7 @@ def storage_rate(path: Path, million_tags: float) -> None:
                                             np.zeros(n, np.uint8), np.zeros(n, np.int32)))
                 written += n
             writer.finish("complete")
+            claim.settle(began=True, succeeded=True)
             wall = time.perf_counter() - start
             rate = total / wall
             print(f"  {compression:>5}: {rate / 1e6:5.1f} M tags/s "

@@ -84,7 +84,7 @@ def export_photon_hdf5(path: str | Path, out: str | Path | None = None, *,
                            NANOTIME_UNKNOWN).astype(np.uint16)
     moves = photons.stage.moves
     move_end = moves.stop_ps[moves.stop_ps != OPEN_PS]
-    edges = {"exposure_start": photons.frame_start_ps, "exposure_end": photons.frame_stop_ps,
+    edges = {"exposure_start": photons.frames.start_ps, "exposure_end": photons.frames.stop_ps,
              "move_start": moves.start_ps, "move_end": move_end}
     times = [photons.time_ps, *edges.values()]
     dets = [photon_det, *(np.full(e.size, MARKERS[k], np.uint8) for k, e in edges.items())]
@@ -140,8 +140,8 @@ def export_photon_hdf5(path: str | Path, out: str | Path | None = None, *,
         "user": {"cryoscope": {
             "spectra_adu": spectra,
             "wavelength_nm": meas.wavelength_nm,
-            "exposure_start_ps": photons.frame_start_ps[:n_frames],
-            "exposure_end_ps": photons.frame_stop_ps[:n_frames],
+            "exposure_start_ps": photons.frames.start_ps[:n_frames],
+            "exposure_end_ps": photons.frames.stop_ps[:n_frames],
             "frame_waveplate_deg": photons.frames.theta_deg,
             "move_start_ps": moves.start_ps,
             "move_end_ps": move_end,

@@ -69,8 +69,8 @@ def overview_figure(result: AnalysisResult) -> Figure:
     ax = place(fig, left, tops[1], wide, height)
     tr = result.trace
     intensity_trace(ax, tr, lw=0.4)
-    starts = (result.photons.frame_start_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
-    stops = (result.photons.frame_stop_ps[:n_frames] - result.photons.frame_start_ps[0]) * 1e-12
+    starts = (result.photons.frames.start_ps[:n_frames] - result.photons.frames.start_ps[0]) * 1e-12
+    stops = (result.photons.frames.stop_ps[:n_frames] - result.photons.frames.start_ps[0]) * 1e-12
     frame_stripe(ax, starts, stops, state_colors, 0.95, 1.0)
     ax.set(xlabel="time (s)", ylabel=f"kcps ({tr.bin_s * 1e3:g} ms bins)",
            title="(c) APD intensity")

@@ -133,7 +133,7 @@ def mapping_figure(result: AnalysisResult) -> Figure:
     sp = result.spectra
     labels = result.states.labels
     n_frames = labels.size
-    start = result.photons.frame_start_ps[:n_frames] * 1e-12
+    start = result.photons.frames.start_ps[:n_frames] * 1e-12
     t = start - start[0] if n_frames else start
     n_centers = len(cmap.centers)
 

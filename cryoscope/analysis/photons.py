@@ -253,16 +253,6 @@ class PhotonTable:
         """Whether each photon was detected by the second APD (bool [photons])."""
         return self.detector == 1
 
-    @property
-    def frame_start_ps(self) -> np.ndarray:
-        """Exposure start of each frame (int64 [frames])."""
-        return self.frames.start_ps
-
-    @property
-    def frame_stop_ps(self) -> np.ndarray:
-        """Exposure end of each frame (int64 [frames])."""
-        return self.frames.stop_ps
-
 
 @dataclass(frozen=True)
 class PhotonSummary:
@@ -274,14 +264,6 @@ class PhotonSummary:
     frames: FrameTiming
     stage: StageTiming
     laser_period_ps: int
-
-    @property
-    def frame_start_ps(self) -> np.ndarray:
-        return self.frames.start_ps
-
-    @property
-    def frame_stop_ps(self) -> np.ndarray:
-        return self.frames.stop_ps
 
 
 def _locate(chunk: PhotonChunk, frames: FrameTiming, stage: StageTiming, period: int,

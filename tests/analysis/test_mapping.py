@@ -107,7 +107,7 @@ def test_independent_dimer_configurations(independent: AnalysisResult) -> None:
 def test_surface_charge_moves_are_simultaneous_jumps(surface: tuple[Path, AnalysisResult]
                                                       ) -> None:
     path, result = surface
-    start = result.photons.frame_start_ps[:result.states.labels.size] * 1e-12
+    start = result.photons.frames.start_ps[:result.states.labels.size] * 1e-12
     true = _true_simultaneous_frames(path, start)
     found = np.array([j.frame for j in result.jumps if len(j.centers) == 2])
     assert true.size >= 8

@@ -76,7 +76,7 @@ def test_delay_frame_and_motion_of_every_photon(conditional: bool, chunk: int) -
     mid = moving & (t_ph < moves[0][1])
     expected = 6.0 + 5.0 * (t_ph[mid] - moves[0][0]) / (moves[0][1] - moves[0][0])
     np.testing.assert_allclose(table.theta_deg[mid], expected)
-    np.testing.assert_array_equal(table.frame_start_ps, [2e9, 6.5e9, 12e9])
+    np.testing.assert_array_equal(table.frames.start_ps, [2e9, 6.5e9, 12e9])
     np.testing.assert_array_equal(table.frames.moving, [True, True, True])
     # Frame 2 is centred on the start of move 2: still at 11°.
     np.testing.assert_allclose(table.frames.theta_deg, [6.0, 11.0, 11.0], atol=1e-9)
