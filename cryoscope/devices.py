@@ -13,10 +13,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryoscope.config import Backend, Config, ConfigError
 from drivers.interfaces import Identity, Instrument, InstrumentError
+
+if TYPE_CHECKING:
+    from cryoscope.config import Config
 
 __all__ = ["DEFAULT_TIMEOUT_S", "DeviceReport", "check_devices"]
 
@@ -40,6 +42,10 @@ class DeviceReport:
 
 
 def _builders(config: Config) -> dict[str, Builder]:
+    # the configuration (pydantic) is imported when used: the command line's parser reads
+    # DEFAULT_TIMEOUT_S for every command
+    from cryoscope.config import Backend
+
     if config.rig.backend is Backend.HARDWARE:
         from cryoscope.backends.hardware import BUILDERS
 
@@ -55,6 +61,8 @@ def _same(instrument: Instrument) -> Instrument:
 
 
 def _check(name: str, build: Builder, self_test: bool) -> DeviceReport:
+    from cryoscope.config import ConfigError
+
     instrument: Instrument | None = None
     try:
         instrument = build()
@@ -111,6 +119,8 @@ def check_devices(config: Config, timeout_s: float = DEFAULT_TIMEOUT_S,
     instrument that has a ``self_test()`` (the time tagger: its inputs on the internal test
     signal) runs it; the measured rates join the status as ``test_rate_hz_<input>``.
     """
+    from cryoscope.config import ConfigError
+
     try:
         builders = _builders(config)
     except ConfigError as exc:

@@ -8,8 +8,9 @@ Array-level functions (usable live, e.g. by the GUI) and file-level entry points
 - :mod:`.lifetime` — decay histograms, binned Poisson ML fits with IRF and pile-over
 - :mod:`.flid` — fluorescence-lifetime–intensity distributions
 - :mod:`.image` — image readout: V and H row bands binned into spectra
-- :mod:`.spectra`, :mod:`.states` — per-frame spectra, EMCCD noise, spectral states
-- :mod:`.lines`, :mod:`.polarization`, :mod:`.tracking` — line fits, p/φ/g fits, peak tracking
+- :mod:`.spectra` — per-frame spectra, EMCCD noise, cosmic rays
+- :mod:`.lines`, :mod:`.polarization` — line fits, p/φ/g fits
+- :mod:`.tracking` — each center's peak per frame and its jumps (the figures' tracks)
 - :mod:`.peaks`, :mod:`.centers`, :mod:`.configurations`, :mod:`.jumps` — the charging-state map:
   peaks per frame, emission centers and their lines, configurations per frame, classified jumps
 - :mod:`.report`, :mod:`.summary`, :mod:`.figures`, :mod:`.mapping_figure`, :mod:`.cli` — the

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, signal, special
+from scipy import optimize, special
 
 from cryoscope.analysis.spectra import NoiseModel
 
@@ -118,6 +118,10 @@ def find_zpls(energy_ev: np.ndarray, spectrum: np.ndarray, noise_sigma: np.ndarr
     A peak needs a prominence of ``min_snr`` local noise σ and a FWHM of ``min_width_px`` pixels;
     one lying REPLICA_RANGE_MEV below a peak REPLICA_RATIO times taller is its replica.
     """
+    # imported here: scipy.signal (with the scipy.stats it imports) takes ~0.6 s to load, and
+    # the file analysis does not come here
+    from scipy import signal
+
     y = np.asarray(spectrum, float)
     sig = np.broadcast_to(np.asarray(noise_sigma, float), y.shape)
     smooth = np.convolve(y, np.array([0.25, 0.5, 0.25]), mode="same")

@@ -386,51 +386,52 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
                            counts=trace_counts, bin_s=bin_s)
     frame_delay = frame_delays.mean_ns()
     theta, moving = frames_t.theta_deg, frames_t.moving
-    # the change points (compiled, without the GIL) are found while the spectra are mapped
-    with ThreadPoolExecutor(1, thread_name_prefix="change-points") as pool:
+    # a second thread finds the change points while the spectra are mapped, then fits the
+    # states' spectra while their photons are counted and their decays fitted (the compiled
+    # steps and scipy's special functions run without the GIL)
+    with ThreadPoolExecutor(1, thread_name_prefix="analysis") as pool:
         levels_job = (pool.submit(_levels, stream, gaps)
                       if stream is not None and in_run_photons > 20 else None)
         spectra, bands = _spectra(path, meas, n_frames)
         cmap = map_centers(spectra, find_frame_peaks(spectra), theta, moving, regions,
                            frame_delay)
         states = configuration_states(cmap)
+        spectra_job = pool.submit(_state_spectra, spectra, cmap, states)
+        label_of_frame = np.full(n_frames + 1, -1, np.int64)
+        label_of_frame[:n_frames] = states.labels
+
+        # with the states known: their decays, and the FLID
+        state_counts = np.zeros((states.n_states, n_decay_bins), np.int64)
+        state_photons = np.zeros(states.n_states, np.int64)
+        bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
+                  if fit_all else 0.0)
+        flid_bins = FlidBins(start_ps, t0 + 0.5, 0.5 * hist_all.period_ns, bin_s)
+        for chunk in photon_chunks():
+            delay = _aligned(chunk, apd2_offset)
+            ph_state = label_of_frame[chunk.frame]
+            known = ph_state >= 0
+            state_photons += np.bincount(ph_state[known], minlength=states.n_states)
+            for sid in np.unique(ph_state[known]).tolist():
+                state_counts[sid] += decay_histogram(delay[ph_state == sid], period,
+                                                     DECAY_BIN_PS).counts
+            run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
+            flid_bins.add(chunk.time_ps[run], delay[run])
+        fl = flid_bins.flid(background_cps=bg_cps, period_ps=period)
+        hists = [replace(empty, counts=state_counts[sid]) for sid in range(states.n_states)]
+        decays = [fit_state_decay(hist) for hist in hists]
         cps, levels = levels_job.result() if levels_job is not None else (None, None)
+        state_spectra = spectra_job.result()
+
     exposure_s = (frames_t.stop_ps - frames_t.start_ps) * 1e-12
-    label_of_frame = np.full(n_frames + 1, -1, np.int64)
-    label_of_frame[:n_frames] = states.labels
-
-    # with the states known: their decays, and the FLID
-    state_counts = np.zeros((states.n_states, n_decay_bins), np.int64)
-    state_photons = np.zeros(states.n_states, np.int64)
-    bg_cps = (fit_all.background_per_bin * hist_all.counts.size / max(duration_s, 1e-9)
-              if fit_all else 0.0)
-    flid_bins = FlidBins(start_ps, t0 + 0.5, 0.5 * hist_all.period_ns, bin_s)
-    for chunk in photon_chunks():
-        delay = _aligned(chunk, apd2_offset)
-        ph_state = label_of_frame[chunk.frame]
-        known = ph_state >= 0
-        state_photons += np.bincount(ph_state[known], minlength=states.n_states)
-        for sid in np.unique(ph_state[known]).tolist():
-            state_counts[sid] += decay_histogram(delay[ph_state == sid], period,
-                                                 DECAY_BIN_PS).counts
-        run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
-        flid_bins.add(chunk.time_ps[run], delay[run])
-    fl = flid_bins.flid(background_cps=bg_cps, period_ps=period)
-
-    shifts = _replica_shifts(cmap)
     state_results = []
-    for sid in range(states.n_states):
+    for sid, (spectrum, fit) in enumerate(state_spectra):
         idx = np.flatnonzero(states.labels == sid)
-        hist = replace(empty, counts=state_counts[sid])
-        spectrum = spectra.merged[idx].sum(axis=0)
-        fit = _fit_state_spectrum(spectra, spectrum, idx.size, _state_zpls(cmap, states, sid),
-                                  shifts)
         expo = float(exposure_s[idx].sum())
         count = int(state_photons[sid])
         state_results.append(StateResult(
             id=sid, n_frames=int(idx.size), fraction=idx.size / n_frames,
             photons=count, count_rate_cps=count / expo if expo > 0 else 0.0,
-            decay=fit_state_decay(hist), histogram=hist, spectrum=spectrum, fit=fit))
+            decay=decays[sid], histogram=hists[sid], spectrum=spectrum, fit=fit))
     lines = _line_results(cmap, states, PEAK_WINDOW_MEV)
     jumps = find_jumps(cmap.frame_line, cmap.frame_energy_ev,
                        tuple(ln.charge for ln in cmap.lines), frames_t.start_ps * 1e-12,
@@ -445,6 +446,19 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         decay_all_fit=fit_all, flid=fl, tracks=_tracks(cmap, jumps), duration_s=duration_s,
         image_bands=bands, g2=g2, apd2_delay_offset_ps=apd2_offset, centers=cmap, jumps=jumps,
         frame_delay_ns=frame_delay, parameters=parameters)
+
+
+def _state_spectra(spectra: SpectralFrames, cmap: CenterMap, states: ConfigurationStates
+                   ) -> list[tuple[np.ndarray, SpectrumFit | None]]:
+    """Each state's summed spectrum and the fit of its lines."""
+    shifts = _replica_shifts(cmap)
+    out = []
+    for sid in range(states.n_states):
+        idx = np.flatnonzero(states.labels == sid)
+        spectrum = spectra.merged[idx].sum(axis=0)
+        out.append((spectrum, _fit_state_spectrum(spectra, spectrum, idx.size,
+                                                  _state_zpls(cmap, states, sid), shifts)))
+    return out
 
 
 def _levels(stream: ChangePointStream, gaps: np.ndarray

@@ -7,7 +7,6 @@ import pytest
 
 from cryoscope.analysis.lines import find_zpls, fit_lines, line_model
 from cryoscope.analysis.spectra import NoiseModel, estimate_noise, prepare_spectra
-from cryoscope.analysis.states import cluster_frames
 
 GAIN = 50.0  # EM gain
 E_PER_ADU = 4.0
@@ -104,18 +103,6 @@ def test_dimer_two_zpls() -> None:
     found = sorted(line.zpl_ev for line in fit.lines)
     assert len(found) == 2
     np.testing.assert_allclose(found, [2.15, 2.172], atol=0.1e-3)
-
-
-def test_states_follow_the_spectra() -> None:
-    rng = np.random.default_rng(4)
-    truth = np.repeat(rng.choice(3, 30, p=[0.5, 0.3, 0.2]), 4)
-    sp = prepare_spectra(_frames(rng, truth), _wavelengths())
-    states = cluster_frames(sp)
-    assert states.n_states == 3
-    agree = sum(np.bincount(truth[states.labels == s]).max() for s in range(states.n_states))
-    assert agree / truth.size >= 0.97
-    # State 0 is the brightest: the neutral one.
-    assert np.bincount(truth[states.labels == 0]).argmax() == 0
 
 
 def test_replica_of_a_split_zpl_is_not_a_line() -> None:

@@ -8,7 +8,6 @@ import pytest
 from cryoscope.analysis.changepoint import critical_value, find_change_points, group_levels
 from cryoscope.analysis.flid import flid
 from cryoscope.analysis.trace import intensity_trace, threshold_levels
-from cryoscope.analysis.tracking import track_peaks
 
 RATES = (20000.0, 2000.0, 20000.0, 8000.0, 2000.0, 20000.0, 8000.0)
 DURATIONS = (1.0, 0.5, 2.0, 1.0, 0.3, 1.0, 2.0)
@@ -125,23 +124,3 @@ def test_flid_background_correction() -> None:
                      background_cps=2000.0, period_ps=period)
     assert np.nanmean(raw.mean_delay_ns) > 25.0  # background drags the mean towards 200 ns
     assert np.nanmean(corrected.mean_delay_ns) == pytest.approx(20.0, rel=0.1)
-
-
-def test_tracking_flags_simultaneous_jumps_only() -> None:
-    rng = np.random.default_rng(5)
-    e = np.linspace(2.10, 2.20, 400)
-    frames = 60
-    c1 = np.full(frames, 2.130)
-    c2 = np.full(frames, 2.170)
-    c1[20:] += 0.004  # both centers jump at frame 20 ...
-    c2[20:] -= 0.006
-    c2[40:] += 0.003  # ... the second alone at frame 40
-    spectra = np.array([300 * np.exp(-0.5 * ((e - a) / 0.0003) ** 2)
-                        + 200 * np.exp(-0.5 * ((e - b) / 0.0003) ** 2) for a, b in zip(c1, c2,
-                                                                                    strict=True)])
-    spectra += rng.normal(0, 5, spectra.shape)
-    tracks = track_peaks(e, spectra, np.array([[2.12, 2.15], [2.15, 2.19]]), noise_sigma=5.0)
-    np.testing.assert_allclose(tracks.peak_ev[:, 0], c1, atol=0.15e-3)
-    np.testing.assert_allclose(tracks.peak_ev[:, 1], c2, atol=0.15e-3)
-    assert tracks.simultaneous == (20,)
-    assert {(f, r) for f, r, _ in tracks.jumps} == {(20, 0), (20, 1), (40, 1)}
