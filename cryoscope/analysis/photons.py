@@ -304,9 +304,9 @@ def iter_photons(meas: Measurement, chunk_tags: int = DEFAULT_TAG_CHUNK,
     yield _locate(book.finish(), frames, stage, period, book.tags_seen)
 
 
-#: Booked photons kept in memory between the passes of one analysis (bytes; 256 MiB hold the
-#: ~8 M photons of a 500 s run at 16 kcps). Larger files are read again for each pass.
-PHOTON_CACHE_BYTES = 256 << 20
+#: Booked photons kept in memory between the passes of one analysis (bytes; 128 MiB hold the
+#: ~4.4 M photons of a 280 s run at 16 kcps). Larger files are read again for each pass.
+PHOTON_CACHE_BYTES = 128 << 20
 
 
 def _table_bytes(table: PhotonTable) -> int:
