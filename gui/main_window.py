@@ -466,6 +466,7 @@ class MainWindow(QMainWindow):
 
     @pyqtSlot(object)
     def _on_run_state(self, event: StateChanged) -> None:
+        self._show_progress()  # the progress that came before the new state goes with the old
         self.run_panel.status.setText(f"{event.state}" + (f": {event.message}"
                                                           if event.message else ""))
         if event.state is RunState.PAUSED:
