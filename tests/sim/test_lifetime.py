@@ -12,15 +12,21 @@ LIFETIMES_NS = (1.5, 100.0)
 WEIGHTS = (0.3, 0.7)
 
 
-def test_non_blinking_dot_recovers_both_lifetimes(measure) -> None:
-    """At low excitation (⟨N⟩ ≈ 0.2, few biexciton cascades) the decay is the exciton's."""
+def _non_blinking_dot(measure):  # type: ignore[no-untyped-def]
+    """A dot with two exciton components at low excitation (⟨N⟩ ≈ 0.2, few biexciton
+    cascades): its configuration and the delays of its photons."""
     cfg = make_config(
         emitters=[{"lifetimes_ns": list(LIFETIMES_NS), "lifetime_weights": list(WEIGHTS),
                    "charging_rate_hz": 0.0, "discharging_rate_hz": 0.0, "dark_rate_hz": 0.0}],
         laser={"power_nw": 60.0}, simulation={"seed": 11},
     )
     m = measure(cfg, frames=30, exposure_s=0.5)
-    _, delays = m.photon_delays_ps()
+    return cfg, m, m.photon_delays_ps()[1]
+
+
+def test_non_blinking_dot_recovers_both_lifetimes(measure) -> None:
+    """At low excitation the decay is the exciton's."""
+    _, _, delays = _non_blinking_dot(measure)
     assert delays.shape[0] > 50_000
     taus, fractions = fit_decay_ns(delays, (1.0, 80.0))
     assert taus == pytest.approx(LIFETIMES_NS, rel=0.05)
@@ -67,13 +73,7 @@ def test_decay_piles_over_at_5_mhz(measure) -> None:
 def test_analysis_fit_recovers_both_lifetimes(measure) -> None:
     """The analysis' decay fit (binned Poisson ML on 64 ps bins, Gaussian IRF fitted) on the
     simulated dot of the first test: the exciton's two components and their weights."""
-    cfg = make_config(
-        emitters=[{"lifetimes_ns": list(LIFETIMES_NS), "lifetime_weights": list(WEIGHTS),
-                   "charging_rate_hz": 0.0, "discharging_rate_hz": 0.0, "dark_rate_hz": 0.0}],
-        laser={"power_nw": 60.0}, simulation={"seed": 11},
-    )
-    m = measure(cfg, frames=30, exposure_s=0.5)
-    _, delays = m.photon_delays_ps()
+    cfg, m, delays = _non_blinking_dot(measure)
     fit = fit_decay(decay_histogram(delays, m.period_ps), 2)
     assert fit.success
     assert fit.taus_ns == pytest.approx(LIFETIMES_NS, rel=0.03)
