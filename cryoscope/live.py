@@ -339,13 +339,14 @@ class LiveAccumulator:
     def _fold(self) -> None:
         """Bin the waiting photons into the decay, the intensity trace and the FLID's sums
         (under the lock), by the analysis' own functions."""
+        t0 = self._t0_ps
+        if t0 is None:  # photons wait only once the first exposure began
+            return
         if self._waiting:
             time_ps = np.concatenate([t for t, _ in self._waiting])
             delay_ps = np.concatenate([d for _, d in self._waiting])
             self._waiting, self._waiting_n = [], 0
             self._decay += decay_histogram(delay_ps, self._period_ps, self.decay_bin_ps).counts
-            t0 = self._t0_ps
-            assert t0 is not None  # photons wait only once the first exposure began
             after = time_ps >= t0
             t = time_ps[after]
             if t.size:
@@ -361,8 +362,9 @@ class LiveAccumulator:
             if self._decay.sum() < FLID_GATE_MIN_PHOTONS and self._ungated_n < FOLD_PHOTONS:
                 return  # the decay's peak is not known well enough to place the gate yet
             start, length = self._flid_gate()
-            first = int(min(t.min() for t, _ in self._ungated if t.size))
-            self._flid_bins = FlidBins(first, start, length, self.trace_bin_s)
+            # its time bins are the intensity trace's: from the first exposure's start, as in
+            # the file analysis
+            self._flid_bins = FlidBins(t0, start, length, self.trace_bin_s)
         for t, d in self._ungated:
             self._flid_bins.add(t, d)
         self._ungated, self._ungated_n = [], 0

@@ -21,10 +21,10 @@ from gui_helpers import (
 )
 
 from cryoscope.acquisition import RunState
-from cryoscope.analysis.flid import flid
+from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.photons import collect_photons
 from cryoscope.datafile import iter_tag_chunks, open_measurement
-from cryoscope.live import LiveAccumulator, flat_background_per_bin, replay_measurement
+from cryoscope.live import LiveAccumulator, LiveFlid, flat_background_per_bin, replay_measurement
 from cryoscope.session import (
     CommandFailed,
     InstrumentStatuses,
@@ -123,6 +123,30 @@ def test_live_polarization_finds_the_dipole(measured: tuple[Path, LiveAccumulato
     assert pol.fit.p == pytest.approx(0.7, abs=0.05)
 
 
+def _file_flid(path: Path, live: LiveFlid) -> Flid:
+    """The FLID of the file's photons as ``analyze_file`` bins it (time bins from the first
+    exposure's start), with the live FLID's gate and background."""
+    table = collect_photons(path)
+    bins = FlidBins(int(table.frames.start_ps[0]), live.gate_start_ns, live.gate_ns,
+                    live.flid.bin_s)
+    bins.add(table.time_ps, table.delay_ps)
+    return bins.flid(background_cps=live.background_cps, period_ps=table.laser_period_ps,
+                     delay_bins=live.flid.histogram.shape[1])
+
+
+def _assert_same_flid(live: LiveAccumulator, path: Path) -> None:
+    """The live FLID is the file analysis' FLID, and its time bins are the intensity trace's."""
+    result = live.flid()
+    trace = live.intensity_trace()
+    assert result is not None and trace is not None
+    ref = _file_flid(path, result)
+    np.testing.assert_array_equal(result.flid.histogram, ref.histogram)
+    np.testing.assert_allclose(result.flid.mean_delay_ns, ref.mean_delay_ns, equal_nan=True)
+    n = min(trace.counts.shape[0], result.flid.counts.shape[0])
+    assert n > 100
+    np.testing.assert_array_equal(result.flid.counts[:n], trace.counts[:n])
+
+
 def test_live_flid_is_the_file_analysis_flid_with_its_background(
         measured: tuple[Path, LiveAccumulator]) -> None:
     path, live = measured
@@ -135,12 +159,7 @@ def test_live_flid_is_the_file_analysis_flid_with_its_background(
     assert result.gate_ns == 300.0
     # the simulated stray light (200 counts/s) and APD dark counts (25 counts/s)
     assert result.background_cps == pytest.approx(225.0, rel=0.25)
-    table = collect_photons(path)
-    ref = flid(table.time_ps, table.delay_ps, gate_start_ns=result.gate_start_ns,
-               gate_ns=result.gate_ns, bin_s=fl.bin_s, background_cps=result.background_cps,
-               period_ps=table.laser_period_ps, delay_bins=fl.histogram.shape[1])
-    np.testing.assert_array_equal(fl.histogram, ref.histogram)
-    np.testing.assert_allclose(fl.mean_delay_ns, ref.mean_delay_ns, equal_nan=True)
+    _assert_same_flid(live, path)
 
 
 def _array_bytes(obj: object, seen: set[int] | None = None) -> int:
@@ -183,16 +202,9 @@ def test_live_tag_data_built_block_by_block_is_the_one_pass_result_and_bounded(
     np.testing.assert_array_equal(ta.counts, tb.counts)
     assert stepwise.photons == one_pass.photons > 100_000
     # the FLID from its per-bin sums is the file analysis' FLID of all the photons
+    _assert_same_flid(stepwise, path)
     live_flid = stepwise.flid()
     assert live_flid is not None
-    fl = live_flid.flid
-    table = collect_photons(path)
-    ref = flid(table.time_ps, table.delay_ps, gate_start_ns=live_flid.gate_start_ns,
-               gate_ns=live_flid.gate_ns, bin_s=fl.bin_s,
-               background_cps=live_flid.background_cps, period_ps=table.laser_period_ps,
-               delay_bins=fl.histogram.shape[1])
-    np.testing.assert_array_equal(fl.histogram, ref.histogram)
-    np.testing.assert_allclose(fl.mean_delay_ns, ref.mean_delay_ns, equal_nan=True)
     # its gate is placed from the decay's peak (the APD's 5 ns delay) + 1 ns
     assert live_flid.gate_start_ns == pytest.approx(6.0, abs=0.5)
     # bounded: kept are histograms (trace, decay, FLID sums: ~0.3 MB), not 16 bytes a photon
