@@ -50,11 +50,6 @@ class FramePeaks:
         """Number of peaks."""
         return int(self.frame.size)
 
-    def subset(self, keep: np.ndarray) -> FramePeaks:
-        """The peaks selected by a boolean mask or index array."""
-        return FramePeaks(self.frame[keep], self.energy_ev[keep], self.photons[keep],
-                          self.v[keep], self.h[keep], self.n_frames)
-
 
 def _smooth(x: np.ndarray) -> np.ndarray:
     out = 0.5 * x

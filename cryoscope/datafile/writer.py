@@ -338,15 +338,6 @@ class MeasurementWriter:
         """Why writing failed (data is dropped since), or None."""
         return self._failure
 
-    @property
-    def frames_written(self) -> int:
-        """Frames appended to the file (queued ones not counted)."""
-        return self._frames
-
-    @property
-    def tags_written(self) -> int:
-        return self._tags
-
     # -- life cycle ---------------------------------------------------------------------------
 
     def begin(self, meta: RunMetadata) -> None:
