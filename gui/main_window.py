@@ -719,33 +719,45 @@ class MainWindow(QMainWindow):
     # -- display ------------------------------------------------------------------------------
 
     def refresh_views(self, force: bool = False) -> int:
-        """One display tick: show the run's progress, redraw the visible views whose data
-        changed; returns how many views it redrew.
+        """One display tick: show the run's progress, start the due computations of the visible
+        background views, and repaint at most two views; returns how many views it repainted.
 
-        Views without a minimum interval (the camera) redraw on every tick; of the others, only
-        the most overdue one does, so one tick's painting stays short and the event loop free.
-        ``force`` redraws every view (the background ones: their computation starts now).
+        The camera (no minimum interval) repaints on every tick; of the other views with
+        something new to show, only the one that painted longest ago does. Qt repaints every
+        changed widget in one pass of the event loop, so this keeps each pass short.
+        ``force`` redraws every view now (the background ones: their computation starts now and
+        their pictures follow on the next ticks).
         """
         self._show_progress()
-        if self.source is None:
+        source = self.source
+        if source is None:
             return 0
         if force:
-            todo = list(self.views)
-        else:
-            visible = [v for v in self.views if v.isVisible() and v.due(self.source)]
-            todo = [v for v in visible if v.min_interval_s == 0]
-            throttled = [v for v in visible if v.min_interval_s > 0]
-            if throttled:
-                todo.append(min(throttled, key=lambda v: v.last_draw))
-        drawn = 0
-        for view in todo:
-            try:
-                drawn += view.refresh(self.source, force=force)
-            except Exception:
-                log.exception("the %s view failed to draw", view.title)
-        if drawn:
+            return sum(self._guarded(view, lambda v: v.refresh(source, force=True))
+                       for view in self.views)
+        visible = [v for v in self.views if v.isVisible()]
+        for view in visible:
+            if view.background:
+                self._guarded(view, lambda v: v.refresh(source))
+        painted = sum(self._guarded(view, lambda v: v.paint_waiting(source))
+                      for view in visible if view.min_interval_s == 0)
+        waiting = [v for v in visible if v.min_interval_s > 0 and v.waiting(source)]
+        if waiting:
+            painted += self._guarded(min(waiting, key=lambda v: v.last_paint),
+                                     lambda v: v.paint_waiting(source))
+        if painted:
             self.display_updates += 1
-        return drawn
+        return painted
+
+    @staticmethod
+    def _guarded(view: View, action: Callable[[View], bool]) -> bool:
+        """``action(view)``, logged instead of raised if it fails (one view's bug must not stop
+        the others)."""
+        try:
+            return action(view)
+        except Exception:
+            log.exception("the %s view failed to draw", view.title)
+            return False
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """Live views: each draws what a :class:`cryoscope.live.LiveAccumulator` holds.
 
 Views hold no measurement logic: they ask the accumulator (live run or replayed file) for a
-consistent copy and draw it. :meth:`View.refresh` is called by the window's display timer; a view
-redraws only when the accumulator changed, and at most every :attr:`View.min_interval_s` (zero:
-on every timer tick, for the camera).
+consistent copy and draw it. The window's display timer calls :meth:`View.refresh` and
+:meth:`View.paint_waiting`; a view redraws only when the accumulator changed, and at most every
+:attr:`View.min_interval_s` (zero: on every timer tick, for the camera).
 
 What is drawn on the GUI thread is kept small: the views whose data is large (the camera's full
 frame, the spectral time trace, the FLID, the polarization fit) prepare it on helper threads —
@@ -69,9 +69,9 @@ class View(QWidget):
     """A live view. Subclasses implement :meth:`draw`, or, when computing what to show takes
     long (fits, 2-D histograms, full frames), :meth:`compute` (any thread) and :meth:`paint`
     (GUI thread) with ``background = True``: the computation then runs on a helper thread and the
-    event loop stays free. A background view waits at least :attr:`max_duty` ⁻¹ times its last
-    computation between two, so a computation that grows with the run never takes more than that
-    share of a core."""
+    event loop stays free. A background view waits at least :attr:`max_duty` ⁻¹ times the CPU time
+    of its last computation between two, so a computation that grows with the run never takes
+    more than that share of a core."""
 
     title: ClassVar[str] = ""
     #: Shortest time between two redraws (s).
@@ -89,9 +89,11 @@ class View(QWidget):
         self._drawn_version = -1
         self._drawn_source: LiveAccumulator | None = None
         self._last_draw = 0.0
+        self._last_paint = 0.0
         self._compute_s = 0.0
         self._sequence = 0
-        self._pending = False
+        self._pending = False  # a computation is under way
+        self._ready: Future[Any] | None = None  # its result, not painted yet
         self.redraws = 0
         # PyQt6's stubs omit connect()'s connection-type argument, which PyQt6 takes
         self._computed.connect(self._on_computed,
@@ -103,32 +105,55 @@ class View(QWidget):
 
     def due(self, source: LiveAccumulator | None) -> bool:
         """Whether ``source`` changed since the last draw and the interval has passed."""
-        if source is None or self._pending or not self.changed(source):
+        if (source is None or self._pending or self._ready is not None
+                or not self.changed(source)):
             return False
         interval = max(self.min_interval_s, self._compute_s / self.max_duty)
         return time.monotonic() - self._last_draw >= interval
 
     @property
-    def last_draw(self) -> float:
-        return self._last_draw
+    def last_paint(self) -> float:
+        """When the view last painted (``time.monotonic``)."""
+        return self._last_paint
 
     def refresh(self, source: LiveAccumulator | None, force: bool = False) -> bool:
-        """Redraw if due (or ``force``: now, whatever the interval); returns whether it (started
-        to) draw. A background view's drawing always comes later, from its helper thread."""
+        """Redraw if due (or ``force``: now, whatever the interval); returns whether it started
+        to. A view without :attr:`background` paints now; a background view computes on its
+        helper thread and its picture waits for :meth:`paint_waiting`."""
         if source is None or not (force or self.due(source)):
             return False
         self._drawn_source, self._drawn_version = source, source.version
         self._last_draw = time.monotonic()
         self._sequence += 1
-        self.redraws += 1
         self.prepare()
         if self.background:
             self._pending = True
+            self._ready = None
             sequence = self._sequence
             future = _helper(self.helper).submit(self._timed_compute, source)
             future.add_done_callback(lambda f: self._deliver(sequence, f))
         else:
+            self._count_paint()
             self.draw(source)
+        return True
+
+    def waiting(self, source: LiveAccumulator | None) -> bool:
+        """Whether the view has something new to paint now: a picture computed on its helper
+        thread (background views), or changed data whose interval has passed (the others)."""
+        return self._ready is not None if self.background else self.due(source)
+
+    def paint_waiting(self, source: LiveAccumulator | None) -> bool:
+        """Paint what :meth:`waiting` found, if anything; returns whether the view painted.
+
+        Background pictures wait for this call instead of being painted as they come, so that
+        the window decides how many views repaint in one pass of the event loop."""
+        if not self.background:
+            return self.refresh(source)
+        future, self._ready = self._ready, None
+        if future is None:
+            return False
+        self._count_paint()
+        self.paint(future.result())
         return True
 
     def prepare(self) -> None:
@@ -142,15 +167,16 @@ class View(QWidget):
         """Clear, and forget what was drawn: a computation under way is dropped."""
         self._sequence += 1
         self._pending = False
+        self._ready = None
         self._drawn_source, self._drawn_version = None, -1
         self.clear()
 
     def _timed_compute(self, source: LiveAccumulator) -> Any:
-        start = time.perf_counter()
+        start = time.thread_time()  # CPU time: waiting for a core or the GIL is not a cost
         try:
             return self.compute(source)
         finally:
-            self._compute_s = time.perf_counter() - start
+            self._compute_s = time.thread_time() - start
 
     def _deliver(self, sequence: int, future: Future[Any]) -> None:
         """Helper thread: hand the result to the GUI thread."""
@@ -159,15 +185,16 @@ class View(QWidget):
 
     @pyqtSlot(int, object)
     def _on_computed(self, sequence: int, future: Future[Any]) -> None:
-        self._pending = False
-        if sequence != self._sequence:
-            return  # a newer draw superseded it
-        try:
-            self.paint(future.result())
-        except Exception:
-            log.exception("the %s view failed to draw", self.title)
+        if sequence == self._sequence:  # else a newer draw superseded it
+            self._pending = False
+            self._ready = future
+
+    def _count_paint(self) -> None:
+        self.redraws += 1
+        self._last_paint = time.monotonic()
 
     def draw(self, source: LiveAccumulator) -> None:
+        """Compute and paint now (views without :attr:`background`)."""
         self.paint(self.compute(source))
 
     def compute(self, source: LiveAccumulator) -> Any:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,37 +47,34 @@ def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int | npt.NDArray
 
     photons × QE + clock-induced charge + dark → EM register (Gamma(n, gain)) → read noise →
     e⁻/ADU → bias → 16-bit clip. ``binned_rows`` physical pixels are summed on chip into each
-    output pixel (tracks), so CIC and dark scale with it while read noise is added once.
+    output pixel of a row (tracks: an array ``(rows, 1)``), so CIC and dark scale with it while
+    read noise is added once.
+
+    A frame is mostly empty pixels: QE, EM register and background are drawn for the pixels
+    that hold charge only (the background as a Poisson count per row spread uniformly over the
+    row, which is the same distribution as a Poisson draw per pixel); read noise is drawn for
+    every pixel.
     """
     shape, n = photons.shape, photons.size
     flat = photons.reshape(-1)
-    electrons = _sliced(lambda s: rng.binomial(flat[s], optics.emccd_quantum_efficiency), n)
-    background_e = binned_rows * (optics.emccd_cic_per_pixel
-                                  + dark_current_e_per_s(optics, temperature_c) * exposure_s)
-    background = np.broadcast_to(background_e, shape).reshape(-1)
-    electrons = electrons + _sliced(lambda s: rng.poisson(background[s]), n)
-    if em_gain > 1:
-        amplified = np.zeros(n, dtype=np.float64)
-        lit = electrons > 0
-        counts = electrons[lit]
-        amplified[lit] = _sliced(lambda s: rng.gamma(counts[s], float(em_gain)), counts.size)
-    else:
-        amplified = electrons.astype(np.float64)
-    amplified += _sliced(lambda s: rng.normal(0.0, optics.emccd_read_noise_e,
-                                              size=s.stop - s.start), n)
-    image = amplified.reshape(shape)
-    adu = np.rint(image / optics.emccd_electrons_per_adu + optics.emccd_bias_adu)
-    return np.clip(adu, 0, 65535).astype(np.uint16)
-
-
-#: Pixels per random-number call. A full frame is drawn in slices (the same numbers, in the same
-#: order, as in one call) so that the bench, running on an acquisition thread, lets other threads
-#: (a GUI's event loop) take the GIL between slices instead of waiting tens of ms per call.
-_SLICE = 1 << 16
-
-
-def _sliced(draw: Callable[[slice], npt.NDArray[Any]], n: int) -> npt.NDArray[Any]:
-    """``draw`` over ``[0, n)`` in slices of at most :data:`_SLICE`, concatenated."""
-    if n <= _SLICE:
-        return np.asarray(draw(slice(0, n)))
-    return np.concatenate([draw(slice(i, min(i + _SLICE, n))) for i in range(0, n, _SLICE)])
+    electrons = np.zeros(n, dtype=np.int64)
+    holding = np.flatnonzero(flat)
+    electrons[holding] = rng.binomial(flat[holding], optics.emccd_quantum_efficiency)
+    background_e = np.asarray(binned_rows) * (optics.emccd_cic_per_pixel
+                                              + dark_current_e_per_s(optics, temperature_c)
+                                              * exposure_s)
+    columns = shape[-1]
+    per_row = rng.poisson(np.broadcast_to(background_e, (*shape[:-1], 1)).reshape(-1) * columns)
+    where = (np.repeat(np.arange(per_row.size) * columns, per_row)
+             + rng.integers(0, columns, int(per_row.sum())))
+    electrons += np.bincount(where, minlength=n)
+    charged = np.flatnonzero(electrons)
+    counts = electrons[charged]
+    signal = rng.gamma(counts, float(em_gain)) if em_gain > 1 else counts.astype(np.float64)
+    adu = rng.standard_normal(n, dtype=np.float32)
+    adu *= optics.emccd_read_noise_e / optics.emccd_electrons_per_adu
+    adu += optics.emccd_bias_adu
+    adu[charged] += signal / optics.emccd_electrons_per_adu
+    np.rint(adu, out=adu)
+    np.clip(adu, 0, 65535, out=adu)
+    return adu.astype(np.uint16).reshape(shape)
