@@ -410,6 +410,11 @@ class MainWindow(QMainWindow):
             self.statuses = None
             self.instruments.show_statuses(None)
             self._set_align_button(False)
+            # no rig, no readings: the strip must not show the last ones as if current
+            self.strip.show_rates({})
+            self.strip.show_temperature(None)
+            self.strip.show_waveplate(None, False)
+            self.strip.mode.setText("")
         self._update_controls()
 
     def _gratings_done(self, future: Future[list[GratingInfo]]) -> None:
@@ -585,6 +590,9 @@ class MainWindow(QMainWindow):
         for view in self.views:
             view.reset()
         self.polarization_view.set_in_progress(None)
+        self._progress = None
+        self.run_panel.progress.reset()  # not the last run's "400 / 400"
+        self.strip.mode.setText("")  # alignment ends with the run's start
         self.strip.run_started(out)
         self._set_source(live, None)
         self._update_controls()

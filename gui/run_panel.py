@@ -256,8 +256,13 @@ class RunPanel(QWidget):
             w.setEnabled(not running)
 
     def show_progress(self, p: Progress) -> None:
+        # QProgressBar.setValue repaints at once, and with the bar every widget of the window
+        # that waits to repaint (the plots): with updates off, the bar waits for the next pass
+        # of the event loop like the others
+        self.progress.setUpdatesEnabled(False)
         self.progress.setMaximum(max(p.frames_total, 1))
         self.progress.setValue(p.frames_done)
+        self.progress.setUpdatesEnabled(True)
         moving = ", moving" if p.stage_moving else ""
         self.status.setText(
             f"{p.elapsed_s:.1f} s of acquisition (rig clock)  ·  {p.photons} photons, "

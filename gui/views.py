@@ -46,6 +46,7 @@ from gui.widgets import (
     MIN_PLOT_HEIGHT,
     REGION_COLOURS,
     CursorReadout,
+    LineLabel,
     Region,
     spectral_text,
     xy_text,
@@ -376,7 +377,7 @@ class CameraView(View):
         self.colour_bar = _colour_bar(self.plot, self.image, GREY)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.tracks_range = HeldRange(self.plot)  # the tracks' counts; images auto-range
-        self.info = QLabel("no frame yet")
+        self.info = LineLabel("no frame yet")
         self.cursor_readout = CursorReadout(self.plot, xy_text("column", "row"))
         # levels: robust (1st–99.9th percentile of the frame) or typed in ADU
         self.auto_levels = QCheckBox("auto levels")
@@ -408,12 +409,22 @@ class CameraView(View):
         self._frame: FrameView | None = None
         self._factor = 1
         self._manual_levels: tuple[float, float] | None = None
+        self._enable_levels()
 
     def _levels_changed(self) -> None:
-        manual = not self.auto_levels.isChecked()
+        self._enable_levels()
+        self._frame = None  # draw the latest frame again with the new levels
+
+    def _enable_levels(self) -> None:
+        """Levels concern the image readout only; black and white are typed without auto
+        levels. (The row stays in place either way: showing it at a run's first frame would
+        resize the window's plots.)"""
+        image_mode = self.mode is ReadMode.IMAGE
+        for w in self._levels_widgets:
+            w.setEnabled(image_mode)
+        manual = image_mode and not self.auto_levels.isChecked()
         self.black.setEnabled(manual)
         self.white.setEnabled(manual)
-        self._frame = None  # draw the latest frame again with the new levels
 
     def changed(self, source: LiveAccumulator) -> bool:
         return source is not self._drawn_source or source.latest_frame() is not self._frame
@@ -454,8 +465,7 @@ class CameraView(View):
             image_mode = frame.mode is ReadMode.IMAGE
             self.image.setVisible(image_mode)
             self.colour_bar.setVisible(image_mode)
-            for w in self._levels_widgets:  # levels concern the image only
-                w.setVisible(image_mode)
+            self._enable_levels()
             self.cursor_readout.describe = xy_text("column", "row" if image_mode else "ADU")
             for curve in self.curves.values():
                 self.plot.removeItem(curve)
@@ -519,7 +529,7 @@ class SpectrumView(View):
         bar.addWidget(self.axis)
         bar.addWidget(QLabel(_legend([("V", V_PEN), ("H", H_PEN), ("V + H", SUM_PEN)])))
         bar.addStretch(1)
-        self.info = QLabel("")
+        self.info = LineLabel("")
         self.cursor_readout = CursorReadout(self.plot, spectral_text(lambda: self.energy_axis,
                                                              "ADU"))
         layout = QVBoxLayout(self)
@@ -709,7 +719,7 @@ class IntensityView(View):
         self.curve = self.plot.plot(pen=SUM_PEN)
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
-        self.info = QLabel("")
+        self.info = LineLabel("")
         self.cursor_readout = CursorReadout(self.plot, xy_text("t (s)", "counts/s"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -746,7 +756,7 @@ class DecayView(View):
         self.plot.setLogMode(x=False, y=True)
         self.curve = self.plot.plot(pen=SUM_PEN, connect="finite")
         self.fit_curve = self.plot.plot(pen=FIT_PEN, connect="finite")
-        self.info = QLabel("")
+        self.info = LineLabel("")
         self.cursor_readout = CursorReadout(self.plot, lambda x, y: f"delay {x:.3f} ns  ·  "
                                     f"{10 ** y:.4g} photons per bin")
         layout = QVBoxLayout(self)
@@ -822,7 +832,7 @@ class PolarizationPlot(View):
         self.plot.setLimits(yMin=-0.05, yMax=1.05)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
-        self.info = QLabel("choose a spectral region on the spectrum")
+        self.info = LineLabel("choose a spectral region on the spectrum")
         self.cursor_readout = CursorReadout(self.plot, xy_text("θ (°)", "V/(V+H)"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -947,7 +957,7 @@ class FlidView(View):
         self.image = pg.ImageItem()
         self.plot.addItem(self.image)
         self.colour_bar = _colour_bar(self.plot, self.image, pg.colormap.get("inferno"))
-        self.info = QLabel("")
+        self.info = LineLabel("")
         self.cursor_readout = CursorReadout(self.plot, xy_text("mean delay (ns)",
                                                                "photons per bin"))
         layout = QVBoxLayout(self)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, Qt, pyqtSignal
-from PyQt6.QtGui import QFont
+from PyQt6.QtCore import QPointF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QFont, QPainter, QPaintEvent
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QDoubleSpinBox,
@@ -21,6 +21,7 @@ from PyQt6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTreeWidget,
@@ -135,7 +136,44 @@ class StatusStrip(QWidget):
 # Cursor read-out
 
 
-class CursorReadout(QLabel):
+class LineLabel(QLabel):
+    """One line of text that changes while the window runs (a view's information line) and
+    never moves the layout: its width follows its dock, not its text, and its height is one
+    line whatever the text. Text wider than the label is elided ("…"), the whole of it in the
+    tooltip.
+
+    A plain :class:`QLabel` asks for its text's width: a number gaining a digit widened a dock
+    column, which resized and repainted every plot of the window (axes, grid and all) during
+    runs, and a long line pushed the window past a 1366 px screen.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setToolTip(text)
+
+    def setText(self, text: str | None) -> None:
+        super().setText(text)
+        self.setToolTip(text or "")
+
+    def sizeHint(self) -> QSize:
+        metrics = self.fontMetrics()
+        margins = self.contentsMargins()
+        return QSize(metrics.horizontalAdvance(self.text()) + margins.left() + margins.right(),
+                     metrics.height() + margins.top() + margins.bottom())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self.sizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent | None) -> None:
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        painter.drawText(rect, int(self.alignment().value), self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, rect.width()))
+
+
+class CursorReadout(LineLabel):
     """Shows the data coordinates under the mouse in ``plot``; ``describe(x, y)`` formats them."""
 
     def __init__(self, plot: pg.PlotWidget, describe: Callable[[float, float], str]) -> None:

@@ -12,6 +12,7 @@ from gui_helpers import DIPOLE_DEG, FAST, ZPL_EV, apd_photons, fast_config, file
 from PyQt6.QtCore import QSettings
 
 from cryoscope.acquisition import RunState
+from cryoscope.live import LiveAccumulator
 from cryoscope.session import (
     CountRateProbe,
     InstrumentStatuses,
@@ -77,8 +78,10 @@ def test_two_runs_in_one_session_named_numbered_analysed_and_replayed(
     # the second run: every view is cleared when it starts
     window.run_panel.set_parameters(**FAST)
     window.last_run = None
+    assert panel.progress.value() == FAST["frames"]  # the first run's end
     panel.start.click()
     assert window.session.running or window.last_run is None
+    assert panel.progress.value() < 0 and window.strip.frames.text() == "frame 0 / —"
     x, _ = window.spectrum_view.sum.getData()
     assert x is None or len(x) == 0
     assert window.camera_view.image.image is None
@@ -182,6 +185,26 @@ def test_the_window_fits_a_1366_by_768_screen(qtbot: Any, config: Any, tmp_path:
         qtbot.wait(50)
         assert not scroll.horizontalScrollBar().isVisible()
         assert scroll.widget().minimumSizeHint().width() <= scroll.viewport().width()
+
+    # what the views show never moves the layout: a full frame in image readout (its levels
+    # row and colour bar) and long information lines leave every dock where it was
+    docks = {key: dock.geometry() for key, dock in window.docks.items() if dock.isVisible()}
+    live = LiveAccumulator()
+    window.live = live
+    window.show_live()
+    frame = np.full((1, 1024, 1024), 300, np.uint16)
+    live.add_frames(frame, 0, np.linspace(560.0, 600.0, 1024), (), 0.0, False)
+    qtbot.waitUntil(lambda: window.refresh_views() > 0
+                    and window.camera_view.info.text().startswith("frame 0"), timeout=5000)
+    assert window.camera_view.black.isEnabled() is False  # auto levels: typed ones greyed
+    assert window.camera_view.auto_levels.isEnabled()
+    for view in window.views:
+        info = getattr(view, "info", None)
+        if info is not None:
+            info.setText("a very long line of information " * 20)
+    qtbot.wait(100)
+    assert window.width() <= 1366 and window.height() <= 768
+    assert {key: window.docks[key].geometry() for key in docks} == docks
     window.close()
 
 

@@ -65,10 +65,16 @@ def test_panels_show_live_values_and_controls_follow_the_connection(
     qtbot.waitUntil(lambda: waveplate.readouts["angle"].text().startswith("12.50°"),
                     timeout=10_000)
 
+    strip = window.strip
+    qtbot.waitUntil(lambda: strip.rate.text() != "— kcps", timeout=10_000)
+    assert strip.temperature.text().endswith(" K") and strip.waveplate.text() != "θ —"
     window.session.disconnect().result(10)
     qtbot.waitUntil(lambda: not window.run_panel.start.isEnabled(), timeout=5000)
     assert not any(w.isEnabled() for p in panels.values() for w in p.controls)
     assert panels["cryostat"].readouts["temperature"].text() == "—"
+    # no rig, no readings: the strip shows none
+    assert (strip.rate.text(), strip.temperature.text(), strip.waveplate.text()) == (
+        "— kcps", "T —", "θ —")
 
 
 def test_a_run_fills_every_view_consistently_with_the_file(
