@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
+    QSizePolicy,
     QToolBar,
     QWidget,
 )
@@ -67,12 +67,14 @@ from gui.views import (
 )
 from gui.widgets import (
     CountRateTrace,
+    LineLabel,
     Region,
     RegionsPanel,
     ResultsView,
     RunEntry,
     RunsTable,
     StatusStrip,
+    panel_scroll,
 )
 
 log = logging.getLogger(__name__)
@@ -141,17 +143,9 @@ class MainWindow(QMainWindow):
         self.addToolBar(strip_bar)
 
         self.instruments = InstrumentsWidget(self.session)
-        scroll = QScrollArea()
-        scroll.setWidget(self.instruments)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.instruments_scroll = scroll
+        self.instruments_scroll = panel_scroll(self.instruments)
         self.run_panel = RunPanel(self.session)
-        run_scroll = QScrollArea()
-        run_scroll.setWidget(self.run_panel)
-        run_scroll.setWidgetResizable(True)
-        run_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.run_scroll = run_scroll
+        self.run_scroll = panel_scroll(self.run_panel)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(2000)
@@ -173,8 +167,8 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         right = Qt.DockWidgetArea.RightDockWidgetArea
-        self._dock("instruments", "Instruments", scroll, left)
-        self._dock("run", "Run", run_scroll, left)
+        self._dock("instruments", "Instruments", self.instruments_scroll, left)
+        self._dock("run", "Run", self.run_scroll, left)
         self._dock("runs", "Runs", self.runs, left)
         self._dock("results", "Results", self.results, left)
         self._dock("regions", "Regions", self.regions, left)
@@ -338,9 +332,11 @@ class MainWindow(QMainWindow):
         self.addToolBarBreak()
         self.banner_bar = QToolBar("Messages", self)
         self.banner_bar.setObjectName("toolbar_messages")
-        self.banner = QLabel("")
+        # one line across the window (the whole message in its tooltip, the status bar and the
+        # log): a wrapped banner in a toolbar was four lines tall and pushed the plots down
+        self.banner = LineLabel("")
         self.banner.setStyleSheet("color: white; background: #b00020; padding: 4px;")
-        self.banner.setWordWrap(True)
+        self.banner.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         dismiss = QPushButton("Dismiss")
         dismiss.clicked.connect(self.clear_error)
         self.banner_bar.addWidget(self.banner)
@@ -727,8 +723,8 @@ class MainWindow(QMainWindow):
     # -- display ------------------------------------------------------------------------------
 
     def refresh_views(self, force: bool = False) -> int:
-        """One display tick: show the run's progress, start the due computations of the visible
-        background views, and repaint at most two views; returns how many views it repainted.
+        """One display tick: show the run's progress, repaint at most two views, and start the
+        due computations of the visible background views; returns how many views it repainted.
 
         The camera (no minimum interval) repaints on every tick; of the other views with
         something new to show, only the one that painted longest ago does. Qt repaints every
@@ -744,15 +740,15 @@ class MainWindow(QMainWindow):
             return sum(self._guarded(view, lambda v: v.refresh(source, force=True))
                        for view in self.views)
         visible = [v for v in self.views if v.isVisible()]
-        for view in visible:
-            if view.background:
-                self._guarded(view, lambda v: v.refresh(source))
         painted = sum(self._guarded(view, lambda v: v.paint_waiting(source))
                       for view in visible if view.min_interval_s == 0)
         waiting = [v for v in visible if v.min_interval_s > 0 and v.waiting(source)]
         if waiting:
             painted += self._guarded(min(waiting, key=lambda v: v.last_paint),
                                      lambda v: v.paint_waiting(source))
+        for view in visible:  # after painting: a picture just painted makes room for the next
+            if view.background:
+                self._guarded(view, lambda v: v.refresh(source))
         if painted:
             self.display_updates += 1
         return painted

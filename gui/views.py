@@ -229,6 +229,8 @@ def _plot(x_label: str, y_label: str, grid: bool = True) -> pg.PlotWidget:
     plot = pg.PlotWidget()
     plot.setLabel("bottom", x_label)
     plot.setLabel("left", y_label)
+    for side in ("bottom", "left"):  # no "(x0.001)" scaling of a small range: the label's units
+        plot.getAxis(side).enableAutoSIPrefix(False)
     plot.setMinimumHeight(MIN_PLOT_HEIGHT)
     if grid:
         lines = pg.GridItem(pen=GRID_PEN, textPen=None)

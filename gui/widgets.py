@@ -12,15 +12,28 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, QSize, Qt, pyqtSignal
+from PyQt6.QtCore import (
+    QChildEvent,
+    QCoreApplication,
+    QEvent,
+    QObject,
+    QPointF,
+    QSize,
+    Qt,
+    pyqtSignal,
+)
 from PyQt6.QtGui import QFont, QPainter, QPaintEvent
 from PyQt6.QtWidgets import (
     QAbstractItemView,
+    QAbstractSpinBox,
+    QComboBox,
     QDoubleSpinBox,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -133,6 +146,52 @@ class StatusStrip(QWidget):
 
 
 # ---------------------------------------------------------------------------------------------
+# Panels
+
+
+class _WheelGuard(QObject):
+    """Sends the mouse wheel over a spin box or list box that does not have the focus to its
+    scroll area: scrolling a panel must not change the setting that passes under the mouse
+    (a click or Tab gives the box the focus, and the wheel then changes its value). Watches the
+    widgets added later too (a plan's parameters are built anew when the plan changes)."""
+
+    def __init__(self, scroll: QScrollArea) -> None:
+        super().__init__(scroll)
+        self._scroll = scroll
+
+    def watch(self, widget: QWidget) -> None:
+        for w in [widget, *widget.findChildren(QWidget)]:
+            if isinstance(w, QAbstractSpinBox | QComboBox):
+                w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            w.removeEventFilter(self)  # once each
+            w.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        if event is None:
+            return False
+        if isinstance(event, QChildEvent) and event.type() == QEvent.Type.ChildAdded:
+            child = event.child()
+            if isinstance(child, QWidget):
+                self.watch(child)
+        elif (event.type() == QEvent.Type.Wheel
+              and isinstance(watched, QAbstractSpinBox | QComboBox) and not watched.hasFocus()):
+            QCoreApplication.sendEvent(self._scroll.verticalScrollBar(), event)
+            return True
+        return False
+
+
+def panel_scroll(panel: QWidget) -> QScrollArea:
+    """``panel`` in a scroll area that scrolls vertically only; its spin boxes and list boxes
+    take the wheel only when they have the focus."""
+    scroll = QScrollArea()
+    scroll.setWidget(panel)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    _WheelGuard(scroll).watch(panel)
+    return scroll
+
+
+# ---------------------------------------------------------------------------------------------
 # Cursor read-out
 
 
@@ -167,6 +226,7 @@ class LineLabel(QLabel):
         return QSize(0, self.sizeHint().height())
 
     def paintEvent(self, event: QPaintEvent | None) -> None:
+        QFrame.paintEvent(self, event)  # the frame and the style sheet's background
         painter = QPainter(self)
         rect = self.contentsRect()
         painter.drawText(rect, int(self.alignment().value), self.fontMetrics().elidedText(

@@ -128,6 +128,7 @@ class AlignmentCamera:
     def __init__(self) -> None:
         self.exposure_s: float | None = None
         self._frames_shown = 0
+        self._exposure_before_s = 0.0  # the camera's exposure, given back when alignment ends
 
     @property
     def active(self) -> bool:
@@ -135,17 +136,20 @@ class AlignmentCamera:
 
     def start(self, rig: Rig, exposure_s: float) -> None:
         self.stop(rig)
+        self._exposure_before_s = rig.camera.exposure_s()
         rig.camera.set_exposure_s(exposure_s)
         rig.camera.start_series(ALIGNMENT_SERIES_FRAMES)
         self.exposure_s = exposure_s
 
     def stop(self, rig: Rig | None) -> None:
+        """End alignment: the camera stops and gets its exposure from before back."""
         if self.exposure_s is None:
             return
         self.exposure_s = None
         if rig is not None:
             try:
                 rig.camera.stop_series()
+                rig.camera.set_exposure_s(self._exposure_before_s)
             except InstrumentError as exc:
                 log.warning("alignment: %s", exc)
 

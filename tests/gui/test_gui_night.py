@@ -232,6 +232,11 @@ def test_the_angle_in_progress_is_not_drawn_as_a_finished_point(
 
 def test_alignment_shows_the_simulated_count_rate_and_writes_nothing(
         qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
+    def camera_exposure() -> float:
+        return window.session.command("exposure", lambda rig: rig.camera.exposure_s()).result(10)
+
+    exposure = camera_exposure()
+    assert exposure != pytest.approx(0.2)
     window.run_panel.align_exposure.setValue(0.2)
     window.run_panel.align.click()
     qtbot.waitUntil(lambda: window.strip.mode.text().startswith("ALIGNING"), timeout=5000)
@@ -244,6 +249,8 @@ def test_alignment_shows_the_simulated_count_rate_and_writes_nothing(
     window.run_panel.align.click()
     qtbot.waitUntil(lambda: window.strip.mode.text() == "", timeout=5000)
     assert not list(tmp_path.glob("*.h5*"))  # nothing written
+    # the camera is as before
+    assert camera_exposure() == exposure
 
     # the simulated rate: the APD photons a run of the same rig records per second
     path = tmp_path / "rate.h5"
