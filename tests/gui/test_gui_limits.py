@@ -24,7 +24,7 @@ def test_spin_boxes_span_the_declared_ranges(window: Any) -> None:
     boxes = [
         (panels["cryostat"].setpoint, ATTODRY800.setpoint_k, 1.0),
         (panels["laser"].rate, SIMULATED_LASER.repetition_rate_hz, 1e6),
-        (panels["laser"].box, SIMULATED_LASER.power_nw, 1.0),
+        (panels["laser"].power, SIMULATED_LASER.power_nw, 1.0),
         (panels["camera"].exposure, IXON_ULTRA_888.exposure_s, 1.0),
         (panels["camera"].cooling_setpoint, IXON_ULTRA_888.cooling_setpoint_c, 1.0),
         (panels["spectrograph"].center, KYMERA_328I.center_wavelength_nm, 1.0),
