@@ -214,6 +214,10 @@ class MainWindow(QMainWindow):
         logging.getLogger().addHandler(self.log_bridge.handler)
 
         self._restore_regions()
+        output = self.settings.value("run/output")
+        if isinstance(output, str) and output:
+            self.run_panel.continue_from(Path(output), str(self.settings.value("run/sample", "")),
+                                         str(self.settings.value("run/operator", "")))
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, round(1000 / display_hz)))
         self.timer.timeout.connect(self.refresh_views)
@@ -290,11 +294,17 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray):
             self.restoreState(state)
 
-    def save_layout(self) -> None:
+    def save_settings(self) -> None:
+        """Keep the layout, and the run panel's output, sample and operator, for the next
+        session."""
         if not self._laid_out:
             return  # never shown: nothing arranged to keep
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        panel = self.run_panel
+        self.settings.setValue("run/output", panel.output.text().strip())
+        self.settings.setValue("run/sample", panel.sample.text().strip())
+        self.settings.setValue("run/operator", panel.operator.text().strip())
         self.settings.sync()
 
     def _build_toolbar(self) -> None:
@@ -776,7 +786,7 @@ class MainWindow(QMainWindow):
             return
         self._closing = True
         self.timer.stop()
-        self.save_layout()
+        self.save_settings()
         if self.session.running:
             log.info("the window closes during a run: stopping it")
         self.session.close()

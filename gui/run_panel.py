@@ -220,6 +220,16 @@ class RunPanel(QWidget):
             self.output.setText(path)
             self.particle.setText(Path(path).stem)
 
+    def continue_from(self, output: Path, sample: str, operator: str) -> None:
+        """Go on where a previous session stopped: the first free name from ``output``'s on,
+        in its folder (``particle-10.h5`` written: ``particle-11``), the same sample and
+        operator."""
+        name = first_free(output.parent, output.stem)
+        self.output.setText(str(output.parent / f"{name}.h5"))
+        self.particle.setText(name)
+        self.sample.setText(sample)
+        self.operator.setText(operator)
+
     def _particle_edited(self, name: str) -> None:
         folder = Path(self.output.text()).parent
         self.output.setText(str(folder / f"{name.strip()}.h5"))

@@ -510,8 +510,13 @@ class SpectrumView(View):
     min_interval_s = 0.1
     #: A region was dragged: its index and new edges (eV).
     regionDragged = pyqtSignal(int, float, float)
-    #: The first spectrum came and there is no region: one around its peak (eV) is proposed.
+    #: A spectrum of :attr:`PROPOSE_AFTER_FRAMES` frames came and there is no region: one
+    #: around its peak (eV) is proposed.
     regionRequested = pyqtSignal(float, float)
+    #: Frames summed before a region is proposed around the peak: the brightest line of one
+    #: frame (an alignment frame) may be a charged state or a spectral jump, not the particle's
+    #: main line.
+    PROPOSE_AFTER_FRAMES: ClassVar[int] = 20
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -564,7 +569,7 @@ class SpectrumView(View):
             item.setZValue(10)
             item.sigRegionChangeFinished.connect(
                 lambda it=item: self._region_moved(self.region_items.index(it)))
-            self.plot.addItem(item)
+            self.plot.addItem(item, ignoreBounds=True)  # a drag must not move the axis
             self.region_items.append(item)
         while len(self.region_items) > len(regions):
             self.plot.removeItem(self.region_items.pop())
@@ -606,7 +611,7 @@ class SpectrumView(View):
             return
         self._spectra = spectra
         self._draw_spectra(spectra)
-        if not self.regions:
+        if not self.regions and spectra.frames >= self.PROPOSE_AFTER_FRAMES:
             peak = spectra.peak_ev()
             self.regionRequested.emit(peak - 0.0015, peak + 0.0015)
         self.info.setText(f"{spectra.frames} frames  ·  peak {spectra.peak_ev():.4f} eV "

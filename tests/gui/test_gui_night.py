@@ -249,6 +249,8 @@ def test_alignment_shows_the_simulated_count_rate_and_writes_nothing(
     window.run_panel.align.click()
     qtbot.waitUntil(lambda: window.strip.mode.text() == "", timeout=5000)
     assert not list(tmp_path.glob("*.h5*"))  # nothing written
+    # single alignment frames propose no region (their brightest line may be a charged state)
+    assert window.regions.regions == []
     # the camera is as before
     assert camera_exposure() == exposure
 
@@ -302,4 +304,31 @@ def test_regions_typed_in_are_shown_and_remembered_between_sessions(
     assert [(r.name, r.lo_ev, r.hi_ev, r.source) for r in again.regions.regions] == [
         ("region 1", 2.148, 2.153, "hand")]
     assert again.spectrum_view.region_ev == (2.148, 2.153)
+    again.close()
+
+
+def test_the_next_session_goes_on_with_the_night_s_names(
+        qtbot: Any, config: Any, tmp_path: Path) -> None:
+    """Closed after particle-10 was written, the window opens on particle-11 in the same folder,
+    with the same sample and operator."""
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    night = tmp_path / "night"
+    night.mkdir()
+    window = MainWindow(config, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.run_panel
+    panel.output.setText(str(night / "particle-10.h5"))
+    panel.particle.setText("particle-10")
+    panel.sample.setText("CdSe/CdS dimers, batch 3")
+    panel.operator.setText("A. B.")
+    (night / "particle-10.h5").touch()  # as a run would have written it
+    window.close()
+
+    again = MainWindow(config, settings=settings)
+    qtbot.addWidget(again)
+    panel = again.run_panel
+    assert panel.output.text() == str(night / "particle-11.h5")
+    assert panel.particle.text() == "particle-11"
+    assert (panel.sample.text(), panel.operator.text()) == ("CdSe/CdS dimers, batch 3", "A. B.")
     again.close()
