@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -291,11 +292,21 @@ def _colour_bar(plot: pg.PlotWidget, image: pg.ImageItem, cmap: pg.ColorMap) -> 
 
 
 def _robust_levels(image: npt.NDArray[np.generic]) -> tuple[float, float]:
-    """Display levels from a subsample: 1st to 99.9th percentile."""
-    step = max(1, max(image.shape) // 256)
-    sample = np.asarray(image[::step, ::step], np.float64)
-    lo, hi = np.percentile(sample, (1.0, 99.9))
-    return float(lo), float(max(hi, lo + 1.0))
+    """Display levels from a subsample: 1st to 99.9th percentile, widened to whole steps of
+    1, 2 or 5 × 10ⁿ (about a fiftieth of their span), so that frames of the same scene keep the
+    same levels (and the colour bar's axis is not redrawn for every frame's noise)."""
+    stride = max(1, max(image.shape) // 256)
+    sample = np.asarray(image[::stride, ::stride], np.float64)
+    lo, hi = (float(v) for v in np.percentile(sample, (1.0, 99.9)))
+    step = _nice_step(max(hi - lo, 1.0) / 50)
+    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    return lo, max(hi, lo + step)
+
+
+def _nice_step(size: float) -> float:
+    """The smallest of 1, 2, 5 × 10ⁿ at least ``size``."""
+    decade = 10.0 ** math.floor(math.log10(size))
+    return next(m * decade for m in (1.0, 2.0, 5.0, 10.0) if m * decade >= size)
 
 
 def _to_8bit(image: npt.NDArray[np.floating], levels: tuple[float, float]

@@ -241,16 +241,27 @@ def _state_diagram(ax: Axes, result: AnalysisResult) -> None:
     ax.set_title("(e) states; transitions from row to column", loc="right")
 
 
+def jump_label(index: int) -> str:
+    """The letters of the ``index``-th jump (from 0): A … Z, then AA, AB, … as spreadsheet
+    columns, so that every jump of a long run has its own."""
+    label = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        label = chr(ord("A") + rest) + label
+    return label
+
+
 def _letter_jumps(ax: Axes, frames: list[int], n_frames: int) -> None:
-    """Dotted white lines at ``frames``, lettered A, B, … along the bottom of ``ax``; a letter
-    closer than 2 % of the frames to the previous one goes a row higher (up to three rows)."""
+    """Dotted white lines at ``frames``, lettered (:func:`jump_label`) along the bottom of
+    ``ax``; a letter closer than 2 % of the frames to the previous one goes a row higher (up to
+    three rows)."""
     if not frames:
         return
     ax.vlines(frames, 0, 1, transform=ax.get_xaxis_transform(), color="w", ls=":", lw=0.7)
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     row, last = 0, -math.inf
     for i, f in enumerate(frames):
         row = (row + 1) % 3 if f - last < 0.02 * max(n_frames, 1) else 0
         last = f
-        ax.text(f, 0.01 + 0.06 * row, letters[i] if i < len(letters) else "*", color="w",
+        ax.text(f, 0.01 + 0.06 * row, jump_label(i), color="w",
                 fontsize=7, ha="center", va="bottom", transform=ax.get_xaxis_transform())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cryoscope.analysis.figures import overview_figure, tracking_figure, write_figures
-from cryoscope.analysis.mapping_figure import mapping_figure
+from cryoscope.analysis.mapping_figure import jump_label, mapping_figure
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
 from cryoscope.analyze.cli import register
@@ -133,7 +133,7 @@ def test_dimer_figures_show_the_map_and_are_laid_out_cleanly(
     assert [t[:3] for t in titles if t] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
     trace = next(ax for ax in fig.axes if ax.get_title().startswith("(c)"))
     letters = [t.get_text() for t in trace.texts]
-    assert letters == [chr(ord("A") + i) for i in range(len(both))]
+    assert letters == [jump_label(i) for i in range(len(both))]
     diagram = next(ax for ax in fig.axes if ax.get_title(loc="right").startswith("(e)"))
     n = result.states.n_states
     rows = [t.get_text() for t in diagram.texts if ":" in t.get_text()]
@@ -281,3 +281,8 @@ def test_doubtful_lines_are_flagged_with_the_reason(independent: AnalysisResult,
     assert any("boundary" in r for r in line.uncertain)
     summary = json.loads(write_summary(result, tmp_path / "out").read_text())
     assert any("boundary" in r for r in summary["lines"][0]["uncertain"])
+
+
+def test_jumps_are_lettered_like_spreadsheet_columns() -> None:
+    assert [jump_label(i) for i in (0, 1, 25, 26, 27, 51, 52, 701, 702)] == [
+        "A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"]

@@ -15,6 +15,7 @@ from gui.views import (
     HeldRange,
     SpectralTraceView,
     _block_mean,
+    _robust_levels,
     _row_mean,
 )
 
@@ -103,8 +104,6 @@ def test_a_long_spectral_time_trace_is_drawn_at_most_max_rows_tall(
     assert np.all(np.diff(column.astype(int)) >= 0)  # the line brightens frame by frame
 
 
-
-
 def test_a_held_range_follows_growing_data_in_few_steps_and_leaves_a_zoom_alone(
         qtbot: Any) -> None:
     """A sum growing over 200 redraws stays inside the y range, which is set a few times only
@@ -130,3 +129,16 @@ def test_a_held_range_follows_growing_data_in_few_steps_and_leaves_a_zoom_alone(
     box.enableAutoRange()  # the plot's "A" button
     held.update(0.0, 20_000.0)
     assert box.viewRange()[1][1] >= 20_000.0 and held.held
+
+
+def test_auto_levels_hold_still_over_frames_of_one_scene() -> None:
+    """Frames of the same scene keep the same levels (the colour bar is not redrawn for each
+    frame's noise), and the levels still span the frame's 1st to 99.9th percentile closely."""
+    rng = np.random.default_rng(3)
+    frames = [rng.normal(300.0, 20.0, (256, 256)) for _ in range(20)]
+    levels = [_robust_levels(f) for f in frames]
+    assert len(set(levels)) <= 3
+    for frame, (lo, hi) in zip(frames, levels, strict=True):
+        p1, p999 = np.percentile(frame, (1.0, 99.9))
+        assert lo <= p1 and p999 <= hi
+        assert hi - lo <= 1.25 * (p999 - p1)
