@@ -45,7 +45,9 @@ class StateChanged:
 class Progress:
     """Published with every new frame and at least every 0.2 s of rig time (also while paused).
     Times are rig-clock seconds of acquisition (pauses left out); ``remaining_s`` is estimated
-    from the measured frame period."""
+    from the measured frame period; ``count_rate_cps`` counts the photons outside the pauses
+    (and the clicks missed in overflows) over ``elapsed_s``, as :attr:`RunResult.count_rate_cps`.
+    ``photons`` are all recorded so far."""
 
     frames_done: int
     frames_total: int

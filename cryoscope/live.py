@@ -13,6 +13,11 @@ for many blocks at once, when a view reads (a display tick) or when
 :data:`FOLD_PHOTONS` photons are waiting. No photon is kept beyond that: the memory of a run's
 tag data is its histograms, whatever its length.
 
+The run's pauses (from its :class:`~cryoscope.acquisition.StateChanged` events live, from
+:attr:`~cryoscope.datafile.Measurement.pauses_ps` in replay: the same intervals) are left out of
+the decay, the intensity trace and the FLID, as the file analysis leaves them out; each frame
+sits at its own exposure (``exposure_index``), so frames after a pause keep their real times.
+
 Every step is the analysis' own: photon bookkeeping with both APDs
 (:class:`~cryoscope.analysis.photons.PhotonBookkeeper`), decay binning
 (:func:`~cryoscope.analysis.lifetime.decay_histogram`), trace binning

@@ -706,7 +706,7 @@ class SpectralTraceView(View):
         x = s.energy_ev if self.energy_axis else s.wavelength_nm
         frames = s.image.shape[0]
         t = s.frame_start_s
-        if t.shape[0] == frames and frames >= 2:
+        if t.shape[0] == frames and frames >= 2 and bool(np.all(np.diff(t) > 0)):
             rows, filled, y0, cell = _time_rows(s.image, t, self.max_rows)
             height, label = rows.shape[0] * cell, "time (s)"
         else:  # the exposure edges are not all in yet: frame numbers
