@@ -45,7 +45,9 @@ class StateChanged:
 class Progress:
     """Published with every new frame and at least every 0.2 s of rig time (also while paused).
     Times are rig-clock seconds of acquisition (pauses left out); ``remaining_s`` is estimated
-    from the measured frame period."""
+    from the measured frame period; ``count_rate_cps`` counts the photons outside the pauses
+    (and the clicks missed in overflows) over ``elapsed_s``, as :attr:`RunResult.count_rate_cps`.
+    ``photons`` are all recorded so far."""
 
     frames_done: int
     frames_total: int
@@ -73,6 +75,9 @@ class FramesAcquired:
     stage_moving: npt.NDArray[np.bool_]
     #: Per frame: exposure start (tagger time, ps; −1 while its edge has not arrived).
     start_ps: npt.NDArray[np.int64] | None = None
+    #: Per frame: the camera exposure it came from (``/camera/exposure_index``: exposures cut
+    #: short by a pause or lost have no frame; None: frame ``k`` is exposure ``k``).
+    exposure_index: npt.NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +114,15 @@ class RunResult:
     error: str = ""
     #: APD clicks the time tagger missed in its overflows (not in ``photons``)
     missed_photons: int = 0
+    #: of ``photons``: those recorded while the run was paused (kept in the file)
+    paused_photons: int = 0
 
     @property
     def count_rate_cps(self) -> float:
-        """The APD count rate, the clicks missed in tagger overflows included."""
-        total = self.photons + self.missed_photons
+        """The APD count rate over the run's time with the pauses left out (``duration_s``):
+        the photons recorded outside the pauses plus the clicks missed in tagger overflows —
+        as :meth:`cryoscope.datafile.Measurement.count_rate_cps` counts the file."""
+        total = self.photons - self.paused_photons + self.missed_photons
         return total / self.duration_s if self.duration_s > 0 else 0.0
 
 

@@ -245,7 +245,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from cryoscope.datafile import MeasurementError, iter_tag_chunks, open_h5, open_measurement
+    from cryoscope.datafile import (
+        MeasurementError,
+        in_intervals,
+        iter_tag_chunks,
+        open_h5,
+        open_measurement,
+    )
 
     try:
         meas = open_measurement(args.file)
@@ -258,8 +264,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
             compression = f["tags/timestamp_ps"].compression
             first_tag_ps = f["tags/timestamp_ps"][0] if meas.n_tags else None
         apds = [meas.apd_channel] + ([meas.apd2_channel] if meas.apd2_channel else [])
-        apd = sum(int(np.count_nonzero(np.isin(c, apds)))
-                  for _, c in iter_tag_chunks(args.file))
+        pauses = meas.pauses_ps
+        apd = in_pauses = 0
+        for t, c in iter_tag_chunks(args.file):
+            clicks = np.isin(c, apds)
+            apd += int(np.count_nonzero(clicks))
+            in_pauses += int(np.count_nonzero(in_intervals(t[clicks], pauses)))
     except MeasurementError as exc:
         return _fail(str(exc))
     print(f"file          {args.file}")
@@ -274,13 +284,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if meas.lost_frames.size:
         print(f"lost frames   {meas.lost_frames.size} (exposures "
               f"{', '.join(map(str, meas.lost_frames.tolist()))})")
-    print(f"tags          {meas.n_tags} ({apd} APD photons)")
+    paused = f", {in_pauses} of them during pauses" if pauses.shape[0] else ""
+    print(f"tags          {meas.n_tags} ({apd} APD photons{paused})")
     if np.isfinite(meas.duration_s) and meas.duration_s > 0:
+        outside = apd - in_pauses
         missed = (f" (with the {meas.missed_apd} clicks missed in tagger overflows; "
-                  f"{apd / meas.duration_s / 1e3:.1f} kcps recorded)" if meas.missed_apd else "")
+                  f"{outside / meas.duration_s / 1e3:.1f} kcps recorded)"
+                  if meas.missed_apd else "")
         print(f"duration      {meas.duration_s:.1f} s   mean APD rate "
-              f"{(apd + meas.missed_apd) / meas.duration_s / 1e3:.1f} kcps{missed}")
-    pauses = meas.pauses_ps
+              f"{meas.count_rate_cps(outside) / 1e3:.1f} kcps{missed}"
+              + (" (pauses left out)" if pauses.shape[0] else ""))
     if pauses.shape[0]:
         print(f"pauses        {pauses.shape[0]}")
     print(f"stage moves   {moves}")

@@ -214,6 +214,7 @@ class RunEngine:
         self._wavelength_nm = np.empty(0)
         self._track_names: tuple[str, ...] = ()
         self._photons = 0
+        self._paused_photons = 0  # of those: read while paused (not in the count rate)
         self._frames = 0  # stored frames
         self._exposure_index: list[npt.NDArray[np.int64]] = []
         self._series_frames = 0  # frames asked of the present camera series
@@ -533,6 +534,8 @@ class RunEngine:
             self._last_tag_ps = int(t[-1])
         counts = self._channel_kinds.count(ch)
         self._photons += int(counts[_ChannelKinds.APD])
+        if self._pause_began is not None:
+            self._paused_photons += int(counts[_ChannelKinds.APD])
         if missed_sync or counts[_ChannelKinds.SYNC]:
             self._last_sync_s = self.rig.clock.now()
         if counts[_ChannelKinds.EDGES:].any():  # few blocks bring an edge
@@ -566,7 +569,7 @@ class RunEngine:
         self._series_done += len(block)
         theta, moving, start = self._frame_waveplate(index)
         self.publish(FramesAcquired(FrameBlock(first, block.frames), self._wavelength_nm,
-                                    self._track_names, theta, moving, start))
+                                    self._track_names, theta, moving, start, index))
         return True
 
     def _stage_timing(self) -> StageTiming:
@@ -628,7 +631,9 @@ class RunEngine:
         total = self.plan.frames
         done = self._exposures()
         per_frame = elapsed / done if done else self.plan.exposure_s
-        rate = (self._photons + self._missed_photons) / elapsed if elapsed > 0 else 0.0
+        # as RunResult.count_rate_cps: the photons of the pauses are left out with their time
+        counted = self._photons - self._paused_photons + self._missed_photons
+        rate = counted / elapsed if elapsed > 0 else 0.0
         self.publish(Progress(self._frames, total, elapsed, (total - done) * per_frame,
                               self._photons, rate, self.rig.stage.angle_deg() - self._zero,
                               self._moving is not None))
@@ -698,7 +703,7 @@ class RunEngine:
         if self._t_start is None:
             return RunResult(path, state, 0, 0, 0.0, error)
         return RunResult(path, state, self._frames, self._photons, self.duration_s(), error,
-                         self._missed_photons)
+                         self._missed_photons, self._paused_photons)
 
     def ground_truth(self) -> dict[str, npt.NDArray[np.generic]] | None:
         """The simulated rig's ground truth for the stored frames (None on a real rig)."""

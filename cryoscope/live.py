@@ -13,6 +13,11 @@ for many blocks at once, when a view reads (a display tick) or when
 :data:`FOLD_PHOTONS` photons are waiting. No photon is kept beyond that: the memory of a run's
 tag data is its histograms, whatever its length.
 
+The run's pauses (from its :class:`~cryoscope.acquisition.StateChanged` events live, from
+:attr:`~cryoscope.datafile.Measurement.pauses_ps` in replay: the same intervals) are left out of
+the decay, the intensity trace and the FLID, as the file analysis leaves them out; each frame
+sits at its own exposure (``exposure_index``), so frames after a pause keep their real times.
+
 Every step is the analysis' own: photon bookkeeping with both APDs
 (:class:`~cryoscope.analysis.photons.PhotonBookkeeper`), decay binning
 (:func:`~cryoscope.analysis.lifetime.decay_histogram`), trace binning
@@ -39,7 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cryoscope.acquisition import FramesAcquired, RunEvent, TagsAcquired
+from cryoscope.acquisition import FramesAcquired, RunEvent, RunState, StateChanged, TagsAcquired
 from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.image import RowBand, bin_bands
 from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
@@ -49,7 +54,9 @@ from cryoscope.analysis.spectra import energy_axis_ev, subtract_background
 from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.config import parse_config
 from cryoscope.datafile import (
+    OPEN_PS,
     Measurement,
+    in_intervals,
     iter_frame_blocks,
     iter_tag_chunks,
     open_measurement,
@@ -146,7 +153,7 @@ class SpectraView:
     h: npt.NDArray[np.float64]
     frames: int
     #: Exposure start of each frame whose rising camera edge has arrived (tagger time since the
-    #: first tag, s) — the time axis of the spectral time trace.
+    #: first exposure's start, s) — the time axis of the spectral time trace.
     frame_start_s: npt.NDArray[np.float64]
 
     @property
@@ -224,6 +231,7 @@ class LiveAccumulator:
         self._frame_h: _Rows | None = None
         self._theta = _Rows((), np.float64)
         self._moving = _Rows((), np.bool_)
+        self._exposure_of_frame = _Rows((), np.int64)
         self._frames = 0
         # tags
         self._book: PhotonBookkeeper | None = None
@@ -242,6 +250,10 @@ class LiveAccumulator:
         self._photons = 0
         self._camera_channel = 0
         self._exposure_start_ps = _Rows((), np.int64)
+        # the run's pauses, [start, stop) in tagger time as the file records them
+        # (Measurement.pauses_ps): their photons are left out of decay, trace and FLID
+        self._pauses = np.zeros((0, 2), np.int64)
+        self._last_tag_ps = -1  # the last ordinary tag fed
 
     # -- feeding (one producer thread) --------------------------------------------------------
 
@@ -249,11 +261,34 @@ class LiveAccumulator:
         """A run listener: take frames and tags, ignore the rest."""
         if isinstance(event, FramesAcquired):
             self.add_frames(event.block.frames, event.block.first_index, event.wavelength_nm,
-                            event.track_names, event.waveplate_deg, event.stage_moving)
+                            event.track_names, event.waveplate_deg, event.stage_moving,
+                            event.exposure_index)
         elif isinstance(event, TagsAcquired):
             normal = event.block.event_types == TagEventType.TIME_TAG
             self.add_tags(event.block.timestamps_ps[normal], event.block.channels[normal],
                           event.channels, event.laser_period_ps, event.conditional_filter)
+        elif isinstance(event, StateChanged):
+            self._follow_state(event.state)
+
+    def _follow_state(self, state: RunState) -> None:
+        """A pause holds the tags after the last one before it, through the last one before the
+        resume: the engine publishes a block's tags before the state that follows them, so
+        these are the bounds the file records (``Measurement.pauses_ps``)."""
+        with self._lock:
+            is_open = self._pauses.shape[0] > 0 and self._pauses[-1, 1] == OPEN_PS
+            if state is RunState.PAUSED and not is_open:
+                self._pauses = np.vstack([self._pauses, [[self._last_tag_ps + 1, OPEN_PS]]])
+            elif state is RunState.RUNNING and is_open:
+                self._pauses[-1, 1] = self._last_tag_ps + 1
+            else:
+                return
+            self.version += 1
+
+    def set_pauses(self, pauses_ps: npt.ArrayLike) -> None:
+        """The pauses of a measurement file (``[n, 2]``, :attr:`Measurement.pauses_ps`), set
+        before its tags are added."""
+        with self._lock:
+            self._pauses = np.asarray(pauses_ps, np.int64).reshape(-1, 2).copy()
 
     def _tracks_of(self, frames: npt.NDArray[np.generic], track_names: Sequence[str]
                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -276,11 +311,15 @@ class LiveAccumulator:
 
     def add_frames(self, frames: npt.NDArray[np.uint16], first_index: int,
                    wavelength_nm: npt.NDArray[np.float64], track_names: Sequence[str],
-                   theta_deg: float | npt.ArrayLike, moving: bool | npt.ArrayLike) -> None:
-        """Frames ``[n, tracks, pixels]`` or ``[n, rows, columns]`` exposed at ``theta_deg``."""
+                   theta_deg: float | npt.ArrayLike, moving: bool | npt.ArrayLike,
+                   exposure_index: npt.ArrayLike | None = None) -> None:
+        """Frames ``[n, tracks, pixels]`` or ``[n, rows, columns]`` exposed at ``theta_deg``;
+        ``exposure_index``: the camera exposure of each (None: frame ``k`` is exposure ``k``)."""
         n = frames.shape[0]
         if n == 0:
             return
+        exposure = (np.arange(first_index, first_index + n, dtype=np.int64)
+                    if exposure_index is None else np.asarray(exposure_index, np.int64))
         v, h = self._tracks_of(frames, track_names)
         theta = np.broadcast_to(np.asarray(theta_deg, np.float64), (n,))
         still = np.broadcast_to(np.asarray(moving, np.bool_), (n,))
@@ -300,6 +339,7 @@ class LiveAccumulator:
             self._frame_h.append(h)
             self._theta.append(theta)
             self._moving.append(still)
+            self._exposure_of_frame.append(exposure)
             self._frame = latest
             self._frames += n
             self.version += 1
@@ -319,6 +359,8 @@ class LiveAccumulator:
             self._camera_channel = int(channel_map["camera_fire"])
         if timestamps_ps.shape[0] == 0 and not last:
             return
+        if timestamps_ps.shape[0]:
+            self._last_tag_ps = int(timestamps_ps[-1])
         chunk = self._book.feed(timestamps_ps, channels, last=last)
         exposures = timestamps_ps[channels == self._camera_channel]
         if exposures.shape[0]:
@@ -346,6 +388,9 @@ class LiveAccumulator:
             time_ps = np.concatenate([t for t, _ in self._waiting])
             delay_ps = np.concatenate([d for _, d in self._waiting])
             self._waiting, self._waiting_n = [], 0
+            if self._pauses.shape[0]:  # as the file analysis, which leaves the pauses out
+                kept = ~in_intervals(time_ps, self._pauses)
+                time_ps, delay_ps = time_ps[kept], delay_ps[kept]
             self._decay += decay_histogram(delay_ps, self._period_ps, self.decay_bin_ps).counts
             after = time_ps >= t0
             t = time_ps[after]
@@ -393,8 +438,13 @@ class LiveAccumulator:
             return self._frame
 
     def _frame_start_s(self) -> npt.NDArray[np.float64]:
-        """Exposure starts of the frames so far (s since the first tag); under the lock."""
-        starts = self._exposure_start_ps.buf[: min(self._exposure_start_ps.n, self._frames)]
+        """Exposure starts of the leading frames whose rising edge has arrived (s since the
+        first exposure), each frame at its own exposure (a pause or a lost frame leaves an
+        exposure without a frame); under the lock."""
+        exposure = self._exposure_of_frame.written()
+        edges = self._exposure_start_ps.n
+        count = int(np.searchsorted(exposure, edges, side="left"))
+        starts = self._exposure_start_ps.buf[exposure[:count]]
         return (starts - (self._t0_ps or 0)) * 1e-12
 
     def spectra(self) -> SpectraView | None:
@@ -547,6 +597,7 @@ def replay_measurement(path: str | Path, *, chunk_tags: int = 2_000_000, frame_b
     """
     meas = open_measurement(path)
     live = LiveAccumulator(image_tracks=_image_tracks(meas))
+    live.set_pauses(meas.pauses_ps)
     channel_map = {"apd": meas.apd_channel, "laser_sync": meas.sync_channel,
                    "camera_fire": meas.camera_channel, "stage_motion": meas.stage_channel}
     if meas.apd2_channel is not None:
@@ -564,10 +615,12 @@ def replay_measurement(path: str | Path, *, chunk_tags: int = 2_000_000, frame_b
     theta = np.full(meas.n_frames, np.nan)
     moving = np.ones(meas.n_frames, np.bool_)
     theta[:timing.n], moving[:timing.n] = timing.theta_deg, timing.moving
+    exposure = (np.arange(meas.n_frames, dtype=np.int64) if meas.exposure_index is None
+                else np.asarray(meas.exposure_index, np.int64))
     for start, frames in iter_frame_blocks(path, frame_block):
         stop = start + frames.shape[0]
         live.add_frames(frames, start, meas.wavelength_nm, names, theta[start:stop],
-                        moving[start:stop])
+                        moving[start:stop], exposure[start:stop])
         if progress is not None:
             progress(0.5 + 0.5 * stop / max(meas.n_frames, 1))
     fit, message = None, ""

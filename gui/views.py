@@ -650,7 +650,8 @@ def _legend(entries: list[tuple[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class _TracePicture:
-    """The spectral time trace ready to draw: 8-bit, on a uniform axis, in its rectangle."""
+    """The spectral time trace ready to draw: 8-bit (0: no frame there, drawn transparent), on
+    uniform axes, in its rectangle."""
 
     image: npt.NDArray[np.uint8]
     rect: tuple[float, float, float, float]  #: x, y, width, height
@@ -658,11 +659,35 @@ class _TracePicture:
     levels: tuple[float, float]  #: ADU shown at the ends of the colour map
 
 
+def _time_rows(image: npt.NDArray[np.float32], start_s: npt.NDArray[np.float64], max_rows: int
+               ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], float, float]:
+    """The frames' rows (``image``, exposure starts ``start_s``) on a uniform time grid: cells
+    of one frame cycle (the median spacing of the starts), or wider so that at most about
+    ``max_rows`` remain, each the mean of the frames whose middle falls in it. Returns the
+    cells, which of them hold a frame (a pause leaves cells empty), the grid's start and its
+    cell (s)."""
+    cycle = float(np.median(np.diff(start_s)))
+    t0 = float(start_s[0])
+    span = float(start_s[-1]) - t0 + cycle
+    cell = max(cycle, span / max_rows)
+    index = np.floor((start_s + cycle / 2 - t0) / cell).astype(np.int64)
+    n_cells = int(index[-1]) + 1
+    first = np.flatnonzero(np.diff(index, prepend=-1))  # frames sorted: cells never go back
+    counts = np.diff(np.append(first, index.shape[0])).astype(np.float32)
+    rows = np.zeros((n_cells, image.shape[1]), np.float32)
+    rows[index[first]] = np.add.reduceat(image, first, axis=0) / counts[:, None]
+    filled = np.zeros(n_cells, bool)
+    filled[index[first]] = True
+    return rows, filled, t0, cell
+
+
 class SpectralTraceView(View):
     """V + H spectrum per frame: time (exposure starts) against energy or wavelength.
 
-    Prepared on a helper thread; beyond :attr:`max_rows` frames, consecutive frames are
-    averaged so that the image drawn stays that tall however long the run."""
+    Prepared on a helper thread. Rows sit at their frames' exposure starts on a uniform time
+    axis, so a pause is a blank gap; beyond :attr:`max_rows` frame cycles, consecutive frames
+    are averaged so that the image drawn stays that tall however long the run. Until the
+    exposure edges of all frames are in, rows are frame numbers."""
 
     title = "Spectral time trace"
     min_interval_s = 0.25
@@ -675,7 +700,12 @@ class SpectralTraceView(View):
         self.plot = _plot("photon energy (eV)", "time (s)", grid=False)
         self.image = pg.ImageItem()
         self.plot.addItem(self.image)
-        self.colour_bar = _colour_bar(self.plot, self.image, pg.colormap.get("viridis"))
+        cmap = pg.colormap.get("viridis")
+        self.colour_bar = _colour_bar(self.plot, self.image, cmap)
+        # value 0 is no frame (transparent); 1-255 the colour map
+        lut = np.zeros((256, 4), np.uint8)
+        lut[1:] = cmap.getLookupTable(0.0, 1.0, 255, alpha=True)
+        self.image.setLookupTable(lut)
         self.y_range = HeldRange(self.plot)  # time grows with the run
         self.energy_axis = True
         self.cursor_readout = CursorReadout(self.plot, self._describe)
@@ -703,15 +733,19 @@ class SpectralTraceView(View):
             return None
         x = s.energy_ev if self.energy_axis else s.wavelength_nm
         frames = s.image.shape[0]
-        image, x0, x1 = _uniform_columns(_row_mean(s.image, self.max_rows), x)
         t = s.frame_start_s
-        if t.shape[0] == frames and frames >= 2:
-            cycle = float(np.median(np.diff(t)))
-            y0, height, label = float(t[0]), float(t[-1] - t[0]) + cycle, "time (s)"
+        if t.shape[0] == frames and frames >= 2 and bool(np.all(np.diff(t) > 0)):
+            rows, filled, y0, cell = _time_rows(s.image, t, self.max_rows)
+            height, label = rows.shape[0] * cell, "time (s)"
         else:  # the exposure edges are not all in yet: frame numbers
+            rows = _row_mean(s.image, self.max_rows)
+            filled = np.ones(rows.shape[0], bool)
             y0, height, label = 0.0, float(frames), "frame"
-        levels = _robust_levels(image)
-        return _TracePicture(_to_8bit(image, levels), (x0, y0, x1 - x0, height), label, levels)
+        image, x0, x1 = _uniform_columns(rows, x)
+        levels = _robust_levels(image[filled])
+        scaled = _to_8bit(image, levels).astype(np.uint16) * 254 // 255 + 1
+        scaled[~filled] = 0
+        return _TracePicture(scaled.astype(np.uint8), (x0, y0, x1 - x0, height), label, levels)
 
     def paint(self, picture: _TracePicture | None) -> None:
         if picture is None:

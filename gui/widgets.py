@@ -104,6 +104,8 @@ class StatusStrip(QWidget):
         self.rate_cps: float | None = None
         self._wall_start: float | None = None
         self._first_done = 0
+        self._paused_wall_s = 0.0  # wall time spent paused since _wall_start
+        self._pause_wall_start: float | None = None
 
     def set_apds(self, channels: Sequence[int]) -> None:
         self._apds = tuple(channels)
@@ -125,20 +127,28 @@ class StatusStrip(QWidget):
 
     def run_started(self, path: str) -> None:
         self._wall_start, self._first_done = None, 0
+        self._paused_wall_s, self._pause_wall_start = 0.0, None
         self.file.setText(path)
         self.frames.setText("frame 0 / —")
         self.left.setText("left —")
 
     def show_progress(self, done: int, total: int, paused: bool) -> None:
-        """Frames and the wall-clock time left, from the wall-clock frame rate of this run."""
+        """Frames and the wall-clock time left, from the wall-clock frame rate of this run while
+        it ran (the wall time of its pauses left out)."""
         self.frames.setText(f"frame {done} / {total}")
         now = time.monotonic()
+        if paused and self._pause_wall_start is None:
+            self._pause_wall_start = now
+        elif not paused and self._pause_wall_start is not None:
+            if self._wall_start is not None:
+                self._paused_wall_s += now - max(self._pause_wall_start, self._wall_start)
+            self._pause_wall_start = None
         if done and self._wall_start is None:
             self._wall_start, self._first_done = now, done
         if paused or self._wall_start is None or done <= self._first_done:
             self.left.setText("left —" if not paused else "paused")
             return
-        per_frame = (now - self._wall_start) / (done - self._first_done)
+        per_frame = (now - self._wall_start - self._paused_wall_s) / (done - self._first_done)
         self.left.setText(f"left {fmt_duration(per_frame * (total - done))}")
 
     def run_ended(self, text: str) -> None:

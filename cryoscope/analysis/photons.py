@@ -264,6 +264,7 @@ class PhotonSummary:
     frames: FrameTiming
     stage: StageTiming
     laser_period_ps: int
+    n_paused: int = 0  #: of ``n``, recorded during the run's pauses
 
 
 def _locate(chunk: PhotonChunk, frames: FrameTiming, stage: StageTiming, period: int,

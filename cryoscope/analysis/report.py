@@ -144,10 +144,11 @@ class AnalysisResult:
 
     @property
     def count_rate_cps(self) -> float:
-        """Mean APD count rate over the measurement (counts/s), the clicks the time tagger
-        missed in overflows included."""
-        clicks = self.photons.n + self.measurement.missed_apd
-        return clicks / self.duration_s if self.duration_s > 0 else float("nan")
+        """Mean APD count rate over the measurement (counts/s): the photons outside the pauses
+        and the clicks the time tagger missed in overflows, over :attr:`duration_s` (pauses
+        left out) — :meth:`cryoscope.datafile.Measurement.count_rate_cps`."""
+        return self.measurement.count_rate_cps(self.photons.n - self.photons.n_paused,
+                                               self.duration_s)
 
 
 def analyze_state_decay(delay_ps: np.ndarray, period_ps: int, bin_ps: float = DECAY_BIN_PS
@@ -367,10 +368,12 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     frame_delays = FrameDelaySums(n_frames, t0 * 1000.0, period)
     correlator = G2Correlator(period) if meas.apd2_channel is not None else None
     stream = ChangePointStream() if change_points else None
-    n_photons = n_apd2 = in_run_photons = 0
+    n_photons = n_apd2 = in_run_photons = n_paused = 0
+    pauses = meas.pauses_ps
     for chunk in photon_chunks():
         delay = _aligned(chunk, apd2_offset)
         n_photons += chunk.n
+        n_paused += int(np.count_nonzero(in_intervals(chunk.time_ps, pauses)))
         n_apd2 += int(np.count_nonzero(chunk.from_apd2))
         if correlator is not None:
             correlator.feed(chunk.time_ps, chunk.detector)
@@ -437,7 +440,7 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
                        tuple(ln.charge for ln in cmap.lines), frames_t.start_ps * 1e-12,
                        jump_mev=jump_mev)
     summary = PhotonSummary(n=n_photons, n_apd2=n_apd2, frames=frames_t, stage=timing[1],
-                            laser_period_ps=period)
+                            laser_period_ps=period, n_paused=n_paused)
     log.info("%s: %d photons (%d from APD 2), %d frames", path, n_photons, n_apd2, n_frames)
     return AnalysisResult(
         measurement=meas, photons=summary, spectra=spectra, frame_theta_deg=theta,

@@ -72,6 +72,7 @@ def summary_dict(result: AnalysisResult) -> dict[str, Any]:
         "frames": int(result.spectra.v.shape[0]),
         "photons": result.photons.n,
         "photons_apd2": result.photons.n_apd2 if two_apds else None,
+        "photons_in_pauses": result.photons.n_paused,
         "count_rate_cps": _num(result.count_rate_cps),
         "apd2_delay_offset_ps": (_num(result.apd2_delay_offset_ps)
                                  if result.apd2_delay_offset_ps is not None else None),

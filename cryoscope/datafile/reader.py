@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,16 +174,31 @@ class Measurement:
         return sum(n for ch, n in self.missed_events.items()
                    if ch in (self.apd_channel, self.apd2_channel))
 
+    def count_rate_cps(self, photons_outside_pauses: int, duration_s: float | None = None
+                       ) -> float:
+        """The run's mean APD count rate (counts/s): the photons recorded outside the pauses
+        (:attr:`pauses_ps`) plus the clicks missed in tagger overflows, over ``duration_s``
+        (default :attr:`duration_s`, the run's time with the pauses left out). The photons of a
+        pause stay in the file but count neither here nor in the time; nan without a duration.
+        """
+        duration = self.duration_s if duration_s is None else duration_s
+        if not (math.isfinite(duration) and duration > 0):
+            return math.nan
+        return (photons_outside_pauses + self.missed_apd) / duration
+
     @property
     def pauses_ps(self) -> npt.NDArray[np.int64]:
-        """``[pauses, 2]`` tagger times (ps) from each pause to its resume (open: to the end)."""
+        """``[pauses, 2]`` tagger times (ps) of each pause as ``[start, stop)`` intervals (for
+        :func:`~cryoscope.datafile.in_intervals`; open: to the end): the tags after the last
+        tag read before the pause, through the last tag read before the resume — the tags the
+        engine read while paused."""
         out: list[tuple[int, int]] = []
         start: int | None = None
         for event in self.events:
             if event.kind == "pause" and start is None:
-                start = event.tagger_ps
+                start = event.tagger_ps + 1
             elif event.kind == "resume" and start is not None:
-                out.append((start, event.tagger_ps))
+                out.append((start, event.tagger_ps + 1))
                 start = None
         if start is not None:
             out.append((start, np.iinfo(np.int64).max))
