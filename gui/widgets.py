@@ -146,7 +146,7 @@ class StatusStrip(QWidget):
         if done and self._wall_start is None:
             self._wall_start, self._first_done = now, done
         if paused or self._wall_start is None or done <= self._first_done:
-            self.left.setText("left —" if not paused else "paused")
+            self.left.setText("left —")  # paused: the mode beside it says so
             return
         per_frame = (now - self._wall_start - self._paused_wall_s) / (done - self._first_done)
         self.left.setText(f"left {fmt_duration(per_frame * (total - done))}")

@@ -93,8 +93,8 @@ def test_time_left_after_a_resume_leaves_the_pause_out(qtbot: Any,
 
     at(0.0, 1, False)
     assert at(72.0, 73, False) == f"left {widgets.fmt_duration(327.0)}"  # 1 s per frame
-    assert at(72.0, 73, True) == "paused"
-    assert at(272.5, 73, True) == "paused"  # 200 s paused
+    assert at(72.0, 73, True) == "left —"  # the strip's mode says PAUSED
+    assert at(272.5, 73, True) == "left —"  # 200 s paused
     at(272.5, 73, False)
     # 60 frames later at 1 s per frame: 132 s of running for 132 frames, 267 frames left
     assert at(332.5, 133, False) == f"left {widgets.fmt_duration(267.0)}"
