@@ -517,11 +517,15 @@ class MainWindow(QMainWindow):
                                    "failed" if result is None else str(result.state),
                                    0 if result is None else result.frames,
                                    0 if result is None else result.photons))
-            if result is not None and result.frames:
-                self.analyze(path)
         self.run_panel.number_on()
         self.refresh_views(force=True)
         self._update_controls()
+        if path.exists() and result is not None and result.frames:
+            try:
+                self.analyze(path)
+            except Exception as exc:  # the window goes on without its results
+                log.exception("the analysis of %s did not start", path)
+                self.show_error(f"The analysis of {path.name} did not start: {exc}")
 
     # -- alignment ----------------------------------------------------------------------------
 

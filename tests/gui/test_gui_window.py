@@ -147,6 +147,23 @@ def test_stop_aborts_the_run_and_leaves_the_rig_still(qtbot: Any, window: MainWi
     assert window.run_panel.start.isEnabled()
 
 
+def test_an_analysis_that_cannot_start_leaves_the_window_ready_for_the_next_run(
+        qtbot: Any, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(path: Path) -> None:
+        raise OSError("cannot start a process")
+
+    monkeypatch.setattr(window, "analyze", no_process)
+    path = tmp_path / "particle-07.h5"
+    window.run_panel.particle.setText("particle-07")
+    start(window, path, frames=20)
+    wait_for_end(qtbot, window)
+    assert file_status(path) == "complete"
+    assert window.run_panel.start.isEnabled() and not window.run_panel.stop.isEnabled()
+    assert window.run_panel.particle.text() == "particle-08"
+    assert window.errors == ["The analysis of particle-07.h5 did not start: cannot start a "
+                             "process"]
+
+
 def test_an_instrument_error_in_a_run_is_a_message_and_the_rig_is_safe(
         qtbot: Any, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
