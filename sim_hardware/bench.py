@@ -134,9 +134,9 @@ class Bench:
     def __init__(self, params: BenchParams, wiring: Wiring | None = None) -> None:
         self.params = params
         self.wiring = wiring or Wiring()
-        streams = np.random.SeedSequence(params.seed).spawn(5)
-        self.rng_sample, self._rng_emission, self._rng_apd, self._rng_optics, self.rng_camera = (
-            np.random.default_rng(s) for s in streams)
+        streams = np.random.SeedSequence(params.seed).spawn(6)
+        (self.rng_sample, self._rng_emission, self._rng_apd, self._rng_optics, self.rng_camera,
+         self.rng_read_noise) = (np.random.default_rng(s) for s in streams)
         self.sample = SampleModel(params.sample, self.rng_sample)
         self.now_ps = 0
         self._laser = LaserState(1e6, 300.0, 475.0, emission_on=True)

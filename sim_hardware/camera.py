@@ -28,7 +28,7 @@ from drivers.interfaces import (
 from drivers.limits import IXON_ULTRA_888, track_layout_problem
 from sim_hardware.base import SimInstrument
 from sim_hardware.bench import FWHM_PER_SIGMA, Bench
-from sim_hardware.optics import emccd_readout
+from sim_hardware.optics import ReadNoise, emccd_readout
 from sim_hardware.spectrograph import SimSpectrograph
 from sim_hardware.units import HC_EV_NM, PS_PER_S
 
@@ -119,6 +119,7 @@ class SimCamera(SimInstrument, Camera):
         self._series: _Series | None = None
         self._lose: set[int] = set()
         self._calibration: tuple[tuple[object, ...], _ColumnMap] | None = None
+        self._read_noise = ReadNoise(bench.rng_read_noise)
         bench.spectrograph_sink = self
 
     # -- sensor temperature -------------------------------------------------------------------
@@ -288,7 +289,8 @@ class SimCamera(SimInstrument, Camera):
             for i, k in enumerate(range(first, kept)):
                 photons = series.photons.pop(k, np.zeros(shape, np.int64))
                 frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
-                                          self._temp_c, self._optics, self._bench.rng_camera)
+                                          self._temp_c, self._optics, self._bench.rng_camera,
+                                          self._read_noise.take(photons.size))
         series.next_to_read = max(kept, first)
         return FrameBlock(first, frames, tuple(lost))
 
@@ -350,6 +352,7 @@ class SimCamera(SimInstrument, Camera):
     def close(self) -> None:
         if self.is_connected:
             self.stop_series()
+        self._read_noise.close()
         super().close()
 
     def status(self) -> CameraStatus:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,8 @@ def dark_current_e_per_s(optics: OpticsParams, temperature_c: float) -> float:
 def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int | npt.NDArray[np.int64],
                   exposure_s: float,
                   em_gain: int, temperature_c: float, optics: OpticsParams,
-                  rng: np.random.Generator) -> npt.NDArray[np.uint16]:
+                  rng: np.random.Generator,
+                  read_noise: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.uint16]:
     """Turn photons per (binned) pixel into ADU through the EMCCD chain of PHYSICS.md.
 
     photons × QE + clock-induced charge + dark → EM register (Gamma(n, gain)) → read noise →
@@ -53,7 +55,8 @@ def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int | npt.NDArray
     A frame is mostly empty pixels: QE, EM register and background are drawn for the pixels
     that hold charge only (the background as a Poisson count per row spread uniformly over the
     row, which is the same distribution as a Poisson draw per pixel); read noise is drawn for
-    every pixel.
+    every pixel, from ``rng`` or given (``read_noise``: standard normal, one value a pixel, used
+    up).
     """
     shape, n = photons.shape, photons.size
     flat = photons.reshape(-1)
@@ -71,10 +74,41 @@ def emccd_readout(photons: npt.NDArray[np.int64], binned_rows: int | npt.NDArray
     charged = np.flatnonzero(electrons)
     counts = electrons[charged]
     signal = rng.gamma(counts, float(em_gain)) if em_gain > 1 else counts.astype(np.float64)
-    adu = rng.standard_normal(n, dtype=np.float32)
+    adu = rng.standard_normal(n, dtype=np.float32) if read_noise is None else read_noise
     adu *= optics.emccd_read_noise_e / optics.emccd_electrons_per_adu
     adu += optics.emccd_bias_adu
     adu[charged] += signal / optics.emccd_electrons_per_adu
     np.rint(adu, out=adu)
     np.clip(adu, 0, 65535, out=adu)
     return adu.astype(np.uint16).reshape(shape)
+
+
+class ReadNoise:
+    """Standard normal read noise for whole frames, drawn one frame ahead on a helper thread:
+    numpy draws without the GIL, so the acquisition thread finds a frame's noise ready instead
+    of spending ~15 ms a full frame drawing it. Its own random stream, taken in order, keeps a
+    seeded run reproducible."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: tuple[int, Future[npt.NDArray[np.float32]]] | None = None
+
+    def take(self, n: int) -> npt.NDArray[np.float32]:
+        """Noise for ``n`` pixels; the next ``n`` are drawn meanwhile."""
+        ahead, self._ahead = self._ahead, None
+        drawn = ahead[1].result() if ahead is not None else None  # in order, always
+        noise = drawn if drawn is not None and drawn.size == n else self._draw(n)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sim-read-noise")
+        self._ahead = (n, self._pool.submit(self._draw, n))
+        return noise
+
+    def _draw(self, n: int) -> npt.NDArray[np.float32]:
+        return self._rng.standard_normal(n, dtype=np.float32)
+
+    def close(self) -> None:
+        """Stop the helper thread (a later :meth:`take` starts it again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool, self._ahead = None, None

@@ -9,7 +9,7 @@ from simtools import make_config
 
 from cryoscope.backends import open_rig
 from drivers.interfaces import CoolingStatus, ReadMode, Readout, SettingRejectedError
-from sim_hardware.optics import dark_current_e_per_s, emccd_readout
+from sim_hardware.optics import ReadNoise, dark_current_e_per_s, emccd_readout
 from sim_hardware.params import OpticsParams
 
 OPTICS = OpticsParams()
@@ -120,3 +120,20 @@ def test_em_gain_above_300_needs_advanced_mode() -> None:
         assert rig.camera.em_gain() == 500
         with pytest.raises(SettingRejectedError):
             rig.camera.set_em_gain(1200, advanced=True)
+
+
+def test_read_noise_drawn_ahead_is_the_stream_in_order() -> None:
+    """The helper thread draws the next frame's noise while a frame is read: what comes out is
+    the noise stream in order (a seeded run is reproducible), whatever the timing, and a change
+    of frame size only skips the frame drawn ahead."""
+    noise = ReadNoise(np.random.default_rng(11))
+    got = [noise.take(n) for n in (10, 10, 5, 5, 10)]
+    noise.close()
+    ref = np.random.default_rng(11)
+    stream = [ref.standard_normal(n, dtype=np.float32) for n in (10, 10, 10, 5, 5, 5, 10)]
+    for g, expected in zip(got, [stream[0], stream[1], stream[3], stream[4], stream[6]],
+                           strict=True):
+        np.testing.assert_array_equal(g, expected)
+    assert np.std(np.concatenate([noise.take(100_000) for _ in range(3)])) == pytest.approx(
+        1.0, abs=0.01)
+    noise.close()
