@@ -49,7 +49,7 @@ from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.image import RowBand, bin_bands
 from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
 from cryoscope.analysis.photons import PhotonBookkeeper
-from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
+from cryoscope.analysis.polarization import BOUNDARY_P, PolarizationFit, fit_polarization
 from cryoscope.analysis.spectra import energy_axis_ev, subtract_background
 from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.config import parse_config
@@ -81,6 +81,8 @@ __all__ = [
 
 #: Angles closer than this are the same waveplate position (deg).
 ANGLE_RESOLUTION_DEG = 0.01
+#: The run states after which no frame comes.
+FINAL_STATES = frozenset({RunState.COMPLETE, RunState.ABORTED, RunState.FAILED})
 #: The live FLID's flat background is the mean of the decay histogram over delays this long
 #: before its peak and over the last tenth of the period (where the decay has died out).
 FLID_BACKGROUND_MARGIN_NS = 1.0
@@ -191,15 +193,25 @@ class LiveFlid:
 
 @dataclass(frozen=True)
 class PolarizationView:
-    """V and H summed over a spectral region per waveplate angle, and the fit if there is one."""
+    """V and H summed over a spectral region per waveplate angle, and the fit if there is one.
+
+    ``in_progress`` marks the angle whose frames are still being taken (at most one, during a
+    run: see :meth:`LiveAccumulator.polarization`); the others are final."""
 
     region_ev: tuple[float, float]
     theta_deg: npt.NDArray[np.float64]
     v: npt.NDArray[np.float64]
     h: npt.NDArray[np.float64]
+    in_progress: npt.NDArray[np.bool_]
     frames_used: int
     fit: PolarizationFit | None
     message: str = ""
+
+    @property
+    def ratio(self) -> npt.NDArray[np.float64]:
+        """V / (V + H) per angle; NaN where V + H ≤ 0 (no signal)."""
+        v, h = np.clip(self.v, 0, None), np.clip(self.h, 0, None)  # as the fit takes them
+        return np.divide(v, v + h, out=np.full(v.shape, np.nan), where=v + h > 0)
 
 
 class LiveAccumulator:
@@ -233,6 +245,10 @@ class LiveAccumulator:
         self._moving = _Rows((), np.bool_)
         self._exposure_of_frame = _Rows((), np.int64)
         self._frames = 0
+        #: a run is feeding this accumulator (between its first state and its final one)
+        self._running = False
+        #: regions (eV) whose polarization fit was reported at the boundary p = 1
+        self._boundary_logged: set[tuple[float, float]] = set()
         # tags
         self._book: PhotonBookkeeper | None = None
         self._period_ps = 0
@@ -258,7 +274,7 @@ class LiveAccumulator:
     # -- feeding (one producer thread) --------------------------------------------------------
 
     def feed(self, event: RunEvent) -> None:
-        """A run listener: take frames and tags, ignore the rest."""
+        """A run listener: take frames, tags and the run's state, ignore the rest."""
         if isinstance(event, FramesAcquired):
             self.add_frames(event.block.frames, event.block.first_index, event.wavelength_nm,
                             event.track_names, event.waveplate_deg, event.stage_moving,
@@ -271,17 +287,17 @@ class LiveAccumulator:
             self._follow_state(event.state)
 
     def _follow_state(self, state: RunState) -> None:
-        """A pause holds the tags after the last one before it, through the last one before the
-        resume: the engine publishes a block's tags before the state that follows them, so
-        these are the bounds the file records (``Measurement.pauses_ps``)."""
+        """Whether the run goes on (until its final state: then no angle is in progress), and
+        its pauses. A pause holds the tags after the last one before it, through the last one
+        before the resume: the engine publishes a block's tags before the state that follows
+        them, so these are the bounds the file records (``Measurement.pauses_ps``)."""
         with self._lock:
+            self._running = state not in FINAL_STATES
             is_open = self._pauses.shape[0] > 0 and self._pauses[-1, 1] == OPEN_PS
             if state is RunState.PAUSED and not is_open:
                 self._pauses = np.vstack([self._pauses, [[self._last_tag_ps + 1, OPEN_PS]]])
             elif state is RunState.RUNNING and is_open:
                 self._pauses[-1, 1] = self._last_tag_ps + 1
-            else:
-                return
             self.version += 1
 
     def set_pauses(self, pauses_ps: npt.ArrayLike) -> None:
@@ -486,12 +502,20 @@ class LiveAccumulator:
     def polarization(self, lo_ev: float, hi_ev: float, min_angles: int = 4
                      ) -> PolarizationView:
         """V and H in ``[lo_ev, hi_ev]`` per waveplate angle (frames with the stage still), fitted
-        by :func:`~cryoscope.analysis.polarization.fit_polarization`."""
+        by :func:`~cryoscope.analysis.polarization.fit_polarization`.
+
+        The angle in progress comes from the same copy as the sums: during a run (from its first
+        state to its final one), the newest frame's angle if the stage stood still during it —
+        more frames of it come until one with the stage moving, or the run's end. A replayed
+        file, a finished run and a run between two angles have none. A fit on the boundary
+        p = 1 is logged once per region."""
         region = (min(lo_ev, hi_ev), max(lo_ev, hi_ev))
         empty = np.zeros(0)
+        none = np.zeros(0, np.bool_)
         with self._lock:
             if self._frame_v is None or self._frame_h is None:
-                return PolarizationView(region, empty, empty, empty, 0, None, "no frames yet")
+                return PolarizationView(region, empty, empty, empty, none, 0, None,
+                                        "no frames yet")
             energy = energy_axis_ev(self._wavelength)
             cols = (energy >= region[0]) & (energy <= region[1])
             n = self._frame_v.n
@@ -499,8 +523,9 @@ class LiveAccumulator:
             h = self._frame_h.buf[:n, cols].sum(axis=1, dtype=np.float64)
             theta = self._theta.copy()
             moving = self._moving.copy()
+            running = self._running
         if not cols.any():
-            return PolarizationView(region, empty, empty, empty, 0, None,
+            return PolarizationView(region, empty, empty, empty, none, 0, None,
                                     "the region holds no pixel")
         use = ~moving & np.isfinite(theta)
         key = np.round(theta[use] / ANGLE_RESOLUTION_DEG).astype(np.int64)
@@ -510,6 +535,9 @@ class LiveAccumulator:
         theta_sum = np.bincount(inverse, weights=theta[use], minlength=angles.shape[0])
         frames_per = np.bincount(inverse, minlength=angles.shape[0])
         angle_deg = theta_sum / np.maximum(frames_per, 1)
+        in_progress = np.zeros(angles.shape[0], np.bool_)
+        if running and use[-1]:  # the newest frame was taken with the stage still
+            in_progress = angles == key[-1]
         fit, message = None, ""
         if angles.shape[0] < min_angles:
             message = f"{angles.shape[0]} of {min_angles} waveplate angles needed for a fit"
@@ -519,7 +547,15 @@ class LiveAccumulator:
                                        angle_deg)
             except ValueError as exc:
                 message = str(exc)
-        return PolarizationView(region, angle_deg, v_sum, h_sum, int(use.sum()), fit, message)
+        if fit is not None and fit.p > BOUNDARY_P:
+            with self._lock:
+                first = region not in self._boundary_logged
+                self._boundary_logged.add(region)
+            if first:
+                log.warning("the polarization fit of %.4f–%.4f eV is at the boundary p = 1: "
+                            "p and φ not determined", *region)
+        return PolarizationView(region, angle_deg, v_sum, h_sum, in_progress, int(use.sum()),
+                                fit, message)
 
     def flid(self, delay_bins: int = 50, count_bins: int | None = None) -> LiveFlid | None:
         """FLID of the photons so far, as the file analysis' :func:`~cryoscope.analysis.flid.flid`

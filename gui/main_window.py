@@ -472,8 +472,6 @@ class MainWindow(QMainWindow):
         self.run_panel.show_progress(progress)
         self.strip.show_progress(progress.frames_done, progress.frames_total, self._paused)
         self.strip.show_waveplate(progress.waveplate_deg, progress.stage_moving)
-        self.polarization_view.set_in_progress(
-            None if progress.stage_moving else progress.waveplate_deg)
 
     @pyqtSlot(object)
     def _on_run_state(self, event: StateChanged) -> None:
@@ -499,7 +497,6 @@ class MainWindow(QMainWindow):
         self._run_pending = False
         self._paused = False
         self.strip.mode.setText("")
-        self.polarization_view.set_in_progress(None)
         result = event.result
         if result is None:
             text = f"run failed: {event.error}"
@@ -599,7 +596,6 @@ class MainWindow(QMainWindow):
         self.live = live
         for view in self.views:
             view.reset()
-        self.polarization_view.set_in_progress(None)
         self._progress = None
         self.run_panel.progress.reset()  # not the last run's "400 / 400"
         self.strip.mode.setText("")  # alignment ends with the run's start
@@ -711,7 +707,6 @@ class MainWindow(QMainWindow):
         meas = replay.measurement
         for view in self.views:
             view.reset()
-        self.polarization_view.set_in_progress(None)
         self._set_source(replay.live, replay)
         text = f"replay: {meas.path.name} ({replay.status}, {meas.n_frames} frames)"
         if replay.error:

@@ -858,23 +858,24 @@ class DecayView(View):
 class _PolarizationPicture:
     regions: tuple[Region, ...]
     results: tuple[PolarizationView, ...]
-    in_progress_deg: float | None
 
 
 class PolarizationPlot(View):
     """V / (V + H) per waveplate angle θ in each spectral region, with the fitted p and φ.
 
     A ratio, not raw sums: an angle whose frames are still being taken is not a false dip.
-    During a run the angle being acquired (:meth:`set_in_progress`) is drawn as an open symbol,
-    apart from the finished angles. The legend sits above the plot, clear of the data; the
-    y-axis is fixed to 0–1 and the x-axis cannot be zoomed or panned off the data.
+    During a run the angle being acquired is drawn as an open symbol, apart from the finished
+    angles; which one it is comes with the data, from the same copy of the run
+    (:meth:`cryoscope.live.LiveAccumulator.polarization`). A fit whose p and φ are not
+    determined (on the boundary p = 1, degenerate data) is not drawn: the legend says why. The
+    legend sits above the plot, clear of the data; the y-axis is fixed to 0–1 and the x-axis
+    cannot be zoomed or panned off the data.
     """
 
     title = "Polarization"
     min_interval_s = 0.5
     background = True
-    #: An angle within this of the stage's angle in a run is the one in progress (deg).
-    IN_PROGRESS_TOLERANCE_DEG = 0.5
+    NO_REGION = "choose a spectral region on the spectrum"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -884,7 +885,7 @@ class PolarizationPlot(View):
         self.plot.setLimits(yMin=-0.05, yMax=1.05)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
-        self.info = LineLabel("choose a spectral region on the spectrum")
+        self.info = LineLabel(self.NO_REGION)
         self.cursor_readout = CursorReadout(self.plot, xy_text("θ (°)", "V/(V+H)"))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -894,13 +895,8 @@ class PolarizationPlot(View):
         layout.addWidget(self.cursor_readout)
         self.regions: tuple[Region, ...] = ()
         self.results: tuple[PolarizationView, ...] = ()
-        self.in_progress_deg: float | None = None
-        #: per region: finished points, the point in progress, the fit
-        self._items: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem]] = []
-        #: what was drawn: per region (θ of finished points, θ of the point in progress), and
-        #: the angle in progress it was drawn with
-        self.drawn: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
-        self.drawn_in_progress_deg: float | None = None
+        #: per region: the finished points, the point in progress, the fit curve
+        self.curves: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.PlotDataItem]] = []
 
     @property
     def result(self) -> PolarizationView | None:
@@ -911,68 +907,67 @@ class PolarizationPlot(View):
         self.regions = tuple(regions)
         self._drawn_version = -1
         self._last_draw = 0.0
+        if not self.results:
+            self.info.setText(self._waiting_text())
 
-    def set_in_progress(self, theta_deg: float | None) -> None:
-        """The waveplate angle being acquired in a run (None: no run, or between angles)."""
-        if theta_deg != self.in_progress_deg:
-            self.in_progress_deg = theta_deg
-            self._drawn_version = -1
+    def _waiting_text(self) -> str:
+        """What the view says before it has drawn anything."""
+        if not self.regions:
+            return self.NO_REGION
+        return f"{len(self.regions)} region{'s' if len(self.regions) > 1 else ''}: no frames yet"
 
     def clear(self) -> None:
         self.results = ()
-        self.drawn = []
-        for items in self._items:
+        for items in self.curves:
             for item in items:
                 item.setData([], [])
-        self.info.setText("")
+        self.legend.setText("")
+        self.info.setText(self._waiting_text())
 
     def prepare(self) -> None:
-        self._request = (self.regions, self.in_progress_deg)
+        self._request = self.regions
 
     def compute(self, source: LiveAccumulator) -> _PolarizationPicture:
-        regions, in_progress = self._request
+        regions = self._request
         return _PolarizationPicture(regions, tuple(source.polarization(r.lo_ev, r.hi_ev)
-                                                   for r in regions), in_progress)
+                                                   for r in regions))
 
-    def _ensure_items(self, n: int) -> None:
-        while len(self._items) < n:
-            colour = REGION_COLOURS[len(self._items) % len(REGION_COLOURS)]
+    def _ensure_curves(self, n: int) -> None:
+        while len(self.curves) < n:
+            colour = REGION_COLOURS[len(self.curves) % len(REGION_COLOURS)]
             done = self.plot.plot(pen=None, symbol="o", symbolBrush=colour, symbolPen=colour)
             going = self.plot.plot(pen=None, symbol="o", symbolBrush=None, symbolSize=12,
                                    symbolPen=pg.mkPen(colour, width=2,
                                                       style=Qt.PenStyle.DashLine))
             fit = self.plot.plot(pen=pg.mkPen(colour, width=2))
-            self._items.append((done, going, fit))
-        for k, items in enumerate(self._items):
+            self.curves.append((done, going, fit))
+        for k, items in enumerate(self.curves):
             for item in items:
                 item.setVisible(k < n)
 
     def paint(self, picture: _PolarizationPicture) -> None:
         self.results = picture.results
-        self.drawn_in_progress_deg = picture.in_progress_deg
-        self._ensure_items(len(picture.results))
-        legend, infos, self.drawn = [], [], []
+        self._ensure_curves(len(picture.results))
+        legend, infos = [], []
         theta_all: list[float] = []
+        any_going = False
         for k, (region, pol) in enumerate(zip(picture.regions, picture.results, strict=True)):
-            done, going, fit_item = self._items[k]
+            done, going, fit_item = self.curves[k]
             colour = REGION_COLOURS[k % len(REGION_COLOURS)]
-            total = pol.v + pol.h
-            ratio = np.divide(pol.v, total, out=np.full(total.shape, np.nan), where=total > 0)
-            current = np.zeros(pol.theta_deg.shape, bool)
-            if picture.in_progress_deg is not None:
-                current = np.abs(pol.theta_deg - picture.in_progress_deg) \
-                    < self.IN_PROGRESS_TOLERANCE_DEG
-            done.setData(pol.theta_deg[~current], ratio[~current])
-            going.setData(pol.theta_deg[current], ratio[current])
-            self.drawn.append((pol.theta_deg[~current], pol.theta_deg[current]))
+            ratio = pol.ratio
+            shown = np.isfinite(ratio)  # an angle without signal has no ratio to show
+            done.setData(pol.theta_deg[shown & ~pol.in_progress], ratio[shown & ~pol.in_progress])
+            going.setData(pol.theta_deg[shown & pol.in_progress], ratio[shown & pol.in_progress])
+            any_going |= bool(np.any(shown & pol.in_progress))
             theta_all.extend(pol.theta_deg.tolist())
             text = f'<span style="color:{colour}">● {region.name}</span> ' \
                 f"{region.lo_ev:.4f}–{region.hi_ev:.4f} eV"
-            if pol.fit is None:
+            f = pol.fit
+            if f is None or not f.determined:
                 fit_item.setData([], [])
-                text += f": {pol.message}"
+                text += f": {pol.message}" if f is None \
+                    else f": p and φ not determined ({f.problem})"
             else:
-                f = pol.fit
                 theta = np.linspace(float(pol.theta_deg.min()), float(pol.theta_deg.max()), 200)
                 fit_item.setData(theta, polarization_model(theta, f.p, f.phi_deg,
                                                            f.gain_ratio))
@@ -982,12 +977,11 @@ class PolarizationPlot(View):
                              f"g_V/g_H = {f.gain_ratio:.3f}, {pol.theta_deg.shape[0]} angles, "
                              f"{pol.frames_used} frames")
             legend.append(text)
-        if picture.in_progress_deg is not None and any(d[1].size for d in self.drawn):
+        if any_going:
             legend.append("○ the angle in progress")
         self.legend.setText("<br>".join(legend))
         # one line (the legend has every region's p and φ): the first fitted region
-        self.info.setText(infos[0] if infos else "" if picture.regions
-                          else "choose a spectral region on the spectrum")
+        self.info.setText(infos[0] if infos else "" if picture.regions else self.NO_REGION)
         if theta_all:
             lo, hi = min(theta_all), max(theta_all)
             pad = max(2.0, 0.05 * (hi - lo))

@@ -431,6 +431,8 @@ def _uncertain(pol: PolarizationFit | None, fit: LineFit | None, photons: float,
         why.append("no polarization fit")
     elif pol.p > BOUNDARY_P:
         why.append(f"p = {pol.p:.2f} at the boundary")
+    elif not pol.determined:
+        why.append(pol.problem)
     if fit is not None and fit.fwhm_mev > BROAD_FWHM_MEV:
         why.append(f"FWHM {fit.fwhm_mev:.1f} meV")
     if photons < MIN_LINE_PHOTONS:

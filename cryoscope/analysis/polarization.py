@@ -12,6 +12,7 @@ twice the Poisson variance, so the binomial covariance is scaled by the excess-n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -21,16 +22,22 @@ from scipy import optimize
 
 from cryoscope.analysis.lifetime import numerical_hessian
 
-__all__ = ["PolarizationFit", "fit_polarization", "polarization_model"]
+__all__ = ["BOUNDARY_P", "PolarizationFit", "fit_polarization", "polarization_model"]
 
 log = logging.getLogger(__name__)
+
+
+#: A fit with p above this ends on the physical boundary p = 1.
+BOUNDARY_P = 0.995
 
 
 @dataclass(frozen=True)
 class PolarizationFit:
     """Degree p, dipole angle φ (deg, in [0, 180)), g_V/g_H and their 1σ uncertainties.
 
-    The uncertainties of p and φ are NaN when the fit ends on the boundary p = 1.
+    When p and φ are not determined — the fit ends on the boundary p = 1, or the likelihood has
+    no positive curvature there (degenerate data: a channel without signal, no modulation to
+    place φ by) — their uncertainties are NaN and :attr:`problem` says why.
     """
 
     p: float
@@ -41,6 +48,12 @@ class PolarizationFit:
     gain_ratio_err: float
     dispersion: float  #: variance relative to binomial used for the uncertainties
     n_points: int
+    problem: str = ""  #: why p and φ are not determined; empty when they are
+
+    @property
+    def determined(self) -> bool:
+        """Whether p and φ are determined (finite, positive uncertainties)."""
+        return not self.problem
 
 
 def polarization_model(theta_deg: np.ndarray, p: float, phi_deg: float, gain_ratio: float
@@ -59,7 +72,8 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
     ``counts_in_photons``: V and H are in detected photons, so the binomial variance is scaled by
     at least ``excess_noise`` (2 for an EMCCD in gain), or by the Pearson dispersion of the
     residuals if that is larger. Otherwise (ADU, arbitrary units) the scale is the Pearson
-    dispersion alone.
+    dispersion alone. Raises :class:`ValueError` for fewer than 4 points with signal, or no
+    signal at all in V or in H.
     """
     v = np.asarray(v, float)
     h = np.asarray(h, float)
@@ -69,6 +83,9 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
     v, h, th, n = v[ok], h[ok], th[ok], n[ok]
     if v.shape[0] < 4:
         raise ValueError(f"need at least 4 (V, H) points with signal, got {v.shape[0]}")
+    for name, counts in (("V", v), ("H", h)):
+        if not np.any(counts > 0):  # g_V/g_H would run off to 0 or ∞, taking p and φ along
+            raise ValueError(f"no signal in the {name} channel")
     c4, s4 = np.cos(4 * th), np.sin(4 * th)
 
     def frac(x: np.ndarray) -> np.ndarray:
@@ -108,24 +125,36 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
     dispersion = max(excess_noise, pearson) if counts_in_photons else pearson
     with np.errstate(over="ignore", invalid="ignore"):
         hess = numerical_hessian(nll, x, np.array([1e-5, 1e-5, 1e-5]))
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
+    # A minimum has a finite, positive definite Hessian; anything else has no covariance (its
+    # inverse would give negative or zero variances, shown as a fake ± 0).
+    cov = np.full((3, 3), np.nan)
+    if np.all(np.isfinite(hess)):
+        with contextlib.suppress(np.linalg.LinAlgError):
+            np.linalg.cholesky(hess)
             cov = np.linalg.inv(hess) * dispersion
-    except np.linalg.LinAlgError:
-        cov = np.full((3, 3), np.nan)
     a, b = float(x[1]), float(x[2])
     p = math.hypot(a, b)
     phi = 0.5 * math.degrees(math.atan2(b, a)) % 180.0
-    # Jacobians of p = |(a, b)| and φ = atan2(b, a)/2.
-    jp = np.array([0.0, a / max(p, 1e-12), b / max(p, 1e-12)])
-    jphi = np.array([0.0, -b, a]) / max(p * p, 1e-24) * 0.5
-    p_err = math.sqrt(max(float(jp @ cov @ jp), 0.0))
-    phi_err = math.degrees(math.sqrt(max(float(jphi @ cov @ jphi), 0.0)))
-    if p > 0.995:
+    # Jacobians of p = |(a, b)| and φ = atan2(b, a)/2 (φ has none at p = 0).
+    jp = np.array([0.0, a, b]) / p if p > 0 else np.array([0.0, 1.0, 0.0])
+    jphi = 0.5 * np.array([0.0, -b, a]) / (p * p) if p > 0 else np.full(3, np.nan)
+    p_err = _sigma(float(jp @ cov @ jp))
+    phi_err = math.degrees(_sigma(float(jphi @ cov @ jphi)))
+    problem = ""
+    if p > BOUNDARY_P:
         # On the physical boundary p = 1 the curvature says nothing: no uncertainties.
-        log.warning("polarization fit at the boundary p = 1: uncertainties undefined")
+        problem = f"p = {p:.3f} at the boundary p = 1"
+    elif not (math.isfinite(p_err) and math.isfinite(phi_err)):
+        problem = "no finite uncertainty: the data do not constrain p and φ"
+    if problem:
+        log.debug("polarization fit not determined: %s", problem)
         p_err = phi_err = float("nan")
     g = math.exp(float(x[0]))
     return PolarizationFit(p=p, p_err=p_err, phi_deg=phi, phi_err_deg=phi_err, gain_ratio=g,
-                           gain_ratio_err=g * math.sqrt(max(float(cov[0, 0]), 0.0)),
-                           dispersion=dispersion, n_points=int(v.shape[0]))
+                           gain_ratio_err=g * _sigma(float(cov[0, 0])), dispersion=dispersion,
+                           n_points=int(v.shape[0]), problem=problem)
+
+
+def _sigma(variance: float) -> float:
+    """The standard deviation of a variance from a covariance matrix; NaN unless positive."""
+    return math.sqrt(variance) if math.isfinite(variance) and variance > 0 else float("nan")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,40 @@ def test_fully_polarized_fit_has_no_fake_uncertainty() -> None:
     assert fit.p > 0.995
     assert abs(((fit.phi_deg - 40.0 + 90) % 180) - 90) < 0.5
     assert np.isnan(fit.p_err) and np.isnan(fit.phi_err_deg)
+
+
+def test_a_fit_on_the_boundary_says_so_and_leaves_the_logging_to_its_caller(
+        caplog: pytest.LogCaptureFixture) -> None:
+    theta = np.arange(0.0, 180.0, 5.0)
+    f = polarization_model(theta, 1.0, 40.0, 1.0)
+    with caplog.at_level(logging.DEBUG, "cryoscope"):
+        fit = fit_polarization(1000 * f, 1000 * (1 - f), theta, counts_in_photons=True)
+    assert not fit.determined and "boundary" in fit.problem
+    # called for every redraw and every assignment round: no warning each time
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_data_that_cannot_place_phi_give_no_uncertainty_not_a_small_one() -> None:
+    # 4θ = 0°, 180°, 360°, 540°: cos 4θ = ±1 and sin 4θ = 0 at every angle, so the
+    # sin(2φ) part of the modulation is not measured
+    theta = np.arange(0.0, 180.0, 45.0)
+    f = polarization_model(theta, 0.6, 30.0, 1.0)
+    fit = fit_polarization(5000 * f, 5000 * (1 - f), theta, counts_in_photons=True)
+    assert not fit.determined and fit.problem
+    assert np.isnan(fit.p_err) and np.isnan(fit.phi_err_deg)
+
+
+def test_an_unmodulated_signal_has_no_zero_uncertainty() -> None:
+    # V = H at every angle: p = 0 exactly, where φ has no meaning — not "φ = 0.0 ± 0.0"
+    theta = np.arange(0.0, 180.0, 10.0)
+    fit = fit_polarization(np.full(18, 1000.0), np.full(18, 1000.0), theta,
+                           counts_in_photons=True)
+    assert fit.p < 1e-6
+    assert not fit.determined
+    assert not (fit.p_err == 0.0 or fit.phi_err_deg == 0.0)
+
+
+def test_a_channel_without_signal_is_an_error() -> None:
+    theta = np.arange(0.0, 180.0, 10.0)
+    with pytest.raises(ValueError, match="no signal in the H channel"):
+        fit_polarization(np.full(18, 100.0), np.zeros(18), theta)

@@ -12,7 +12,7 @@ from gui_helpers import DIPOLE_DEG, FAST, ZPL_EV, apd_photons, fast_config, file
 from PyQt6.QtCore import QSettings
 
 from cryoscope.acquisition import RunState
-from cryoscope.live import LiveAccumulator
+from cryoscope.live import LiveAccumulator, PolarizationView
 from cryoscope.session import (
     CountRateProbe,
     InstrumentStatuses,
@@ -210,24 +210,42 @@ def test_the_window_fits_a_1366_by_768_screen(qtbot: Any, config: Any, tmp_path:
 
 def test_the_angle_in_progress_is_not_drawn_as_a_finished_point(
         qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
-    panel = window.run_panel
-    panel.output.setText(str(tmp_path / "inprogress.h5"))
-    panel.set_parameters(**{**FAST, "frames": 400})
-    panel.start.click()
+    """Every paint of a run: a point drawn as finished holds its final V and H (no frame comes to
+    it later), and the angle the stage rests at is drawn apart, as in progress."""
     view = window.polarization_view
+    view.min_interval_s = 0.1  # many paints: each is a chance for the race of the audit
+    painted: list[PolarizationView] = []
+    paint = view.paint
 
-    def mid_angle() -> bool:
-        """The stage rests at an angle after at least three finished ones."""
-        return (view.drawn_in_progress_deg is not None and view.drawn_in_progress_deg >= 30.0
-                and len(view.drawn) > 0 and view.drawn[0][1].size == 1)
-    qtbot.waitUntil(mid_angle, timeout=RUN_TIMEOUT_MS)
-    finished, going = view.drawn[0]
-    assert going[0] == pytest.approx(view.drawn_in_progress_deg, abs=0.5)
-    assert not np.any(np.abs(finished - going[0]) < 0.5)
-    assert finished.size >= 3
-    assert "in progress" in view.legend.text()
-    window.session.stop_run("test over")
-    qtbot.waitUntil(lambda: window.last_run is not None, timeout=RUN_TIMEOUT_MS)
+    def record(picture: Any) -> None:
+        paint(picture)
+        painted.extend(picture.results[:1])
+    view.paint = record  # type: ignore[method-assign]
+    run_to_end(qtbot, window, frames=160)
+    live = window.live
+    assert live is not None
+    qtbot.waitUntil(lambda: painted and painted[-1].frames_used == live.polarization(
+        painted[-1].region_ev[0], painted[-1].region_ev[1]).frames_used, timeout=10_000)
+    final = live.polarization(*painted[-1].region_ev)
+    assert not final.in_progress.any()  # the run is over
+    angles = round(160 * FAST["exposure_s"] / FAST["waveplate_dwell_s"])
+    assert final.theta_deg.shape[0] == angles
+    during = [pol for pol in painted if pol.region_ev == final.region_ev]
+    assert len(during) >= 5
+    for pol in during:
+        finished = ~pol.in_progress
+        at = np.searchsorted(final.theta_deg, pol.theta_deg[finished])
+        np.testing.assert_allclose(final.theta_deg[at], pol.theta_deg[finished], atol=0.01)
+        np.testing.assert_allclose(pol.v[finished], final.v[at], rtol=1e-12)
+        np.testing.assert_allclose(pol.h[finished], final.h[at], rtol=1e-12)
+        # at most one angle in progress: the newest
+        assert pol.in_progress.sum() <= 1
+        if pol.in_progress.any():
+            assert pol.theta_deg[pol.in_progress][0] == pol.theta_deg.max()
+    # the stage rests about half the time: some paints come while it does
+    assert any(pol.in_progress.any() for pol in during)
+    assert not painted[-1].in_progress.any()
+    assert "in progress" not in view.legend.text()
 
 
 def test_alignment_shows_the_simulated_count_rate_and_writes_nothing(
