@@ -74,6 +74,7 @@ from gui.widgets import (
     RunEntry,
     RunsTable,
     StatusStrip,
+    analysis_regions,
     panel_scroll,
 )
 
@@ -647,10 +648,7 @@ class MainWindow(QMainWindow):
     def _on_analysis(self, path: str, summary: dict[str, Any]) -> None:
         self.results.show_summary(summary)
         self.runs.set_summary(path, summary)
-        found = [(f"line {k + 1}", *ln["window_ev"]) for k, ln in enumerate(summary["lines"])]
-        found += [(f"center {c['id']}", *c["region_ev"]) for c in summary.get("centers", [])]
-        self.regions.set_analysis_regions([(name, lo, hi) for name, lo, hi in found
-                                           if lo is not None and hi is not None])
+        self.regions.set_analysis_regions(analysis_regions(summary))
 
     @pyqtSlot(str, str)
     def _on_analysis_failed(self, path: str, message: str) -> None:

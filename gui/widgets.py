@@ -439,18 +439,60 @@ class RegionsPanel(QWidget):
 # Results of the analysis
 
 
-def _pm(value: float | None, err: float | None, digits: int, unit: str = "") -> str:
-    if value is None:
+def line_name(index: int) -> str:
+    """A line of an analysis, by its index in ``summary.json``'s ``lines`` (as ``centers[].lines``
+    refers to it): the same name in the results, the regions and the polarization legend."""
+    return f"line {index}"
+
+
+def center_name(center_id: int) -> str:
+    """An emission center, by its ``id`` in ``summary.json`` (as the analysis' figures name it)."""
+    return f"center {center_id}"
+
+
+def analysis_regions(summary: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """The spectral regions of an analysis, ``(name, lo, hi)`` (eV): each line's window and each
+    center's region, named as the results dock names them."""
+    found = [(line_name(k), *ln["window_ev"]) for k, ln in enumerate(summary["lines"])]
+    found += [(center_name(c["id"]), *c["region_ev"]) for c in summary.get("centers", [])]
+    return [(name, lo, hi) for name, lo, hi in found if lo is not None and hi is not None]
+
+
+def determined(err: float | None) -> bool:
+    """Whether an uncertainty is one: finite and positive (``summary.json`` has null for an
+    undetermined one; zero is no uncertainty either)."""
+    return err is not None and math.isfinite(err) and err > 0
+
+
+def fmt_pm(value: float | None, err: float | None, unit: str = "", digits: int = 3) -> str:
+    """``value ± err unit``, the error to two significant digits (one from 3.5 on) and the value
+    to the same decimal; without a determined error, the value to ``digits`` decimals and
+    "(no σ)"; "—" without a value."""
+    if value is None or not math.isfinite(value):
         return "—"
-    text = f"{value:.{digits}f}"
-    if err is not None and math.isfinite(err):
-        text += f" ± {err:.{digits}f}"
-    return text + unit
+    if not determined(err):
+        return f"{value:.{digits}f}{unit} (no σ)"
+    assert err is not None
+    exponent = math.floor(math.log10(err))
+    decimals = min(max(0, (2 if err / 10 ** exponent < 3.5 else 1) - 1 - exponent), 8)
+    return f"{value:.{decimals}f} ± {err:.{decimals}f}{unit}"
+
+
+def _num(value: float | None, spec: str, unit: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{unit}"
+
+
+def _ev_nm(ev: float | None) -> str:
+    return "—" if not ev else f"{ev:.4f} eV ({HC_EV_NM / ev:.2f} nm)"
 
 
 class ResultsView(QWidget):
-    """The analysis of a run (``summary.json``'s keys): lines with p and φ, states with
-    lifetimes, and centers, configurations and spectral jumps when the analysis gives them."""
+    """The analysis of a run (``summary.json``, ``docs/summary-format.md``), for a physicist:
+    lines (ZPL, charge, FWHM, p ± σ, φ ± σ), states (share, count rate, lifetimes ± σ with their
+    shares), centers (ZPL, spectral diffusion, φ, trion, LO replicas) and spectral jumps, one
+    quantity with its unit per row (the full text and the quantity's meaning in tooltips). Lines
+    and centers are numbered as ``summary.json`` numbers them (:func:`line_name`,
+    :func:`center_name`), as the regions and the polarization legend are."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -458,8 +500,10 @@ class ResultsView(QWidget):
         self.header.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setColumnCount(2)
-        self.tree.setHeaderLabels(["", "value"])
+        self.tree.setHeaderLabels(["quantity", "value"])
         _header(self.tree).setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        _header(self.tree).setStretchLastSection(True)
+        self.tree.setIndentation(12)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.header)
@@ -479,53 +523,120 @@ class ResultsView(QWidget):
         self.header.setText(
             f"{Path(summary['file']).name}: {summary['status']}, {summary['frames']} frames, "
             f"{summary['photons']} photons" + (f", {rate / 1e3:.1f} kcps" if rate else ""))
-        lines = self._group(f"lines ({len(summary['lines'])})")
-        for k, ln in enumerate(summary["lines"]):
-            zpl = ln["zpl_ev"]
-            item = QTreeWidgetItem(lines, [f"line {k + 1}",
-                                           f"{zpl:.4f} eV ({HC_EV_NM / zpl:.2f} nm)"])
-            self._row(item, "FWHM", _pm(ln["fwhm_mev"], None, 2, " meV"))
-            self._row(item, "p", _pm(ln["polarization_degree"], ln["polarization_degree_err"], 3))
-            self._row(item, "φ", _pm(ln["dipole_angle_deg"], ln["dipole_angle_err_deg"], 1, "°"))
-            self._row(item, "states", ", ".join(map(str, ln["states"])))
-        states = self._group(f"states ({len(summary['states'])})")
-        for st in summary["states"]:
-            taus = ", ".join(f"{t:.2f} ± {e:.2f} ns ({w:.0%})" for t, e, w in zip(
-                st["lifetimes_ns"], st["lifetimes_err_ns"], st["lifetime_weights"],
-                strict=True) if t is not None and e is not None and w is not None)
-            item = QTreeWidgetItem(states, [f"state {st['id']}",
-                                            f"{st['fraction']:.0%} of frames"])
-            self._row(item, "lifetimes", taus or "—")
-            self._row(item, "count rate", f"{(st['count_rate_cps'] or 0) / 1e3:.1f} kcps")
-            self._row(item, "ZPL", ", ".join(f"{z:.4f} eV" for z in st["zpl_ev"] if z))
-        for key in ("centers", "configurations", "jumps"):
-            if summary.get(key):
-                group = self._group(f"{key} ({len(summary[key])})")
-                for k, entry in enumerate(summary[key]):
-                    item = QTreeWidgetItem(group, [f"{key[:-1]} {k + 1}", ""])
-                    fields = entry.items() if isinstance(entry, dict) else [("", entry)]
-                    for name, value in fields:
-                        self._row(item, str(name), _value_text(value))
+        self._lines(summary["lines"])
+        self._states(summary["states"])
+        if summary.get("centers"):
+            self._centers(summary["centers"])
+        if summary.get("jumps"):
+            self._jumps(summary["jumps"])
         self.tree.expandAll()
+        if summary.get("jumps"):
+            self.tree.collapseItem(self.tree.topLevelItem(self.tree.topLevelItemCount() - 1))
 
-    def _group(self, title: str) -> QTreeWidgetItem:
+    def _lines(self, lines: list[dict[str, Any]]) -> None:
+        group = self._group(f"lines ({len(lines)})", "each distinct zero-phonon line")
+        for k, ln in enumerate(lines):
+            item = self._row(group, line_name(k), _ev_nm(ln["zpl_ev"]),
+                             "zero-phonon line: the median of its peak energies; ± "
+                             f"{(ln['zpl_err_ev'] or 0) * 1e6:.1f} µeV (standard error)")
+            charge = {"X": "X (neutral)", "X*": "X* (charged, trion)"}.get(ln["charge"],
+                                                                          str(ln["charge"]))
+            self._row(item, "charge", charge, "neutral exciton or negative trion")
+            self._row(item, "center", center_name(ln["center"]), "its emission center")
+            self._row(item, "FWHM", _num(ln["fwhm_mev"], ".2f", " meV"),
+                      "Lorentzian width of the ZPL, spectral diffusion removed")
+            self._row(item, "p", fmt_pm(ln["polarization_degree"],
+                                        ln["polarization_degree_err"]),
+                      "degree of linear polarization ± 1σ")
+            self._row(item, "φ", fmt_pm(ln["dipole_angle_deg"], ln["dipole_angle_err_deg"],
+                                        "°", 1), "dipole angle ± 1σ, in [0°, 180°)")
+            self._row(item, "g_V/g_H", _num(ln["gain_ratio_vh"], ".3f"),
+                      "fitted transmission ratio of the V and H channels")
+            self._row(item, "states", ", ".join(map(str, ln["states"])) or "—",
+                      "the states in which it is its center's line")
+            for why in ln["uncertain"]:
+                self._row(item, "doubtful", why, "why its p and φ are not to be trusted")
+
+    def _states(self, states: list[dict[str, Any]]) -> None:
+        group = self._group(f"states ({len(states)})", "spectral states (configurations), "
+                            "brightest first")
+        for st in states:
+            item = self._row(group, f"state {st['id']}",
+                             _num(st["fraction"], ".0%", " of frames"),
+                             f"{st['frames']} frames")
+            self._row(item, "configuration",
+                      ", ".join(f"{center_name(k)}: {c}"
+                                for k, c in enumerate(st["configuration"])) or "—",
+                      "each center's line in this state: X, X* or dark")
+            rate = st["count_rate_cps"]
+            self._row(item, "count rate", _num(None if rate is None else rate / 1e3, ".1f",
+                                               " kcps"),
+                      f"{st['photons']} APD photons over the frames' exposure time")
+            for k, (tau, err, weight) in enumerate(zip(
+                    st["lifetimes_ns"], st["lifetimes_err_ns"], st["lifetime_weights"],
+                    strict=True)):
+                share = "" if weight is None else f" ({weight:.0%})"
+                self._row(item, f"τ{k + 1}", fmt_pm(tau, err, " ns", 2) + share,
+                          "decay component ± 1σ (its share of the decay's photons)")
+            if not st["lifetimes_ns"]:
+                self._row(item, "τ", "—", "no decay fit: background only or too few photons")
+            self._row(item, "ZPL", ", ".join(f"{z:.4f} eV" for z in st["zpl_ev"] if z) or "—",
+                      "ZPLs fitted in the state's summed spectrum")
+
+    def _centers(self, centers: list[dict[str, Any]]) -> None:
+        group = self._group(f"centers ({len(centers)})", "emission centers (a dot; two for a "
+                            "dot molecule)")
+        for c in centers:
+            item = self._row(group, center_name(c["id"]), _ev_nm(c["zpl_ev"]),
+                             "its neutral ZPL: the most frequent bright neutral line")
+            self._row(item, "spectral diffusion", _num(c["zpl_spread_mev"], ".2f", " meV"),
+                      "standard deviation of the neutral line's peak energy over its frames")
+            self._row(item, "p", _num(c["polarization_degree"], ".3f"),
+                      "degree of polarization of all its lines together")
+            self._row(item, "φ", fmt_pm(c["dipole_angle_deg"], c["dipole_angle_err_deg"], "°",
+                                        1), "dipole angle of all its lines together ± 1σ")
+            trion = c["trion_shift_mev"]
+            self._row(item, "trion", "never charged" if c["charged_zpl_ev"] is None
+                      else f"{c['charged_zpl_ev']:.4f} eV ({trion:+.1f} meV)",
+                      "its most frequent charged line, and its shift from the neutral ZPL")
+            self._row(item, "lines", ", ".join(line_name(k) for k in c["lines"]) or "—",
+                      "its lines (see lines)")
+            for name, shift, err in zip(("CdSe LO", "CdS LO"), c["replica_shifts_mev"],
+                                        c["replica_shifts_err_mev"], strict=True):
+                self._row(item, name, fmt_pm(shift, err, " meV", 2) + " below",
+                          "LO-phonon replica: its distance below the ZPL ± 1σ")
+            lo, hi = c["region_ev"]
+            self._row(item, "region", "—" if lo is None or hi is None
+                      else f"{lo:.4f}–{hi:.4f} eV", "energy range of its lines ± 2 meV")
+
+    def _jumps(self, jumps: list[dict[str, Any]]) -> None:
+        kinds = collections.Counter(kind for j in jumps for kind in j["kind"].split("+"))
+        group = self._group(f"jumps ({len(jumps)})", "spectral jumps of the centers: "
+                            + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()))
+        for j in jumps:
+            at = f"frame {j['frame']}, {_num(j['time_s'], '.1f', ' s')} after the first exposure"
+            for k, (center, kind, shift) in enumerate(zip(
+                    j["centers"], j["kind"].split("+"), j["shifts_mev"], strict=True)):
+                self._row(group, f"frame {j['frame']}" if k == 0 else "",
+                          f"{center_name(center)} {kind.replace('_', ' ')} "
+                          f"{_num(shift, '+.1f', ' meV')}",
+                          at + (" (with the jump above)" if k else ""))
+
+    def _group(self, title: str, tooltip: str) -> QTreeWidgetItem:
         item = QTreeWidgetItem(self.tree, [title, ""])
         font = item.font(0)
         font.setBold(True)
         item.setFont(0, font)
+        item.setFirstColumnSpanned(True)
+        item.setToolTip(0, tooltip)
         return item
 
     @staticmethod
-    def _row(parent: QTreeWidgetItem, name: str, value: str) -> None:
-        QTreeWidgetItem(parent, [name, value])
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(_value_text(v) for v in value)
-    return str(value)
+    def _row(parent: QTreeWidgetItem, name: str, value: str, meaning: str) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(parent, [name, value])
+        item.setToolTip(0, meaning)
+        item.setToolTip(1, f"{name}: {value}\n{meaning}")
+        return item
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,12 +644,16 @@ def _value_text(value: Any) -> str:
 
 
 def key_line(summary: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's best-measured line: the smallest uncertainty of φ (the brightest, as a rule)."""
-    def err(line: dict[str, Any]) -> float:
-        e = line.get("dipole_angle_err_deg")
-        return float(e) if e is not None and math.isfinite(e) else math.inf
-    lines = summary.get("lines") or []
-    return min(lines, key=err) if lines else None
+    """The run's best-measured line: of the lines whose p and φ have a determined uncertainty
+    (finite and positive: a failed or degenerate fit has none, or a fake zero), the one with
+    the smallest σ_φ (σ_φ ∝ 1 / (p √photons): the brightest and most polarized, as a rule),
+    a line the analysis does not flag as doubtful first; None if no line has such a fit."""
+    fitted = [ln for ln in summary.get("lines") or []
+              if determined(ln.get("dipole_angle_err_deg"))
+              and determined(ln.get("polarization_degree_err"))]
+    if not fitted:
+        return None
+    return min(fitted, key=lambda ln: (bool(ln.get("uncertain")), ln["dipole_angle_err_deg"]))
 
 
 @dataclass
@@ -552,22 +667,36 @@ class RunEntry:
 
 
 class RunsTable(QWidget):
-    """The runs of this session: name, status and key numbers; a click replays a run."""
+    """The runs of this session: name, status and key numbers; a click replays a run.
+
+    Six narrow columns fit the ~400 px dock without scrolling (the name takes what is left);
+    the frames, count rate and file are in each row's tooltip, the columns' meaning in the
+    headers' tooltips."""
 
     replayRequested = pyqtSignal(str)  # path
 
-    #: the ZPL, p and φ of the run's best-measured line (:func:`key_line`)
-    COLUMNS = ("name", "status", "frames", "kcps", "ZPL (eV)", "p", "φ (°)", "τ (ns)")
+    #: header, tooltip; the ZPL, p and φ: the run's best-measured line (:func:`key_line`)
+    COLUMNS = (("run", "the run's name (its file)"),
+               ("status", "complete, aborted or failed"),
+               ("ZPL eV", "zero-phonon line of the run's best-measured line (smallest σ_φ)"),
+               ("p", "its degree of linear polarization"),
+               ("φ °", "its dipole angle ± 1σ (deg)"),
+               ("τ ns", "decay components of the brightest state (ns)"))
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        for col, (name, tip) in enumerate(self.COLUMNS):
+            item = QTableWidgetItem(name)
+            item.setToolTip(tip)
+            self.table.setHorizontalHeaderItem(col, item)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         _header(self.table, vertical=True).hide()
-        _header(self.table).setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
+        header = _header(self.table)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(24)
         self.table.cellClicked.connect(lambda row, _col: self.replayRequested.emit(
             self.entries[row].path))
         layout = QVBoxLayout(self)
@@ -593,11 +722,18 @@ class RunsTable(QWidget):
         line = key_line(s)
         rate = s.get("count_rate_cps")
         taus = [t for st in s.get("states", [])[:1] for t in st["lifetimes_ns"] if t is not None]
-        cells = [e.name, e.status, str(e.frames),
-                 f"{rate / 1e3:.1f}" if rate else "—",
+        phi_err = line["dipole_angle_err_deg"] if line else None
+        cells = [e.name, e.status,
                  f"{line['zpl_ev']:.4f}" if line else "—",
-                 _pm(line["polarization_degree"], None, 2) if line else "—",
-                 _pm(line["dipole_angle_deg"], line["dipole_angle_err_deg"], 1) if line else "—",
-                 ", ".join(f"{t:.2f}" for t in taus) or "—"]
+                 f"{line['polarization_degree']:.2f}" if line else "—",
+                 f"{line['dipole_angle_deg']:.1f} ± {phi_err:.1f}" if line else "—",
+                 ", ".join(f"{t:.3g}" for t in taus) or "—"]
+        tip = (f"{e.path}\n{e.frames} frames, {e.photons} photons"
+               + (f", {rate / 1e3:.1f} kcps" if rate else "")
+               + (f"\n{line_name(s['lines'].index(line))}: p = "
+                  f"{fmt_pm(line['polarization_degree'], line['polarization_degree_err'])}, "
+                  f"φ = {fmt_pm(line['dipole_angle_deg'], phi_err, '°', 1)}" if line else ""))
         for col, text in enumerate(cells):
-            self.table.setItem(row, col, QTableWidgetItem(text))
+            item = QTableWidgetItem(text)
+            item.setToolTip(tip)
+            self.table.setItem(row, col, item)

@@ -123,8 +123,8 @@ def test_two_runs_in_one_session_named_numbered_analysed_and_replayed(
     qtbot.waitUntil(lambda: runs.entries[1].summary is not None, timeout=ANALYSIS_TIMEOUT_MS)
     shown = key_line(summary)  # the runs table shows the best-measured line: the ZPL's
     assert shown is not None and shown["zpl_ev"] == pytest.approx(ZPL_EV, abs=2e-3)
-    assert runs.table.item(1, 4).text() == f"{shown['zpl_ev']:.4f}"
-    assert runs.table.item(1, 6).text().startswith(f"{shown['dipole_angle_deg']:.1f}")
+    assert runs.table.item(1, 2).text() == f"{shown['zpl_ev']:.4f}"
+    assert runs.table.item(1, 4).text().startswith(f"{shown['dipole_angle_deg']:.1f}")
     window.replay = None
     runs.table.cellClicked.emit(0, 0)
     qtbot.waitUntil(lambda: window.replay is not None, timeout=30_000)
