@@ -33,8 +33,9 @@ def add_angle(live: LiveAccumulator, theta: float, n: int = 3, p: float = P,
     if signal:
         frames[:, 0, LINE_PIXEL] += round(PEAK * f)
         frames[:, 1, LINE_PIXEL] += round(PEAK * (1 - f))
-    live.add_frames(frames, live.spectra().frames if live.spectra() else 0, WAVELENGTH,
-                    ("V", "H"), theta, moving)
+    spectra = live.spectra()
+    live.add_frames(frames, 0 if spectra is None else spectra.frames, WAVELENGTH, ("V", "H"),
+                    theta, moving)
 
 
 def step(live: LiveAccumulator, theta: float, **kw: Any) -> None:
