@@ -49,7 +49,7 @@ from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.image import RowBand, bin_bands
 from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
 from cryoscope.analysis.photons import PhotonBookkeeper
-from cryoscope.analysis.polarization import BOUNDARY_P, PolarizationFit, fit_polarization
+from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
 from cryoscope.analysis.spectra import energy_axis_ev, subtract_background
 from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.config import parse_config
@@ -247,8 +247,8 @@ class LiveAccumulator:
         self._frames = 0
         #: a run is feeding this accumulator (between its first state and its final one)
         self._running = False
-        #: regions (eV) whose polarization fit was reported at the boundary p = 1
-        self._boundary_logged: set[tuple[float, float]] = set()
+        #: regions (eV) whose polarization fit was reported as not determining p and φ
+        self._undetermined_logged: set[tuple[float, float]] = set()
         # tags
         self._book: PhotonBookkeeper | None = None
         self._period_ps = 0
@@ -507,8 +507,8 @@ class LiveAccumulator:
         The angle in progress comes from the same copy as the sums: during a run (from its first
         state to its final one), the newest frame's angle if the stage stood still during it —
         more frames of it come until one with the stage moving, or the run's end. A replayed
-        file, a finished run and a run between two angles have none. A fit on the boundary
-        p = 1 is logged once per region."""
+        file, a finished run and a run between two angles have none. A fit that does not
+        determine p and φ (on the boundary p = 1, degenerate data) is logged once per region."""
         region = (min(lo_ev, hi_ev), max(lo_ev, hi_ev))
         empty = np.zeros(0)
         none = np.zeros(0, np.bool_)
@@ -547,13 +547,13 @@ class LiveAccumulator:
                                        angle_deg)
             except ValueError as exc:
                 message = str(exc)
-        if fit is not None and fit.p > BOUNDARY_P:
+        if fit is not None and not fit.determined:
             with self._lock:
-                first = region not in self._boundary_logged
-                self._boundary_logged.add(region)
+                first = region not in self._undetermined_logged
+                self._undetermined_logged.add(region)
             if first:
-                log.warning("the polarization fit of %.4f–%.4f eV is at the boundary p = 1: "
-                            "p and φ not determined", *region)
+                log.warning("the polarization fit of %.4f–%.4f eV does not determine p and φ: "
+                            "%s", *region, fit.problem)
         return PolarizationView(region, angle_deg, v_sum, h_sum, in_progress, int(use.sum()),
                                 fit, message)
 

@@ -22,7 +22,7 @@ from scipy import optimize
 
 from cryoscope.analysis.lifetime import numerical_hessian
 
-__all__ = ["BOUNDARY_P", "PolarizationFit", "fit_polarization", "polarization_model"]
+__all__ = ["PolarizationFit", "fit_polarization", "polarization_model"]
 
 log = logging.getLogger(__name__)
 
