@@ -221,6 +221,7 @@ def test_the_angle_in_progress_is_not_drawn_as_a_finished_point(
         paint(picture)
         painted.extend(picture.results[:1])
     view.paint = record  # type: ignore[method-assign]
+    window.run_panel.output.setText(str(tmp_path / "inprogress.h5"))
     run_to_end(qtbot, window, frames=160)
     live = window.live
     assert live is not None
