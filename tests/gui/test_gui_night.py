@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,9 @@ def test_the_window_fits_a_1366_by_768_screen(qtbot: Any, config: Any, tmp_path:
 def test_the_angle_in_progress_is_not_drawn_as_a_finished_point(
         qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
     """Every paint of a run: a point drawn as finished holds its final V and H (no frame comes to
-    it later), and the angle the stage rests at is drawn apart, as in progress."""
+    it later), and the angle the stage rests at is drawn apart, as in progress. (With the angle
+    in progress taken from the last progress shown, 7 of 10 such paints drew a point still
+    growing as finished.)"""
     view = window.polarization_view
     view.min_interval_s = 0.1  # many paints: each is a chance for the race of the audit
     painted: list[PolarizationView] = []
@@ -221,6 +224,12 @@ def test_the_angle_in_progress_is_not_drawn_as_a_finished_point(
         paint(picture)
         painted.extend(picture.results[:1])
     view.paint = record  # type: ignore[method-assign]
+    compute = view.compute
+
+    def late_compute(source: Any) -> Any:
+        time.sleep(0.3)  # the helper thread starts late (a loaded machine): frames of the next
+        return compute(source)  # angle arrive between the view's request and its reading
+    view.compute = late_compute  # type: ignore[method-assign]
     window.run_panel.output.setText(str(tmp_path / "inprogress.h5"))
     run_to_end(qtbot, window, frames=160)
     live = window.live
