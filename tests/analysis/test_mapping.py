@@ -191,11 +191,22 @@ def test_every_line_of_the_shipped_dimer_has_its_dipole(workdir: Path) -> None:
     assert len(result.centers.centers) == 2 and sorted(match) == [0, 1]
     owner = {c: e for e, c in zip(emitters, match, strict=True)}
     assert {ln.charge for ln in result.lines} == {"X", "X*"}
-    for line in result.lines:
-        truth = owner[line.center]
+    n_frames = result.centers.frame_line.shape[0]
+    seen = [int(np.sum(result.centers.frame_line == k)) for k in range(len(result.lines))]
+    determined = set()
+    for k, line in enumerate(result.lines):
         pol = line.polarization
+        if pol is None or pol.problem:
+            # no dipole from a configuration seen too briefly to span the waveplate's angles
+            assert seen[k] < 0.05 * n_frames, (line, seen[k])
+            continue
+        determined.add(k)
+        truth = owner[line.center]
         assert abs(pol.p - truth["polarization_degree"]) < 0.1, line
         assert abs(_angle_diff(pol.phi_deg, truth["dipole_angle_deg"])) < 5.0, line
+    for c in (0, 1):  # each center's most seen line has its dipole
+        of_c = [k for k, ln in enumerate(result.lines) if ln.center == c]
+        assert max(of_c, key=lambda k: seen[k]) in determined
 
 
 def test_replica_energies_are_fitted(workdir: Path) -> None:
