@@ -316,22 +316,25 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
     dist = np.abs(e_mev[rest, None] - centers[None, :]) / reach[None, :]
     near = dist.min(axis=1, initial=np.inf) <= 1.0
     label[rest[near]] = np.argmin(dist[near], axis=1)
-    # A small cluster out of every line's reach is a line of its own, or in no line when its
-    # peaks are all weak (chance peaks of stray light or EMCCD noise).
+    # The rest of a small cluster out of every line's reach is a candidate line: it joins a line
+    # by the rules below (a dim cluster on a bright line, one charge within SAME_LINE_MEV), or
+    # its peaks are in no line. Peaks all weak are in none at once (chance peaks of stray light
+    # or EMCCD noise).
     lines = list(big)
     for g in groups:
         far = g[label[g] < 0]
         if far.size and photons[far].max() >= WEAK_BRIGHTNESS * top:
             label[far] = len(lines)
             lines.append(far)
-    n_lines = len(lines)
+    n_big, n_lines = len(big), len(lines)
     centers = np.array([np.median(e_mev[g]) for g in lines])
     inline = label >= 0
     bright = np.array([np.median(photons[label == i]) for i in range(n_lines)])
     frames = np.bincount(label[inline], minlength=n_lines)
-    candidates = np.flatnonzero(bright >= CHARGED_BRIGHTNESS * bright.max())
-    ref = int(candidates[np.argmax(frames[candidates])])
-    bright_lines = candidates
+    # Brightness is measured against the lines, not the candidates.
+    is_dim = bright < CHARGED_BRIGHTNESS * bright[:n_big].max()
+    bright_lines = np.flatnonzero(~is_dim[:n_big])
+    ref = int(bright_lines[np.argmax(frames[bright_lines])])
     with np.errstate(invalid="ignore"):
         delay = np.array([np.nanmedian(delay_ns[label == i]) if np.any(
             np.isfinite(delay_ns[label == i])) else np.nan for i in range(n_lines)])
@@ -340,10 +343,10 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
     # Red of some bright (neutral) line by a trion shift: below it by CHARGED_SHIFT_MEV.
     shift = centers[:, None] - centers[None, bright_lines]
     red = np.any((shift >= CHARGED_SHIFT_MEV[0]) & (shift <= CHARGED_SHIFT_MEV[1]), axis=1)
-    charged = red & (bright < CHARGED_BRIGHTNESS * bright.max()) & ~slower
+    charged = red & is_dim & ~slower
     # A dim cluster on a bright line is that line (frames it shared with a switch).
     group_of = np.arange(n_lines)
-    for weak in np.flatnonzero(bright < CHARGED_BRIGHTNESS * bright.max()).tolist():
+    for weak in np.flatnonzero(is_dim).tolist():
         gap = np.abs(centers[bright_lines] - centers[weak])
         if gap.size and gap.min() < LINE_GAP_MEV:
             group_of[weak] = bright_lines[np.argmin(gap)]
@@ -353,7 +356,10 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
         if (charged[i] == charged[j] and abs(centers[i] - centers[j]) < SAME_LINE_MEV
                 and group_of[i] == i and group_of[j] == j):
             group_of[group_of == group_of[j]] = group_of[i]
-    used = np.unique(group_of)
+    # Candidates that joined no line are in none.
+    kept = np.isin(group_of, group_of[:n_big])
+    inline &= kept[np.maximum(label, 0)]
+    used = np.unique(group_of[kept])
     final = np.where(inline, np.searchsorted(used, group_of)[np.maximum(label, 0)], -1)
     charges = ["X*" if charged[used[k]] else "X" for k in range(used.size)]
     return final, charges
