@@ -11,7 +11,10 @@ From the peaks of every frame (:mod:`.peaks`):
    Given energy regions (one per center), a peak belongs to the center whose region holds it.
 2. **Lines.** A center's bright and dim peaks (``CHARGED_BRIGHTNESS`` of its 90th-percentile
    peak) are split apart into lines where their energies leave a gap of ``LINE_GAP_MEV``;
-   clusters with few peaks join the nearest line, a dim cluster on a bright line is that line.
+   a peak of a cluster with few peaks joins the nearest line within its reach (``JOIN_SPREAD``
+   robust standard deviations of its peak energies, at least ``LINE_GAP_MEV``); beyond every
+   reach it joins one only by the rules that follow, else (and at once when ``WEAK_BRIGHTNESS``
+   weak: a chance peak) it is in no line. A dim cluster on a bright line is that line.
    A dim line ``CHARGED_SHIFT_MEV`` red of a bright line whose frames decay no slower (mean
    photon delay at most ``CHARGED_DELAY`` of the most frequent bright line's) is charged
    (``X*``, the trion); the rest are neutral (``X``). Lines of one charge closer than
