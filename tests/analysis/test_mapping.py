@@ -157,6 +157,7 @@ def test_chance_peak_of_the_default_run_joins_no_line(workdir: Path) -> None:
     (center,) = result.centers.centers
     assert abs(center.zpl_ev - 2.15) < 0.3e-3
     assert abs(center.trion_shift_mev + 15.0) < 0.5
+    assert center.zpl_spread_mev < 0.1  # no spectral diffusion (the chance peak made it 1 meV)
     assert sorted(ln.charge for ln in result.lines) == ["X", "X*"]
     for line in result.lines:
         assert abs(line.polarization.p - 0.7) < 0.03
