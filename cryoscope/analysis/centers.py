@@ -11,7 +11,10 @@ From the peaks of every frame (:mod:`.peaks`):
    Given energy regions (one per center), a peak belongs to the center whose region holds it.
 2. **Lines.** A center's bright and dim peaks (``CHARGED_BRIGHTNESS`` of its 90th-percentile
    peak) are split apart into lines where their energies leave a gap of ``LINE_GAP_MEV``;
-   clusters with few peaks join the nearest line, a dim cluster on a bright line is that line.
+   a peak of a cluster with few peaks joins the nearest line within its reach (``JOIN_SPREAD``
+   robust standard deviations of its peak energies, at least ``LINE_GAP_MEV``); beyond every
+   reach it joins one only by the rules that follow, else (and at once when ``WEAK_BRIGHTNESS``
+   weak: a chance peak) it is in no line. A dim cluster on a bright line is that line.
    A dim line ``CHARGED_SHIFT_MEV`` red of a bright line whose frames decay no slower (mean
    photon delay at most ``CHARGED_DELAY`` of the most frequent bright line's) is charged
    (``X*``, the trion); the rest are neutral (``X``). Lines of one charge closer than
@@ -65,6 +68,12 @@ MIN_COOCCURRENCE = 0.3
 SAME_DIPOLE_DEG = 20.0
 #: A center's peak energies are split into lines at gaps wider than this (meV).
 LINE_GAP_MEV = 2.0
+#: A peak of a small cluster joins a line within this many robust standard deviations of the
+#: line's peak energies (its spectral diffusion), and within LINE_GAP_MEV of it at any rate.
+JOIN_SPREAD = 5.0
+#: A small cluster out of every line's reach whose peaks all have fewer photons than this share
+#: of the center's 90th-percentile peak is in no line (chance peaks of stray light, EMCCD noise).
+WEAK_BRIGHTNESS = 0.03
 #: Lines of one center and charge closer than this are one (spectral diffusion; meV).
 SAME_LINE_MEV = 5.0
 #: Red shift (meV, negative) of a charged line from the neutral ZPL, and its most brightness.
@@ -277,13 +286,19 @@ def _region_centers(peaks: FramePeaks, regions_ev: np.ndarray) -> np.ndarray:
 # -- lines -----------------------------------------------------------------------------------
 
 
+def _robust_sd(x: np.ndarray) -> float:
+    """Standard deviation of ``x`` from its median absolute deviation (outliers left out)."""
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
 def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
                  ) -> tuple[np.ndarray, list[str]]:
-    """Line index and charge of each of one center's peaks (``delay_ns``: the mean photon delay
-    of each peak's frame, NaN if unknown)."""
+    """Line index and charge of each of one center's peaks, −1 for a peak in no line
+    (``delay_ns``: the mean photon delay of each peak's frame, NaN if unknown)."""
     # Bright and dim peaks are split into lines apart: a dim trion line next to a wandering
     # neutral one stays a line of its own.
-    dim = photons < CHARGED_BRIGHTNESS * np.percentile(photons, 90)
+    top = np.percentile(photons, 90)
+    dim = photons < CHARGED_BRIGHTNESS * top
     groups = []
     for part in (np.flatnonzero(~dim), np.flatnonzero(dim)):
         if part.size == 0:
@@ -293,31 +308,48 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
         groups += np.split(order, cut)
     small = max(3, int(0.02 * e_mev.size))
     big = [g for g in groups if g.size >= small] or [max(groups, key=len)]
-    centers = np.array([np.median(e_mev[g]) for g in big])
-    label = np.empty(e_mev.size, int)
+    label = np.full(e_mev.size, -1)
     for i, g in enumerate(big):
         label[g] = i
-    placed = np.zeros(e_mev.size, bool)
-    placed[np.concatenate(big)] = True
-    # Peaks of small clusters join the nearest line.
-    label[~placed] = np.argmin(np.abs(e_mev[~placed, None] - centers[None, :]), axis=1)
-    bright = np.array([np.median(photons[label == i]) for i in range(len(big))])
-    frames = np.bincount(label, minlength=len(big))
-    candidates = np.flatnonzero(bright >= CHARGED_BRIGHTNESS * bright.max())
-    ref = int(candidates[np.argmax(frames[candidates])])
-    bright_lines = candidates
+    # Peaks of small clusters join the nearest line within its reach: JOIN_SPREAD robust standard
+    # deviations of its peak energies (its spectral diffusion), at least LINE_GAP_MEV.
+    centers = np.array([np.median(e_mev[g]) for g in big])
+    reach = np.array([max(LINE_GAP_MEV, JOIN_SPREAD * _robust_sd(e_mev[g])) for g in big])
+    rest = np.flatnonzero(label < 0)
+    dist = np.abs(e_mev[rest, None] - centers[None, :]) / reach[None, :]
+    near = dist.min(axis=1, initial=np.inf) <= 1.0
+    label[rest[near]] = np.argmin(dist[near], axis=1)
+    # The rest of a small cluster out of every line's reach is a candidate line: it joins a line
+    # by the rules below (a dim cluster on a bright line, one charge within SAME_LINE_MEV), or
+    # its peaks are in no line. Peaks all weak are in none at once (chance peaks of stray light
+    # or EMCCD noise).
+    lines = list(big)
+    for g in groups:
+        far = g[label[g] < 0]
+        if far.size and photons[far].max() >= WEAK_BRIGHTNESS * top:
+            label[far] = len(lines)
+            lines.append(far)
+    n_big, n_lines = len(big), len(lines)
+    centers = np.array([np.median(e_mev[g]) for g in lines])
+    inline = label >= 0
+    bright = np.array([np.median(photons[label == i]) for i in range(n_lines)])
+    frames = np.bincount(label[inline], minlength=n_lines)
+    # Brightness is measured against the lines, not the candidates.
+    is_dim = bright < CHARGED_BRIGHTNESS * bright[:n_big].max()
+    bright_lines = np.flatnonzero(~is_dim[:n_big])
+    ref = int(bright_lines[np.argmax(frames[bright_lines])])
     with np.errstate(invalid="ignore"):
         delay = np.array([np.nanmedian(delay_ns[label == i]) if np.any(
-            np.isfinite(delay_ns[label == i])) else np.nan for i in range(len(big))])
+            np.isfinite(delay_ns[label == i])) else np.nan for i in range(n_lines)])
     # A trion decays faster: a line whose frames decay slower than the neutral line's is none.
     slower = np.isfinite(delay) & np.isfinite(delay[ref]) & (delay > CHARGED_DELAY * delay[ref])
     # Red of some bright (neutral) line by a trion shift: below it by CHARGED_SHIFT_MEV.
     shift = centers[:, None] - centers[None, bright_lines]
     red = np.any((shift >= CHARGED_SHIFT_MEV[0]) & (shift <= CHARGED_SHIFT_MEV[1]), axis=1)
-    charged = red & (bright < CHARGED_BRIGHTNESS * bright.max()) & ~slower
+    charged = red & is_dim & ~slower
     # A dim cluster on a bright line is that line (frames it shared with a switch).
-    group_of = np.arange(len(big))
-    for weak in np.flatnonzero(bright < CHARGED_BRIGHTNESS * bright.max()).tolist():
+    group_of = np.arange(n_lines)
+    for weak in np.flatnonzero(is_dim).tolist():
         gap = np.abs(centers[bright_lines] - centers[weak])
         if gap.size and gap.min() < LINE_GAP_MEV:
             group_of[weak] = bright_lines[np.argmin(gap)]
@@ -327,8 +359,11 @@ def _split_lines(e_mev: np.ndarray, photons: np.ndarray, delay_ns: np.ndarray
         if (charged[i] == charged[j] and abs(centers[i] - centers[j]) < SAME_LINE_MEV
                 and group_of[i] == i and group_of[j] == j):
             group_of[group_of == group_of[j]] = group_of[i]
-    used = np.unique(group_of)
-    final = np.searchsorted(used, group_of)[label]
+    # Candidates that joined no line are in none.
+    kept = np.isin(group_of, group_of[:n_big])
+    inline &= kept[np.maximum(label, 0)]
+    used = np.unique(group_of[kept])
+    final = np.where(inline, np.searchsorted(used, group_of)[np.maximum(label, 0)], -1)
     charges = ["X*" if charged[used[k]] else "X" for k in range(used.size)]
     return final, charges
 
@@ -467,7 +502,7 @@ def map_centers(spectra: SpectralFrames, peaks: FramePeaks, theta_deg: np.ndarra
         delay = (frame_delay_ns[peaks.frame[idx]] if frame_delay_ns is not None
                  else np.full(idx.size, np.nan))
         which, charges = _split_lines(peaks.energy_ev[idx] * 1000.0, peaks.photons[idx], delay)
-        peak_line[idx] = which + len(line_center)
+        peak_line[idx] = np.where(which >= 0, which + len(line_center), -1)
         line_center += [c] * len(charges)
         line_charge += charges
     # Lines in ascending energy.
@@ -550,7 +585,7 @@ def map_centers(spectra: SpectralFrames, peaks: FramePeaks, theta_deg: np.ndarra
         neutral = neutral_of[c]
         charged_lines = [ln for ln in own if lines[ln].charge == "X*"]
         charged = max(charged_lines, key=lambda ln: lines[ln].frames.size, default=None)
-        idx = np.flatnonzero((peak_center == c) & still)
+        idx = np.flatnonzero((peak_center == c) & (peak_line >= 0) & still)
         pol = _center_fit(np.maximum(peak_v[idx], 0), np.maximum(peak_h[idx], 0), theta[idx])
         zpl = lines[neutral].energy_ev if neutral is not None else math.nan
         czpl = lines[charged].energy_ev if charged is not None else math.nan

@@ -15,6 +15,7 @@ from cryoscope.analysis.mapping_figure import jump_label, mapping_figure
 from cryoscope.analysis.report import AnalysisResult, analyze_file
 from cryoscope.analysis.summary import write_summary
 from cryoscope.analyze.cli import register
+from cryoscope.api import measure
 from cryoscope.config import load_config
 from tests.analysis.figure_checks import layout_problems
 from tests.analysis.simfiles import emitter, simulated_file
@@ -33,6 +34,29 @@ def _match_centers(result: AnalysisResult) -> list[int]:
     centers = result.centers.centers
     return [min(range(len(centers)), key=lambda c: abs(centers[c].zpl_ev - e["zpl_ev"]))
             for e in emitters]
+
+
+def _window_excess_mev(result: AnalysisResult) -> list[float]:
+    """Per line, how far (meV) its window reaches beyond the simulator's ZPLs of its dot in the
+    line's charge (``X``: neutral frames, ``X*``: charged frames)."""
+    truth = result.measurement.truth
+    dot_of = {c: e for e, c in enumerate(_match_centers(result))}
+    out = []
+    for line in result.lines:
+        e = dot_of[line.center]
+        true = truth.frame_zpl_ev[truth.frame_state[:, e] == ("X", "X*").index(line.charge), e]
+        lo, hi = line.window_ev
+        out.append(max(true.min() - lo, hi - true.max()) * 1000.0)
+    return out
+
+
+def _chance_peaks(result: AnalysisResult, away_mev: float = 3.0) -> np.ndarray:
+    """Peaks farther than ``away_mev`` from the neutral and charged ZPL of every simulated dot
+    (files without spectral diffusion or surface charge)."""
+    known = np.array([[e["zpl_ev"], e["zpl_ev"] + e["trion_shift_mev"] / 1000.0]
+                      for e in result.measurement.truth.sample["emitters"]]).ravel()
+    e = result.centers.peaks.energy_ev
+    return np.flatnonzero(np.min(np.abs(e[:, None] - known[None, :]), axis=1) * 1000 > away_mev)
 
 
 def _true_simultaneous_frames(path: Path, frame_start_s: np.ndarray) -> np.ndarray:
@@ -102,6 +126,43 @@ def test_independent_dimer_configurations(independent: AnalysisResult) -> None:
     for s in range(states.n_states):
         frames = states.labels == s
         assert np.all(independent.centers.configuration[frames] == states.configuration[s])
+
+
+def test_chance_peaks_do_not_stretch_a_line_of_the_dimer(independent: AnalysisResult) -> None:
+    # The file has a chance peak of stray light (a few photons, frame 110, ~12 meV blue of the
+    # second dot's neutral line): it joins no line, so no window reaches out to it.
+    chance = _chance_peaks(independent)
+    assert chance.size >= 1
+    assert np.all(independent.centers.peaks.photons[chance] < 20)
+    assert np.all(independent.centers.peak_line[chance] == -1)
+    assert max(_window_excess_mev(independent)) < 2.0
+    emitters = independent.measurement.truth.sample["emitters"]
+    for e, c in enumerate(_match_centers(independent)):
+        for line in (ln for ln in independent.lines if ln.center == c):
+            assert abs(line.polarization.p - emitters[e]["polarization_degree"]) < 0.1
+            assert abs(_angle_diff(line.polarization.phi_deg,
+                                   emitters[e]["dipole_angle_deg"])) < 5.0
+
+
+def test_chance_peak_of_the_default_run_joins_no_line(workdir: Path) -> None:
+    # `cryoscope run --seed 4`: the default configuration, 400 frames of 0.5 s. A chance peak
+    # (~10 photons, ~18 meV blue of the neutral line, frame 119) stretched the neutral line's
+    # window to 2.1492-2.1685 eV.
+    path = workdir / "default_seed4.h5"
+    measure(path, load_config().with_overrides("simulation", seed=4))
+    result = analyze_file(path, change_points=False)
+    chance = _chance_peaks(result)
+    assert chance.size >= 1 and np.all(result.centers.peak_line[chance] == -1)
+    assert max(_window_excess_mev(result)) < 2.0
+    (center,) = result.centers.centers
+    assert abs(center.zpl_ev - 2.15) < 0.3e-3
+    assert abs(center.trion_shift_mev + 15.0) < 0.5
+    assert center.zpl_spread_mev < 0.1  # no spectral diffusion (the chance peak made it 1 meV)
+    assert sorted(ln.charge for ln in result.lines) == ["X", "X*"]
+    for line in result.lines:
+        assert abs(line.polarization.p - 0.7) < 0.03
+        assert abs(_angle_diff(line.polarization.phi_deg, 30.0)) < 2.0
+        assert line.window_ev[1] - line.window_ev[0] < 3e-3
 
 
 def test_surface_charge_moves_are_simultaneous_jumps(surface: tuple[Path, AnalysisResult]
