@@ -731,7 +731,8 @@ class MainWindow(QMainWindow):
 
     def refresh_views(self, force: bool = False) -> int:
         """One display tick: show the run's progress, repaint at most two views, and start the
-        due computations of the visible background views; returns how many views it repainted.
+        due computations of the background views on screen; returns how many views it
+        repainted.
 
         The camera (no minimum interval) repaints on every tick; of the other views with
         something new to show, only the one that painted longest ago does. Qt repaints every
@@ -746,7 +747,7 @@ class MainWindow(QMainWindow):
         if force:
             return sum(self._guarded(view, lambda v: v.refresh(source, force=True))
                        for view in self.views)
-        visible = [v for v in self.views if v.isVisible()]
+        visible = [v for v in self.views if v.shown()]
         painted = sum(self._guarded(view, lambda v: v.paint_waiting(source))
                       for view in visible if view.min_interval_s == 0)
         waiting = [v for v in visible if v.min_interval_s > 0 and v.waiting(source)]

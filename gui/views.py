@@ -113,6 +113,12 @@ class View(QWidget):
         interval = max(self.min_interval_s, self._compute_s / self.max_duty)
         return time.monotonic() - self._last_draw >= interval
 
+    def shown(self) -> bool:
+        """Whether any of the view is on screen: a dock behind another's tab counts as visible
+        to Qt but shows nothing (drawing it would cost the GUI thread for nobody; it is drawn
+        when its tab is raised)."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
     @property
     def last_paint(self) -> float:
         """When the view last painted (``time.monotonic``)."""
