@@ -1,0 +1,153 @@
+"""Which photons the intensity trace, the decay of the whole run and the FLID count, and how the
+two APDs' delays are merged: the one implementation of these rules, used by the file analysis
+(:func:`cryoscope.analysis.analyze_file`) and by the live views (:mod:`cryoscope.live`, during a
+run and in a replay), so that both show the same numbers from the same tags.
+
+- **The run window** (:class:`RunWindow`): from the exposure start of the first stored frame to
+  the exposure end of the last stored frame with a complete exposure
+  (:class:`~cryoscope.datafile.FrameTiming`), half-open, with the run's pauses and the time
+  tagger's overflow intervals left out (:attr:`~cryoscope.datafile.Measurement.pauses_ps`,
+  :attr:`~cryoscope.datafile.Measurement.overflows_ps`, merged).
+- **Time bins** of trace and FLID start at the window's start.
+- **Both APDs count.** The second APD's delays are shifted by its offset
+  (:class:`Apd2Offset`, measured from every photon with a delay) before the decays and the FLID
+  are made (:func:`aligned_delays`); :class:`RunDecay` keeps the decay so that the offset may be
+  known only at the end (live).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from cryoscope.analysis.lifetime import (
+    DecayHistogram,
+    decay_histogram,
+    detector_offset_from_histograms,
+)
+from cryoscope.datafile import FrameTiming, in_intervals, merge_intervals
+
+__all__ = ["ALIGN_BIN_PS", "DECAY_BIN_PS", "MIN_ALIGN_PHOTONS", "Apd2Offset", "RunDecay",
+           "RunWindow", "aligned_delays", "run_window"]
+
+log = logging.getLogger(__name__)
+
+#: Bin of the decay histograms (ps).
+DECAY_BIN_PS = 64.0
+#: Fewest photons with a delay on each APD to measure the second APD's delay offset.
+MIN_ALIGN_PHOTONS = 10_000
+#: Bin of the fine delay histograms that align the second APD (ps).
+ALIGN_BIN_PS = 16.0
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The photons that count: ``start_ps <= t < stop_ps`` outside ``gaps_ps``."""
+
+    start_ps: int  #: exposure start of the first stored frame (tagger time, ps)
+    stop_ps: int  #: exposure end of the last stored frame with a complete exposure
+    gaps_ps: I64  #: ``[n, 2]`` pauses and tagger overflows, sorted and merged
+
+    def contains(self, time_ps: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether each photon time lies in the window."""
+        t = np.asarray(time_ps, np.int64)
+        return (t >= self.start_ps) & (t < self.stop_ps) & ~in_intervals(t, self.gaps_ps)
+
+    def trace_bins(self, bin_s: float) -> int:
+        """Number of ``bin_s`` time bins from :attr:`start_ps` that cover the window."""
+        return max(int(np.ceil((self.stop_ps - self.start_ps) / round(bin_s * 1e12))), 1)
+
+
+def run_window(frames: FrameTiming, pauses_ps: npt.ArrayLike, overflows_ps: npt.ArrayLike
+               ) -> RunWindow | None:
+    """The run window of the stored frames ``frames`` (None: no frame with a complete exposure
+    yet), pauses and overflows as ``[n, 2]`` tagger intervals."""
+    if frames.n == 0:
+        return None
+    gaps = merge_intervals(np.concatenate([np.asarray(pauses_ps, np.int64).reshape(-1, 2),
+                                           np.asarray(overflows_ps, np.int64).reshape(-1, 2)]))
+    return RunWindow(int(frames.start_ps[0]), int(frames.stop_ps[frames.n - 1]), gaps)
+
+
+def aligned_delays(delay_ps: I64, detector: npt.NDArray[np.int8], period_ps: int,
+                   offset_ps: float | None) -> I64:
+    """Delays with the second APD's (``detector == 1``) offset removed, folded into the period
+    (unknown delays, −1, stay −1); unchanged without an offset."""
+    if offset_ps is None:
+        return delay_ps
+    shift = (detector == 1) & (delay_ps >= 0)
+    delay = delay_ps.copy()
+    delay[shift] = (delay[shift] - round(offset_ps)) % period_ps
+    return delay
+
+
+class Apd2Offset:
+    """The second APD's delay offset (how much later it records the decay than the first APD),
+    from both APDs' :data:`ALIGN_BIN_PS` delay histograms of every photon with a delay, fed
+    chunk by chunk."""
+
+    def __init__(self, period_ps: int) -> None:
+        self.period_ps = int(period_ps)
+        empty = decay_histogram(np.zeros(0, np.int64), self.period_ps, ALIGN_BIN_PS).counts
+        self.counts = (empty.copy(), empty.copy())
+
+    def add(self, delay_ps: I64, detector: npt.NDArray[np.int8]) -> None:
+        second = detector == 1
+        for counts, sel in zip(self.counts, (~second, second), strict=True):
+            counts += decay_histogram(delay_ps[sel], self.period_ps, ALIGN_BIN_PS).counts
+
+    def offset_ps(self) -> float | None:
+        """The offset (ps), or None with fewer than :data:`MIN_ALIGN_PHOTONS` delays on either
+        APD (then the delays are merged as they are)."""
+        n1, n2 = (int(c.sum()) for c in self.counts)
+        if min(n1, n2) < MIN_ALIGN_PHOTONS:
+            return None
+        return detector_offset_from_histograms(self.counts[0], self.counts[1], self.period_ps)
+
+
+class RunDecay:
+    """The decay histogram (:data:`DECAY_BIN_PS` bins) of photons fed chunk by chunk, both
+    APDs merged with an offset given only when the histogram is read: the first APD's photons
+    are binned at once, the second APD's delays are kept per picosecond (4 bytes a picosecond
+    of the laser period) and shifted when read, so that the result is exactly
+    :func:`~cryoscope.analysis.lifetime.decay_histogram` of :func:`aligned_delays`."""
+
+    def __init__(self, period_ps: int, two_apds: bool) -> None:
+        self.period_ps = int(period_ps)
+        self._empty = decay_histogram(np.zeros(0, np.int64), self.period_ps, DECAY_BIN_PS)
+        self._first = self._empty.counts.copy()
+        self._second = np.zeros(self.period_ps if two_apds else 0, np.int32)
+        self._index: I64 | None = None  # the decay bin of each picosecond
+
+    def add(self, delay_ps: I64, detector: npt.NDArray[np.int8]) -> None:
+        """Photons with their raw (not aligned) delays (−1: unknown, ignored)."""
+        if self._second.shape[0] == 0:
+            self._first += decay_histogram(delay_ps, self.period_ps, DECAY_BIN_PS).counts
+            return
+        second = detector == 1
+        self._first += decay_histogram(delay_ps[~second], self.period_ps, DECAY_BIN_PS).counts
+        d = delay_ps[second]
+        self._second += np.bincount(d[d >= 0], minlength=self.period_ps).astype(np.int32)
+
+    @property
+    def photons(self) -> int:
+        return int(self._first.sum()) + int(self._second.sum())
+
+    def histogram(self, offset_ps: float | None = None) -> DecayHistogram:
+        """The decay, the second APD's delays shifted by ``offset_ps`` (None: as they are)."""
+        counts = self._first.copy()
+        if self._second.shape[0]:
+            fine = self._second if offset_ps is None else np.roll(self._second,
+                                                                  -round(offset_ps))
+            n_bins = counts.shape[0]
+            if self._index is None:
+                self._index = (np.arange(self.period_ps, dtype=np.int64) * n_bins
+                               ) // self.period_ps
+            counts += np.bincount(self._index, weights=fine, minlength=n_bins).astype(np.int64)
+        return DecayHistogram(counts=counts, edges_ns=self._empty.edges_ns,
+                              period_ns=self._empty.period_ns)
