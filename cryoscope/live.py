@@ -349,7 +349,8 @@ class LiveAccumulator:
         events = np.array([np.asarray(event_type, np.int64), np.asarray(timestamp_ps, np.int64)])
         with self._lock:
             self._overflow_events = np.concatenate([self._overflow_events, events], axis=1)
-            self._overflows = overflow_intervals(*self._overflow_events, None)
+            types, times = self._overflow_events
+            self._overflows = overflow_intervals(types, times, None)
             self.version += 1
 
     def set_gaps(self, pauses_ps: npt.ArrayLike, overflows_ps: npt.ArrayLike) -> None:
@@ -442,7 +443,8 @@ class LiveAccumulator:
                 self._exposure_start_ps.append(rising)
                 self._exposure_stop_ps.append(falling)
             if last and self._overflow_events.shape[1]:
-                self._overflows = overflow_intervals(*self._overflow_events, self._last_tag_ps)
+                types, times = self._overflow_events
+                self._overflows = overflow_intervals(types, times, self._last_tag_ps)
             if chunk.time_ps.shape[0]:
                 if self._apd2 is not None:
                     self._apd2.add(chunk.delay_ps, chunk.detector)
