@@ -95,19 +95,23 @@ class Apd2Offset:
         self.period_ps = int(period_ps)
         empty = decay_histogram(np.zeros(0, np.int64), self.period_ps, ALIGN_BIN_PS).counts
         self.counts = (empty.copy(), empty.copy())
+        self._offset: tuple[float | None] | None = None  # measured since the last add
 
     def add(self, delay_ps: I64, detector: npt.NDArray[np.int8]) -> None:
         second = detector == 1
         for counts, sel in zip(self.counts, (~second, second), strict=True):
             counts += decay_histogram(delay_ps[sel], self.period_ps, ALIGN_BIN_PS).counts
+        self._offset = None
 
     def offset_ps(self) -> float | None:
         """The offset (ps), or None with fewer than :data:`MIN_ALIGN_PHOTONS` delays on either
         APD (then the delays are merged as they are)."""
-        n1, n2 = (int(c.sum()) for c in self.counts)
-        if min(n1, n2) < MIN_ALIGN_PHOTONS:
-            return None
-        return detector_offset_from_histograms(self.counts[0], self.counts[1], self.period_ps)
+        if self._offset is None:
+            n1, n2 = (int(c.sum()) for c in self.counts)
+            self._offset = (None if min(n1, n2) < MIN_ALIGN_PHOTONS else
+                            detector_offset_from_histograms(self.counts[0], self.counts[1],
+                                                            self.period_ps),)
+        return self._offset[0]
 
 
 class RunDecay:
@@ -122,7 +126,9 @@ class RunDecay:
         self._empty = decay_histogram(np.zeros(0, np.int64), self.period_ps, DECAY_BIN_PS)
         self._first = self._empty.counts.copy()
         self._second = np.zeros(self.period_ps if two_apds else 0, np.int32)
-        self._index: I64 | None = None  # the decay bin of each picosecond
+        # the first delay (ps) of each decay bin
+        n_bins = self._first.shape[0]
+        self._starts_ps = -(-np.arange(n_bins, dtype=np.int64) * self.period_ps // n_bins)
 
     def add(self, delay_ps: I64, detector: npt.NDArray[np.int8]) -> None:
         """Photons with their raw (not aligned) delays (−1: unknown, ignored)."""
@@ -132,7 +138,12 @@ class RunDecay:
         second = detector == 1
         self._first += decay_histogram(delay_ps[~second], self.period_ps, DECAY_BIN_PS).counts
         d = delay_ps[second]
-        self._second += np.bincount(d[d >= 0], minlength=self.period_ps).astype(np.int32)
+        d = d[d >= 0]
+        if 64 * d.shape[0] < self.period_ps:  # a few (live): cheaper than a full bincount
+            ps, n = np.unique(d, return_counts=True)
+            self._second[ps] += n.astype(np.int32)
+        else:
+            self._second += np.bincount(d, minlength=self.period_ps).astype(np.int32)
 
     @property
     def photons(self) -> int:
@@ -142,12 +153,13 @@ class RunDecay:
         """The decay, the second APD's delays shifted by ``offset_ps`` (None: as they are)."""
         counts = self._first.copy()
         if self._second.shape[0]:
-            fine = self._second if offset_ps is None else np.roll(self._second,
-                                                                  -round(offset_ps))
-            n_bins = counts.shape[0]
-            if self._index is None:
-                self._index = (np.arange(self.period_ps, dtype=np.int64) * n_bins
-                               ) // self.period_ps
-            counts += np.bincount(self._index, weights=fine, minlength=n_bins).astype(np.int64)
+            # aligned bin j holds the raw delays from its start + the shift to the next bin's,
+            # modulo the period: the bins in the order of those starts, the last one wrapping
+            starts = (self._starts_ps + (0 if offset_ps is None else round(offset_ps))
+                      ) % self.period_ps
+            order = np.roll(np.arange(starts.shape[0]), -int(np.argmin(starts)))
+            sums = np.add.reduceat(self._second, starts[order], dtype=np.int64)
+            sums[-1] += int(self._second[: starts[order[0]]].sum())
+            counts[order] += sums
         return DecayHistogram(counts=counts, edges_ns=self._empty.edges_ns,
                               period_ns=self._empty.period_ns)

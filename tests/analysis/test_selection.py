@@ -69,6 +69,8 @@ def test_the_run_decay_merges_the_second_apd_shifted_by_an_offset_given_when_rea
     decay = RunDecay(period, two_apds=True)
     for part in np.array_split(np.arange(n), 7):
         decay.add(delay[part], detector[part])
+    at_once = RunDecay(period, two_apds=True)  # many photons at once: counted another way
+    at_once.add(delay, detector)
     measured = Apd2Offset(period)
     measured.add(delay, detector)
     found = measured.offset_ps()
@@ -77,6 +79,7 @@ def test_the_run_decay_merges_the_second_apd_shifted_by_an_offset_given_when_rea
         expected = decay_histogram(aligned_delays(delay, detector, period, shift), period,
                                    DECAY_BIN_PS)
         np.testing.assert_array_equal(decay.histogram(shift).counts, expected.counts)
+        np.testing.assert_array_equal(at_once.histogram(shift).counts, expected.counts)
     assert decay.photons == np.count_nonzero(delay >= 0)
     # one APD: nothing kept per picosecond
     single = RunDecay(period, two_apds=False)
