@@ -290,6 +290,7 @@ class LiveAccumulator:
         # photons sorted out but not counted yet: (arrival times, delays, detectors) per block
         self._waiting: list[_Photons] = []
         self._waiting_n = 0
+        self._held_n = 0  # of those, held by the last count: later than the run window
         # photons of the run window waiting for the FLID's gate, and its bins
         self._ungated: list[_Photons] = []
         self._ungated_n = 0
@@ -452,8 +453,11 @@ class LiveAccumulator:
                 self._waiting_n += chunk.time_ps.shape[0]
                 self._photons += int(chunk.time_ps.shape[0])
             self.version += 1
-            if last or self._waiting_n >= FOLD_PHOTONS or self._ungated_n >= FOLD_PHOTONS:
+            if last or self._waiting_n - self._held_n >= FOLD_PHOTONS \
+                    or self._ungated_n >= FOLD_PHOTONS:
                 self._fold()
+            if last:  # photons later than the last frame's exposure: none ever counts
+                self._waiting, self._waiting_n, self._held_n = [], 0, 0
 
     def _run_window(self) -> RunWindow | None:
         """The run window of the frames and tags so far (under the lock)."""
@@ -472,6 +476,7 @@ class LiveAccumulator:
         window = self._window = self._run_window()
         if window is None:  # no stored frame yet
             return
+        self._trace.ensure(window.trace_bins(self.trace_bin_s))
         if self._waiting:
             waiting = _Photons.concatenate(self._waiting)
             t = waiting.time_ps
@@ -482,10 +487,9 @@ class LiveAccumulator:
             # a pause's photons never count, even while it lasts
             hold &= ~in_intervals(t, self._pauses)
             self._waiting = [waiting.select(hold)] if hold.any() else []
-            self._waiting_n = int(np.count_nonzero(hold))
+            self._waiting_n = self._held_n = int(np.count_nonzero(hold))
             run = waiting.select(~hold & window.contains(t))
             self._decay_sums().add(run.delay_ps, run.detector)
-            self._trace.ensure(window.trace_bins(self.trace_bin_s))
             if run.time_ps.size:
                 trace = intensity_trace(run.time_ps, self.trace_bin_s, window.start_ps,
                                         window.stop_ps).counts
@@ -521,8 +525,9 @@ class LiveAccumulator:
         return start, min(self.flid_gate_ns, max(period_ns - start, 1e-3))
 
     def finish_tags(self) -> None:
-        """The stream has ended: flush photons still waiting for their sync tag and close an
-        overflow still open (end of a run or a file)."""
+        """The stream has ended (end of a run or a file, all frames given): flush photons
+        still waiting for their sync tag, close an overflow still open, count what the frames
+        cover and drop the photons after them."""
         if self._book is not None:
             self.add_tags(np.zeros(0, np.int64), np.zeros(0, np.int32), {}, self._period_ps,
                           False, last=True)

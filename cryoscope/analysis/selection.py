@@ -123,12 +123,12 @@ class RunDecay:
 
     def __init__(self, period_ps: int, two_apds: bool) -> None:
         self.period_ps = int(period_ps)
-        self._empty = decay_histogram(np.zeros(0, np.int64), self.period_ps, DECAY_BIN_PS)
-        self._first = self._empty.counts.copy()
+        empty = decay_histogram(np.zeros(0, np.int64), self.period_ps, DECAY_BIN_PS)
+        self._first, self._edges_ns = empty.counts, empty.edges_ns
         self._second = np.zeros(self.period_ps if two_apds else 0, np.int32)
-        # the first delay (ps) of each decay bin
-        n_bins = self._first.shape[0]
-        self._starts_ps = -(-np.arange(n_bins, dtype=np.int64) * self.period_ps // n_bins)
+        # the first delay (ps) of each decay bin (two APDs)
+        bins = np.arange(self._first.shape[0] if two_apds else 0, dtype=np.int64)
+        self._starts_ps = -(-bins * self.period_ps // self._first.shape[0])
 
     def add(self, delay_ps: I64, detector: npt.NDArray[np.int8]) -> None:
         """Photons with their raw (not aligned) delays (−1: unknown, ignored)."""
@@ -161,5 +161,5 @@ class RunDecay:
             sums = np.add.reduceat(self._second, starts[order], dtype=np.int64)
             sums[-1] += int(self._second[: starts[order[0]]].sum())
             counts[order] += sums
-        return DecayHistogram(counts=counts, edges_ns=self._empty.edges_ns,
-                              period_ns=self._empty.period_ns)
+        return DecayHistogram(counts=counts, edges_ns=self._edges_ns,
+                              period_ns=self.period_ps / 1000.0)
