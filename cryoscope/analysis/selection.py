@@ -26,6 +26,7 @@ import numpy.typing as npt
 from cryoscope.analysis.lifetime import (
     DecayHistogram,
     decay_histogram,
+    delay_counts,
     detector_offset_from_histograms,
 )
 from cryoscope.datafile import FrameTiming, in_intervals, merge_intervals
@@ -100,7 +101,7 @@ class Apd2Offset:
     def add(self, delay_ps: I64, detector: npt.NDArray[np.int8]) -> None:
         second = detector == 1
         for counts, sel in zip(self.counts, (~second, second), strict=True):
-            counts += decay_histogram(delay_ps[sel], self.period_ps, ALIGN_BIN_PS).counts
+            counts += delay_counts(delay_ps[sel], self.period_ps, counts.shape[0])
         self._offset = None
 
     def offset_ps(self) -> float | None:
@@ -132,11 +133,12 @@ class RunDecay:
 
     def add(self, delay_ps: I64, detector: npt.NDArray[np.int8]) -> None:
         """Photons with their raw (not aligned) delays (−1: unknown, ignored)."""
+        n_bins = self._first.shape[0]
         if self._second.shape[0] == 0:
-            self._first += decay_histogram(delay_ps, self.period_ps, DECAY_BIN_PS).counts
+            self._first += delay_counts(delay_ps, self.period_ps, n_bins)
             return
         second = detector == 1
-        self._first += decay_histogram(delay_ps[~second], self.period_ps, DECAY_BIN_PS).counts
+        self._first += delay_counts(delay_ps[~second], self.period_ps, n_bins)
         d = delay_ps[second]
         d = d[d >= 0]
         if 64 * d.shape[0] < self.period_ps:  # a few (live): cheaper than a full bincount
