@@ -368,6 +368,9 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     if apd2_offset is not None:
         log.info("APD 2 records the decay %.0f ps after APD 1; shifted before merging",
                  apd2_offset)
+    elif two_apds:
+        log.info("APD 2: %d / %d photons with a delay are too few to align its timing",
+                 *(int(c.sum()) for c in offset.counts[::-1]))
     hist_all = run_decay.histogram(apd2_offset)
     empty = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS)
     n_decay_bins = empty.counts.size
