@@ -13,23 +13,35 @@ for many blocks at once, when a view reads (a display tick) or when
 :data:`FOLD_PHOTONS` photons are waiting. No photon is kept beyond that: the memory of a run's
 tag data is its histograms, whatever its length.
 
-The run's pauses (from its :class:`~cryoscope.acquisition.StateChanged` events live, from
-:attr:`~cryoscope.datafile.Measurement.pauses_ps` in replay: the same intervals) are left out of
-the decay, the intensity trace and the FLID, as the file analysis leaves them out; each frame
-sits at its own exposure (``exposure_index``), so frames after a pause keep their real times.
+Decay, intensity trace and FLID count the photons the file analysis counts, by the same rules
+(:mod:`cryoscope.analysis.selection`): those of the run window — from the exposure start of the
+first stored frame to the exposure end of the last stored frame so far — with the run's pauses
+(from its :class:`~cryoscope.acquisition.StateChanged` events live, from
+:attr:`~cryoscope.datafile.Measurement.pauses_ps` in replay: the same intervals) and the time
+tagger's overflows (from the stream's overflow events live,
+:attr:`~cryoscope.datafile.Measurement.overflows_ps` in replay) left out. A photon later than the
+last stored frame's exposure (or in an overflow still open) waits until a frame covers it, and one
+after the last frame of the run is never counted: at any moment the views show what
+``cryoscope analyze`` would count in the file written so far. Both APDs count; the second APD's
+delays are merged with its offset as measured so far (:class:`~cryoscope.analysis.selection.
+Apd2Offset`, :class:`~cryoscope.analysis.selection.RunDecay`). Each frame sits at its own
+exposure (``exposure_index``), so frames after a pause keep their real times.
 
 Every step is the analysis' own: photon bookkeeping with both APDs
-(:class:`~cryoscope.analysis.photons.PhotonBookkeeper`), decay binning
+(:class:`~cryoscope.analysis.photons.PhotonBookkeeper`), the photon selection and the APDs'
+merge (:mod:`cryoscope.analysis.selection`), decay binning
 (:func:`~cryoscope.analysis.lifetime.decay_histogram`), trace binning
-(:func:`~cryoscope.analysis.trace.intensity_trace`, on the grid that starts at the first
-exposure, as in the file analysis), background subtraction
+(:func:`~cryoscope.analysis.trace.intensity_trace`, on the grid that starts at the run window's
+start, as in the file analysis), background subtraction
 (:func:`~cryoscope.analysis.spectra.subtract_background`), image bands
 (:func:`~cryoscope.analysis.image.bin_bands`), frame timing
 (:func:`cryoscope.datafile.frame_timing`), the FLID's per-bin sums
 (:class:`~cryoscope.analysis.flid.FlidBins`) and the polarization fit; only the cosmic-ray removal,
 which needs the frames after each one, is left to the file analysis. Live, replay and
-``cryoscope analyze`` therefore agree on the same data. θ is the waveplate angle relative to
-``waveplate_zero_deg``; E[eV] = 1239.84193 / λ[nm]; spectra stay in ADU.
+``cryoscope analyze`` therefore agree on the same data: the same trace and decay counts, and the
+FLID's photons per bin. The FLID's gate and background are placed from the live decay (the
+analysis takes them from its decay fit), so its mean delays may differ a little. θ is the
+waveplate angle relative to ``waveplate_zero_deg``; E[eV] = 1239.84193 / λ[nm]; spectra stay in ADU.
 """
 
 from __future__ import annotations
@@ -47,19 +59,31 @@ import numpy.typing as npt
 from cryoscope.acquisition import FramesAcquired, RunEvent, RunState, StateChanged, TagsAcquired
 from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.image import RowBand, bin_bands
-from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, decay_histogram, fit_decay
+from cryoscope.analysis.lifetime import DecayFit, DecayHistogram
 from cryoscope.analysis.photons import PhotonBookkeeper
 from cryoscope.analysis.polarization import PolarizationFit, fit_polarization
+from cryoscope.analysis.report import MIN_DECAY_PHOTONS, fit_state_decay
+from cryoscope.analysis.selection import (
+    Apd2Offset,
+    RunDecay,
+    RunWindow,
+    aligned_delays,
+    run_window,
+)
 from cryoscope.analysis.spectra import energy_axis_ev, subtract_background
 from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.config import parse_config
 from cryoscope.datafile import (
     OPEN_PS,
     Measurement,
+    StageTiming,
+    frame_timing,
     in_intervals,
     iter_frame_blocks,
     iter_tag_chunks,
     open_measurement,
+    overflow_intervals,
+    pair_edges,
     read_timing,
 )
 from drivers.interfaces import ReadMode, TagEventType, Track
@@ -97,6 +121,10 @@ FLID_GATE_MIN_PHOTONS = 1000
 #: no view reads for long); waiting for the FLID's gate, they are binned with the gate the decay
 #: then gives.
 FOLD_PHOTONS = 500_000
+#: The stage is not needed to find the run window's frames (their exposures only).
+_NO_STAGE = StageTiming(pair_edges([], []), np.zeros(1))
+#: Overflow begin and end among a stream's events.
+_OVERFLOW_EDGES = (TagEventType.OVERFLOW_BEGIN, TagEventType.OVERFLOW_END)
 
 
 class _Rows:
@@ -133,6 +161,26 @@ class _Rows:
         """The rows written so far, without a copy: for append-only use, where they never
         change again (a later append that grows the buffer moves to a new one)."""
         return self._buf[: self.n]
+
+
+@dataclass(frozen=True)
+class _Photons:
+    """Booked photons: arrival (tagger time, ps), delay (ps, −1 unknown), detector (0, 1)."""
+
+    time_ps: npt.NDArray[np.int64]
+    delay_ps: npt.NDArray[np.int64]
+    detector: npt.NDArray[np.int8]
+
+    def select(self, which: npt.NDArray[np.bool_]) -> _Photons:
+        return _Photons(self.time_ps[which], self.delay_ps[which], self.detector[which])
+
+    @staticmethod
+    def concatenate(parts: Sequence[_Photons]) -> _Photons:
+        if len(parts) == 1:
+            return parts[0]
+        return _Photons(np.concatenate([p.time_ps for p in parts]),
+                        np.concatenate([p.delay_ps for p in parts]),
+                        np.concatenate([p.detector for p in parts]))
 
 
 @dataclass(frozen=True)
@@ -218,18 +266,17 @@ class LiveAccumulator:
     """Running sums of one run (see the module docstring); feed it with :meth:`feed`.
 
     ``image_tracks``: in image readout, the row bands binned into the V and H spectra (the
-    configuration's tracks). ``trace_bin_s``: intensity-trace bin. ``decay_bin_ps``: decay
-    histogram bin. ``flid_gate_after_peak_ns``, ``flid_gate_ns``: the FLID's gate (see
+    configuration's tracks). ``trace_bin_s``: intensity-trace and FLID bin (the decay's bin
+    is the analysis', :data:`~cryoscope.analysis.selection.DECAY_BIN_PS`).
+    ``flid_gate_after_peak_ns``, ``flid_gate_ns``: the FLID's gate (see
     :data:`FLID_GATE_NS`).
     """
 
     def __init__(self, *, image_tracks: Sequence[Track] = (), trace_bin_s: float = 0.01,
-                 decay_bin_ps: float = 64.0,
                  flid_gate_after_peak_ns: float = FLID_GATE_AFTER_PEAK_NS,
                  flid_gate_ns: float = FLID_GATE_NS) -> None:
         self.image_tracks = tuple(image_tracks)
         self.trace_bin_s = trace_bin_s
-        self.decay_bin_ps = decay_bin_ps
         self.flid_gate_after_peak_ns = flid_gate_after_peak_ns
         self.flid_gate_ns = flid_gate_ns
         self._lock = threading.Lock()
@@ -252,23 +299,31 @@ class LiveAccumulator:
         # tags
         self._book: PhotonBookkeeper | None = None
         self._period_ps = 0
-        self._t0_ps: int | None = None
-        self._decay = np.zeros(0, np.int64)
+        self._window: RunWindow | None = None  # the run window so far (selection.run_window)
+        self._decay: RunDecay | None = None
+        self._apd2: Apd2Offset | None = None  # with a second APD: its offset, from all photons
         self._trace = _Rows((), np.int64)
-        # photons sorted out but not binned yet: (arrival times, delays) per block
-        self._waiting: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        # photons sorted out but not counted yet: (arrival times, delays, detectors) per block
+        self._waiting: list[_Photons] = []
         self._waiting_n = 0
-        # photons waiting for the FLID's gate (after the first exposure), and its bins
-        self._ungated: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        self._held_n = 0  # of those, held by the last count: later than the run window
+        # photons of the run window waiting for the FLID's gate, and its bins
+        self._ungated: list[_Photons] = []
         self._ungated_n = 0
         self._flid_bins: FlidBins | None = None
+        self._flid_offset_ps: float | None = None  # the second APD's offset in the FLID
         self._last_ps = 0
         self._photons = 0
         self._camera_channel = 0
         self._exposure_start_ps = _Rows((), np.int64)
+        self._exposure_stop_ps = _Rows((), np.int64)
         # the run's pauses, [start, stop) in tagger time as the file records them
         # (Measurement.pauses_ps): their photons are left out of decay, trace and FLID
         self._pauses = np.zeros((0, 2), np.int64)
+        # the stream's overflow begin/end events (type, time) and their intervals
+        # (Measurement.overflows_ps; one still open: to OPEN_PS until the stream ends)
+        self._overflow_events = np.zeros((2, 0), np.int64)
+        self._overflows = np.zeros((0, 2), np.int64)
         self._last_tag_ps = -1  # the last ordinary tag fed
 
     # -- feeding (one producer thread) --------------------------------------------------------
@@ -280,7 +335,11 @@ class LiveAccumulator:
                             event.track_names, event.waveplate_deg, event.stage_moving,
                             event.exposure_index)
         elif isinstance(event, TagsAcquired):
-            normal = event.block.event_types == TagEventType.TIME_TAG
+            types = event.block.event_types
+            normal = types == TagEventType.TIME_TAG
+            if not normal.all():
+                edges = np.isin(types, _OVERFLOW_EDGES)
+                self.add_overflow_events(types[edges], event.block.timestamps_ps[edges])
             self.add_tags(event.block.timestamps_ps[normal], event.block.channels[normal],
                           event.channels, event.laser_period_ps, event.conditional_filter)
         elif isinstance(event, StateChanged):
@@ -300,11 +359,24 @@ class LiveAccumulator:
                 self._pauses[-1, 1] = self._last_tag_ps + 1
             self.version += 1
 
-    def set_pauses(self, pauses_ps: npt.ArrayLike) -> None:
-        """The pauses of a measurement file (``[n, 2]``, :attr:`Measurement.pauses_ps`), set
-        before its tags are added."""
+    def add_overflow_events(self, event_type: npt.ArrayLike, timestamp_ps: npt.ArrayLike
+                            ) -> None:
+        """Overflow begin and end events of the stream (Swabian ``TagType``), in stream order,
+        before the tags that follow them."""
+        events = np.array([np.asarray(event_type, np.int64), np.asarray(timestamp_ps, np.int64)])
+        with self._lock:
+            self._overflow_events = np.concatenate([self._overflow_events, events], axis=1)
+            types, times = self._overflow_events
+            self._overflows = overflow_intervals(types, times, None)
+            self.version += 1
+
+    def set_gaps(self, pauses_ps: npt.ArrayLike, overflows_ps: npt.ArrayLike) -> None:
+        """The pauses and tagger overflows of a measurement file (``[n, 2]`` each,
+        :attr:`Measurement.pauses_ps`, :attr:`Measurement.overflows_ps`), set before its tags
+        are added."""
         with self._lock:
             self._pauses = np.asarray(pauses_ps, np.int64).reshape(-1, 2).copy()
+            self._overflows = np.asarray(overflows_ps, np.int64).reshape(-1, 2).copy()
 
     def _tracks_of(self, frames: npt.NDArray[np.generic], track_names: Sequence[str]
                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -363,82 +435,115 @@ class LiveAccumulator:
     def add_tags(self, timestamps_ps: npt.NDArray[np.int64], channels: npt.NDArray[np.int32],
                  channel_map: Mapping[str, int], laser_period_ps: int,
                  conditional_filter: bool, last: bool = False) -> None:
-        """Ordinary tags (event type 0) in stream order; ``last`` flushes waiting photons."""
+        """Ordinary tags (event type 0) in stream order; ``last``: the stream has ended (photons
+        still waiting for their sync are flushed, an overflow still open ends at the last
+        tag)."""
         if self._book is None:
             self._book = PhotonBookkeeper(channel_map["apd"], channel_map["laser_sync"],
                                           channel_map["camera_fire"],
                                           channel_map["stage_motion"], conditional_filter,
                                           laser_period_ps, channel_map.get("apd2"))
             self._period_ps = int(laser_period_ps)
-            self._decay = np.zeros(max(round(laser_period_ps / self.decay_bin_ps), 1),
-                                   np.int64)
+            two_apds = channel_map.get("apd2") is not None
+            self._decay = RunDecay(self._period_ps, two_apds)
+            self._apd2 = Apd2Offset(self._period_ps) if two_apds else None
             self._camera_channel = int(channel_map["camera_fire"])
         if timestamps_ps.shape[0] == 0 and not last:
             return
         if timestamps_ps.shape[0]:
             self._last_tag_ps = int(timestamps_ps[-1])
         chunk = self._book.feed(timestamps_ps, channels, last=last)
-        exposures = timestamps_ps[channels == self._camera_channel]
-        if exposures.shape[0]:
-            with self._lock:
-                self._exposure_start_ps.append(exposures)
-                if self._t0_ps is None:
-                    self._t0_ps = int(exposures[0])
-        if chunk.time_ps.shape[0] == 0 or self._t0_ps is None:
-            return
+        rising = timestamps_ps[channels == self._camera_channel]
+        falling = timestamps_ps[channels == -self._camera_channel]
         with self._lock:
-            self._waiting.append((chunk.time_ps, chunk.delay_ps))
-            self._waiting_n += chunk.time_ps.shape[0]
-            self._photons += int(chunk.time_ps.shape[0])
+            if rising.shape[0] or falling.shape[0]:
+                self._exposure_start_ps.append(rising)
+                self._exposure_stop_ps.append(falling)
+            if last and self._overflow_events.shape[1]:
+                types, times = self._overflow_events
+                self._overflows = overflow_intervals(types, times, self._last_tag_ps)
+            if chunk.time_ps.shape[0]:
+                if self._apd2 is not None:
+                    self._apd2.add(chunk.delay_ps, chunk.detector)
+                self._waiting.append(_Photons(chunk.time_ps, chunk.delay_ps, chunk.detector))
+                self._waiting_n += chunk.time_ps.shape[0]
+                self._photons += int(chunk.time_ps.shape[0])
             self.version += 1
-            if self._waiting_n >= FOLD_PHOTONS or self._ungated_n >= FOLD_PHOTONS:
+            if last or self._waiting_n - self._held_n >= FOLD_PHOTONS \
+                    or self._ungated_n >= FOLD_PHOTONS:
                 self._fold()
+            if last:  # photons later than the last frame's exposure: none ever counts
+                self._waiting, self._waiting_n, self._held_n = [], 0, 0
+
+    def _run_window(self) -> RunWindow | None:
+        """The run window of the frames and tags so far (under the lock)."""
+        exposures = pair_edges(self._exposure_start_ps.written(),
+                               self._exposure_stop_ps.written())
+        frames = frame_timing(exposures, _NO_STAGE, self._exposure_of_frame.written())
+        return run_window(frames, self._pauses, self._overflows)
+
+    def _apd2_offset_ps(self) -> float | None:
+        return None if self._apd2 is None else self._apd2.offset_ps()
 
     def _fold(self) -> None:
-        """Bin the waiting photons into the decay, the intensity trace and the FLID's sums
-        (under the lock), by the analysis' own functions."""
-        t0 = self._t0_ps
-        if t0 is None:  # photons wait only once the first exposure began
+        """Count the waiting photons the run window holds into the decay, the intensity trace
+        and the FLID's sums (under the lock), by the analysis' own functions; those after the
+        window's end (or in an overflow still open) wait on."""
+        window = self._window = self._run_window()
+        if window is None:  # no stored frame yet
             return
+        self._trace.ensure(window.trace_bins(self.trace_bin_s))
         if self._waiting:
-            time_ps = np.concatenate([t for t, _ in self._waiting])
-            delay_ps = np.concatenate([d for _, d in self._waiting])
-            self._waiting, self._waiting_n = [], 0
-            if self._pauses.shape[0]:  # as the file analysis, which leaves the pauses out
-                kept = ~in_intervals(time_ps, self._pauses)
-                time_ps, delay_ps = time_ps[kept], delay_ps[kept]
-            self._decay += decay_histogram(delay_ps, self._period_ps, self.decay_bin_ps).counts
-            after = time_ps >= t0
-            t = time_ps[after]
-            if t.size:
-                trace = intensity_trace(t, self.trace_bin_s, t0, int(t.max()) + 1).counts
-                self._trace.ensure(trace.shape[0])
+            waiting = _Photons.concatenate(self._waiting)
+            t = waiting.time_ps
+            hold = t >= window.stop_ps
+            open_overflow = self._overflows[:, 1] == OPEN_PS
+            if open_overflow.any():
+                hold |= t >= self._overflows[open_overflow, 0].min()
+            # a pause's photons never count, even while it lasts
+            hold &= ~in_intervals(t, self._pauses)
+            self._waiting = [waiting.select(hold)] if hold.any() else []
+            self._waiting_n = self._held_n = int(np.count_nonzero(hold))
+            run = waiting.select(~hold & window.contains(t))
+            self._decay_sums().add(run.delay_ps, run.detector)
+            if run.time_ps.size:
+                trace = intensity_trace(run.time_ps, self.trace_bin_s, window.start_ps,
+                                        window.stop_ps).counts
                 self._trace.buf[: trace.shape[0]] += trace
-                self._last_ps = max(self._last_ps, int(t.max()))
-                self._ungated.append((t, delay_ps[after]))
-                self._ungated_n += t.shape[0]
+                self._last_ps = max(self._last_ps, int(run.time_ps.max()))
+                self._ungated.append(run)
+                self._ungated_n += run.time_ps.shape[0]
         if not self._ungated:
             return
         if self._flid_bins is None:
-            if self._decay.sum() < FLID_GATE_MIN_PHOTONS and self._ungated_n < FOLD_PHOTONS:
+            if self._decay_sums().photons < FLID_GATE_MIN_PHOTONS \
+                    and self._ungated_n < FOLD_PHOTONS:
                 return  # the decay's peak is not known well enough to place the gate yet
-            start, length = self._flid_gate()
-            # its time bins are the intensity trace's: from the first exposure's start, as in
-            # the file analysis
-            self._flid_bins = FlidBins(t0, start, length, self.trace_bin_s)
-        for t, d in self._ungated:
-            self._flid_bins.add(t, d)
+            self._flid_offset_ps = self._apd2_offset_ps()
+            start, length = self._flid_gate(self._decay_sums().histogram(self._flid_offset_ps))
+            # its time bins are the intensity trace's: from the run window's start, as in the
+            # file analysis
+            self._flid_bins = FlidBins(window.start_ps, start, length, self.trace_bin_s)
+        for p in self._ungated:
+            self._flid_bins.add(p.time_ps, aligned_delays(p.delay_ps, p.detector,
+                                                          self._period_ps, self._flid_offset_ps))
         self._ungated, self._ungated_n = [], 0
 
-    def _flid_gate(self) -> tuple[float, float]:
-        """The FLID's gate (start, length; ns) from the decay so far (under the lock)."""
+    def _decay_sums(self) -> RunDecay:
+        assert self._decay is not None  # tags came
+        return self._decay
+
+    def _flid_gate(self, decay: DecayHistogram) -> tuple[float, float]:
+        """The FLID's gate (start, length; ns) from the decay so far."""
         period_ns = self._period_ps / 1000.0
-        peak_ns = (int(np.argmax(self._decay)) + 0.5) * period_ns / self._decay.shape[0]
+        peak_ns = float(decay.centers_ns[int(np.argmax(decay.counts))])
         start = peak_ns + self.flid_gate_after_peak_ns
         return start, min(self.flid_gate_ns, max(period_ns - start, 1e-3))
 
     def finish_tags(self) -> None:
-        """Flush photons still waiting for their sync tag (end of a file)."""
+        """The stream has ended (end of a run or a file, all frames given): flush photons
+        still waiting for their sync tag, close an overflow still open, count what the frames
+        cover and drop the photons after them."""
         if self._book is not None:
             self.add_tags(np.zeros(0, np.int64), np.zeros(0, np.int32), {}, self._period_ps,
                           False, last=True)
@@ -455,13 +560,13 @@ class LiveAccumulator:
 
     def _frame_start_s(self) -> npt.NDArray[np.float64]:
         """Exposure starts of the leading frames whose rising edge has arrived (s since the
-        first exposure), each frame at its own exposure (a pause or a lost frame leaves an
-        exposure without a frame); under the lock."""
+        first frame's exposure start, the run window's start), each frame at its own exposure
+        (a pause or a lost frame leaves an exposure without a frame); under the lock."""
         exposure = self._exposure_of_frame.written()
         edges = self._exposure_start_ps.n
         count = int(np.searchsorted(exposure, edges, side="left"))
         starts = self._exposure_start_ps.buf[exposure[:count]]
-        return (starts - (self._t0_ps or 0)) * 1e-12
+        return (starts - (starts[0] if count else 0)) * 1e-12
 
     def spectra(self) -> SpectraView | None:
         with self._lock:
@@ -481,21 +586,22 @@ class LiveAccumulator:
         return SpectralTrace(wavelength, energy_axis_ev(wavelength), v + h, start_s)
 
     def decay(self) -> DecayHistogram | None:
+        """The decay of the run window's photons, both APDs merged (the second APD's offset as
+        measured so far)."""
         with self._lock:
-            if self._period_ps == 0:
+            if self._decay is None:
                 return None
             self._fold()
-            counts = self._decay.copy()
-        empty = decay_histogram(np.zeros(0, np.int64), self._period_ps, self.decay_bin_ps)
-        return DecayHistogram(counts=counts, edges_ns=empty.edges_ns, period_ns=empty.period_ns)
+            return self._decay.histogram(self._apd2_offset_ps())
 
     def intensity_trace(self) -> IntensityTrace | None:
+        """Photons per bin of the run window so far; ``start_s`` from the window's start."""
         with self._lock:
             self._fold()
-            if self._t0_ps is None or self._trace.n == 0:
+            if self._window is None or self._trace.n == 0:
                 return None
             counts = self._trace.copy()
-        start = np.arange(counts.shape[0]) * self.trace_bin_s  # s since the first exposure
+        start = np.arange(counts.shape[0]) * self.trace_bin_s  # s since the window's start
         return IntensityTrace(start_s=start, counts=counts.astype(np.int64),
                               bin_s=self.trace_bin_s)
 
@@ -571,15 +677,16 @@ class LiveAccumulator:
         with self._lock:
             self._fold()
             bins = self._flid_bins
-            if bins is None or self._t0_ps is None:
+            if bins is None:
                 return None
-            duration_s = (self._last_ps - self._t0_ps) * 1e-12
-            if self._decay.sum() == 0 or duration_s <= 0:
+            duration_s = (self._last_ps - bins.t0_ps) * 1e-12
+            decay = self._decay_sums().histogram(self._flid_offset_ps).counts
+            if decay.sum() == 0 or duration_s <= 0:
                 return None
             period_ns = self._period_ps / 1000.0
-            peak_ns = (int(np.argmax(self._decay)) + 0.5) * period_ns / self._decay.shape[0]
-            background_cps = flat_background_per_bin(self._decay, peak_ns, period_ns) \
-                * self._decay.shape[0] / duration_s
+            peak_ns = (int(np.argmax(decay)) + 0.5) * period_ns / decay.shape[0]
+            background_cps = flat_background_per_bin(decay, peak_ns, period_ns) \
+                * decay.shape[0] / duration_s
             result = bins.flid(background_cps=background_cps, period_ps=self._period_ps,
                                delay_bins=delay_bins, count_bins=count_bins)
         return LiveFlid(result, bins.gate_start_ns, bins.gate_ns, background_cps)
@@ -626,26 +733,17 @@ def _image_tracks(meas: Measurement) -> tuple[Track, ...]:
 
 def replay_measurement(path: str | Path, *, chunk_tags: int = 2_000_000, frame_block: int = 64,
                        progress: Callable[[float], None] | None = None) -> Replay:
-    """Read a measurement file into a :class:`LiveAccumulator` and fit its decay.
+    """Read a measurement file into a :class:`LiveAccumulator` and fit its decay as the file
+    analysis fits the decay of the whole run
+    (:func:`~cryoscope.analysis.report.fit_state_decay`).
 
-    Raises :class:`cryoscope.datafile.MeasurementError` for a file that is not a
-    measurement. ``progress(fraction)`` is called as the file is read.
+    The frames are read first, so that the tags' photons are counted as they are read (the
+    run window is known). Raises :class:`cryoscope.datafile.MeasurementError` for a file that is
+    not a measurement. ``progress(fraction)`` is called as the file is read.
     """
     meas = open_measurement(path)
     live = LiveAccumulator(image_tracks=_image_tracks(meas))
-    live.set_pauses(meas.pauses_ps)
-    channel_map = {"apd": meas.apd_channel, "laser_sync": meas.sync_channel,
-                   "camera_fire": meas.camera_channel, "stage_motion": meas.stage_channel}
-    if meas.apd2_channel is not None:
-        channel_map["apd2"] = meas.apd2_channel
-    done = 0
-    for timestamps, channels in iter_tag_chunks(path, chunk_tags):
-        live.add_tags(timestamps, channels, channel_map, meas.laser_period_ps,
-                      meas.conditional_filter)
-        done += timestamps.shape[0]
-        if progress is not None:
-            progress(0.5 * done / max(meas.n_tags, 1))
-    live.finish_tags()
+    live.set_gaps(meas.pauses_ps, meas.overflows_ps)
     timing = read_timing(meas, chunk_tags)[2]
     names = () if meas.readout == "image" else meas.track_names
     theta = np.full(meas.n_frames, np.nan)
@@ -658,14 +756,28 @@ def replay_measurement(path: str | Path, *, chunk_tags: int = 2_000_000, frame_b
         live.add_frames(frames, start, meas.wavelength_nm, names, theta[start:stop],
                         moving[start:stop], exposure[start:stop])
         if progress is not None:
-            progress(0.5 + 0.5 * stop / max(meas.n_frames, 1))
+            progress(0.5 * stop / max(meas.n_frames, 1))
+    channel_map = {"apd": meas.apd_channel, "laser_sync": meas.sync_channel,
+                   "camera_fire": meas.camera_channel, "stage_motion": meas.stage_channel}
+    if meas.apd2_channel is not None:
+        channel_map["apd2"] = meas.apd2_channel
+    done = 0
+    for timestamps, channels in iter_tag_chunks(path, chunk_tags):
+        live.add_tags(timestamps, channels, channel_map, meas.laser_period_ps,
+                      meas.conditional_filter)
+        done += timestamps.shape[0]
+        if progress is not None:
+            progress(0.5 + 0.5 * done / max(meas.n_tags, 1))
+    live.finish_tags()
     fit, message = None, ""
     hist = live.decay()
-    if hist is not None and hist.counts.sum() >= 100:
+    if hist is None or hist.counts.sum() < MIN_DECAY_PHOTONS:
+        message = "too few photons for a decay fit"
+    else:
         try:
-            fit = fit_decay(hist, 2)
+            fit = fit_state_decay(hist)
         except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
             message = f"decay fit failed: {exc}"
-    else:
-        message = "too few photons for a decay fit"
+        else:
+            message = "" if fit is not None else "the decay is background only"
     return Replay(meas, live, meas.status, meas.error, fit, message)

@@ -34,6 +34,7 @@ __all__ = [
     "DecayHistogram",
     "FrameDelaySums",
     "decay_histogram",
+    "delay_counts",
     "detector_offset_ps",
     "fit_decay",
     "frame_mean_delay_ns",
@@ -62,13 +63,19 @@ class DecayHistogram:
 def decay_histogram(delay_ps: np.ndarray, period_ps: int, bin_ps: float = 64.0
                     ) -> DecayHistogram:
     """Histogram of photon delays (ps, ``-1`` = unknown, ignored) over one laser period."""
+    n_bins = max(round(period_ps / bin_ps), 1)
+    edges = np.linspace(0.0, period_ps / 1000.0, n_bins + 1)
+    return DecayHistogram(counts=delay_counts(delay_ps, period_ps, n_bins), edges_ns=edges,
+                          period_ns=period_ps / 1000.0)
+
+
+def delay_counts(delay_ps: np.ndarray, period_ps: int, n_bins: int) -> np.ndarray:
+    """The counts of :func:`decay_histogram` (``n_bins`` equal bins over the period), without
+    its bin edges: for sums kept block by block."""
     d = np.asarray(delay_ps)
     d = d[d >= 0]
-    n_bins = max(round(period_ps / bin_ps), 1)
     idx = (d.astype(np.int64) * n_bins) // int(period_ps)
-    counts = np.bincount(idx[idx < n_bins], minlength=n_bins).astype(np.int64)
-    edges = np.linspace(0.0, period_ps / 1000.0, n_bins + 1)
-    return DecayHistogram(counts=counts, edges_ns=edges, period_ns=period_ps / 1000.0)
+    return np.bincount(idx[idx < n_bins], minlength=n_bins).astype(np.int64)
 
 
 def frame_mean_delay_ns(frame: np.ndarray, delay_ps: np.ndarray, n_frames: int, t0_ps: float,

@@ -29,22 +29,28 @@ from cryoscope.analysis.lifetime import (
     DecayHistogram,
     FrameDelaySums,
     decay_histogram,
-    detector_offset_from_histograms,
     fit_decay,
 )
 from cryoscope.analysis.lines import REPLICA_SHIFTS_MEV, SpectrumFit, fit_lines
 from cryoscope.analysis.peaks import PEAK_WINDOW_MEV, find_frame_peaks
 from cryoscope.analysis.photons import PhotonPasses, PhotonSummary, PhotonTable
 from cryoscope.analysis.polarization import PolarizationFit
+from cryoscope.analysis.selection import (
+    DECAY_BIN_PS,
+    MIN_ALIGN_PHOTONS,
+    Apd2Offset,
+    RunDecay,
+    aligned_delays,
+    run_window,
+)
 from cryoscope.analysis.spectra import SpectralFrames, prepare_spectra
-from cryoscope.analysis.trace import IntensityTrace
+from cryoscope.analysis.trace import IntensityTrace, intensity_trace
 from cryoscope.analysis.tracking import PeakTracks
 from cryoscope.datafile import (
     DEFAULT_TAG_CHUNK,
     Measurement,
     MeasurementError,
     in_intervals,
-    merge_intervals,
     open_measurement,
     read_frames,
     read_timing,
@@ -62,12 +68,6 @@ MIN_TWO_EXP_PHOTONS = 2000
 MIN_LINE_FRACTION = 0.01
 #: A line this close (meV) to a replica position of a much stronger line is taken as a replica.
 REPLICA_TOLERANCE_MEV = 2.0
-#: Fewest photons with a delay on each APD to measure the second APD's delay offset.
-MIN_ALIGN_PHOTONS = 10_000
-#: Bin of the decay histograms (ps).
-DECAY_BIN_PS = 64.0
-#: Bin of the fine delay histograms that align the second APD (ps).
-ALIGN_BIN_PS = 16.0
 
 
 @dataclass(frozen=True)
@@ -182,11 +182,13 @@ def fit_state_decay(hist: DecayHistogram) -> DecayFit | None:
 def align_apd2_delays(photons: PhotonTable) -> tuple[PhotonTable, float | None]:
     """The table with the second APD's delays shifted onto the first APD's timing.
 
-    The offset comes from :func:`~cryoscope.analysis.lifetime.detector_offset_from_histograms`
-    (needs :data:`MIN_ALIGN_PHOTONS` delays per APD; else the delays are left as they are and
-    the offset is None). Unknown delays (−1) stay −1.
+    The offset comes from :class:`~cryoscope.analysis.selection.Apd2Offset` (needs
+    :data:`MIN_ALIGN_PHOTONS` delays per APD; else the delays are left as they are and the
+    offset is None). Unknown delays (−1) stay −1.
     """
-    offset = _apd2_offset(iter([photons]))
+    measured = Apd2Offset(photons.laser_period_ps)
+    measured.add(photons.delay_ps, photons.detector)
+    offset = measured.offset_ps()
     if offset is None:
         return photons, None
     return replace(photons, delay_ps=_aligned(photons, offset)), offset
@@ -311,9 +313,11 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     The photons are streamed from the file in chunks of ``chunk_tags`` tags (every photon booked
     once, in time order) and only histograms and per-bin or per-frame sums are kept, so memory
     does not grow with the number of photons: the frames' spectra are the only per-frame arrays.
-    Passes over the photons: the second APD's delay offset (two APDs only); the decay of the
-    whole run (its rise sets the per-frame lifetime); trace, change points, g² and per-frame
-    lifetimes; then, with the states known, their decays and the FLID.
+    Passes over the photons: the decay of the whole run (its rise sets the per-frame lifetime)
+    and the second APD's delay offset; trace, change points, g² and per-frame lifetimes; then,
+    with the states known, their decays and the FLID. Which photons trace, decay of the whole
+    run and FLID count, and how the APDs are merged, is :mod:`cryoscope.analysis.selection`
+    (the live views' rules too).
     """
     regions = (None if tracking_regions_ev is None
                else np.asarray(tracking_regions_ev, float).reshape(-1, 2))
@@ -340,30 +344,41 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
     def photon_chunks() -> Iterator[PhotonTable]:
         return iter(passes)
 
-    apd2_offset = _apd2_offset(photon_chunks()) if meas.apd2_channel is not None else None
-    start_ps = int(frames_t.start_ps[0])
-    stop_ps = int(frames_t.stop_ps[n_frames - 1])
+    # from the first stored frame's exposure to the last one's end; left out of trace,
+    # levels, decays and FLID: pauses (the particle was being re-centred) and tagger overflows
+    # (clicks and syncs were lost)
+    window = run_window(frames_t, meas.pauses_ps, meas.overflows_ps)
+    assert window is not None  # there is a frame
+    start_ps, stop_ps, gaps = window.start_ps, window.stop_ps, window.gaps_ps
     duration_s = (stop_ps - start_ps) * 1e-12
     if math.isfinite(meas.duration_s) and meas.duration_s > 0:
         duration_s = meas.duration_s
-    # left out of trace, levels, decays and FLID: pauses (the particle was being re-centred)
-    # and tagger overflows (clicks and syncs were lost)
-    gaps = merge_intervals(np.concatenate([meas.pauses_ps, meas.overflows_ps]))
 
-    # the decay of the whole run: its rise is where each frame's lifetime is measured from
-    n_decay_bins = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS).counts.size
-    all_counts = np.zeros(n_decay_bins, np.int64)
+    # the decay of the whole run (its rise is where each frame's lifetime is measured from)
+    # and the second APD's offset
+    two_apds = meas.apd2_channel is not None
+    run_decay = RunDecay(period, two_apds)
+    offset = Apd2Offset(period)
     for chunk in photon_chunks():
-        run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
-        all_counts += decay_histogram(_aligned(chunk, apd2_offset)[run], period,
-                                      DECAY_BIN_PS).counts
+        if two_apds:
+            offset.add(chunk.delay_ps, chunk.detector)
+        run = window.contains(chunk.time_ps)
+        run_decay.add(chunk.delay_ps[run], chunk.detector[run])
+    apd2_offset = offset.offset_ps() if two_apds else None
+    if apd2_offset is not None:
+        log.info("APD 2 records the decay %.0f ps after APD 1; shifted before merging",
+                 apd2_offset)
+    elif two_apds:
+        log.info("APD 2: %d / %d photons with a delay are too few to align its timing",
+                 *(int(c.sum()) for c in offset.counts[::-1]))
+    hist_all = run_decay.histogram(apd2_offset)
     empty = decay_histogram(np.zeros(0, np.int64), period, DECAY_BIN_PS)
-    hist_all = replace(empty, counts=all_counts)
+    n_decay_bins = empty.counts.size
     fit_all = fit_state_decay(hist_all)
     t0 = fit_all.t0_ns if fit_all else float(hist_all.centers_ns[np.argmax(hist_all.counts)])
 
     bin_ps = round(bin_s * 1e12)
-    n_bins = max(int(np.ceil((stop_ps - start_ps) / bin_ps)), 1)
+    n_bins = window.trace_bins(bin_s)
     trace_counts = np.zeros(n_bins, np.int64)
     frame_delays = FrameDelaySums(n_frames, t0 * 1000.0, period)
     correlator = G2Correlator(period) if meas.apd2_channel is not None else None
@@ -378,10 +393,9 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         if correlator is not None:
             correlator.feed(chunk.time_ps, chunk.detector)
         frame_delays.add(chunk.frame, delay)
-        run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
-        t_run = chunk.time_ps[run]
+        t_run = chunk.time_ps[window.contains(chunk.time_ps)]
         in_run_photons += t_run.size
-        trace_counts += np.bincount((t_run - start_ps) // bin_ps, minlength=n_bins)[:n_bins]
+        trace_counts += intensity_trace(t_run, bin_s, start_ps, stop_ps).counts
         if stream is not None:
             stream.feed(_close_gaps(t_run, gaps))
     g2 = correlator.result() if correlator is not None else None
@@ -417,7 +431,7 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
             for sid in np.unique(ph_state[known]).tolist():
                 state_counts[sid] += decay_histogram(delay[ph_state == sid], period,
                                                      DECAY_BIN_PS).counts
-            run = _in_run(chunk.time_ps, start_ps, stop_ps, gaps)
+            run = window.contains(chunk.time_ps)
             flid_bins.add(chunk.time_ps[run], delay[run])
         fl = flid_bins.flid(background_cps=bg_cps, period_ps=period)
         hists = [replace(empty, counts=state_counts[sid]) for sid in range(states.n_states)]
@@ -487,13 +501,6 @@ def _spectra(path: str | Path, meas: Measurement, n_frames: int
     return prepare_spectra(frames, meas.wavelength_nm, v_track=v_track, h_track=h_track), bands
 
 
-def _in_run(time_ps: np.ndarray, start_ps: int, stop_ps: int, pauses_ps: np.ndarray
-            ) -> np.ndarray:
-    """Photons from the first exposure's start to the last one's end, outside pauses and
-    overflows."""
-    return ((time_ps >= start_ps) & (time_ps < stop_ps) & ~in_intervals(time_ps, pauses_ps))
-
-
 def _close_gaps(time_ps: np.ndarray, gaps_ps: np.ndarray) -> np.ndarray:
     """Photon times with the left-out intervals (pauses, overflows) cut out of the time axis,
     so that a gap is no dark segment to the change-point analysis."""
@@ -516,35 +523,4 @@ def _reopen_gaps(cps: ChangePoints, gaps_ps: np.ndarray) -> ChangePoints:
 
 def _aligned(chunk: PhotonTable, apd2_offset: float | None) -> np.ndarray:
     """The chunk's delays with the second APD's offset removed (unknown delays stay −1)."""
-    if apd2_offset is None:
-        return chunk.delay_ps
-    shift = chunk.from_apd2 & (chunk.delay_ps >= 0)
-    delay = chunk.delay_ps.copy()
-    delay[shift] = (delay[shift] - round(apd2_offset)) % chunk.laser_period_ps
-    return delay
-
-
-def _apd2_offset(chunks: Iterator[PhotonTable]) -> float | None:
-    """The second APD's delay offset from both APDs' fine delay histograms (one pass), or None
-    with fewer than :data:`MIN_ALIGN_PHOTONS` delays on either APD."""
-    hists: list[np.ndarray] = []
-    period = 0
-    for chunk in chunks:
-        period = chunk.laser_period_ps
-        second = chunk.from_apd2
-        parts = [decay_histogram(chunk.delay_ps[sel], period, ALIGN_BIN_PS).counts
-                 for sel in (~second, second)]
-        hists = parts if not hists else [a + b for a, b in zip(hists, parts, strict=True)]
-    if not hists:
-        return None
-    n1, n2 = int(hists[0].sum()), int(hists[1].sum())
-    if min(n1, n2) < MIN_ALIGN_PHOTONS:
-        if n2:
-            log.info("APD 2: %d / %d photons with a delay are too few to align its timing",
-                     n2, n1)
-        return None
-    offset = detector_offset_from_histograms(hists[0], hists[1], period)
-    log.info("APD 2 records the decay %.0f ps after APD 1; shifted before merging", offset)
-    return offset
-
-
+    return aligned_delays(chunk.delay_ps, chunk.detector, chunk.laser_period_ps, apd2_offset)

@@ -28,6 +28,7 @@ from cryoscope.datafile.timing import (
     FrameTiming,
     StageTiming,
     frame_timing,
+    overflow_intervals,
     pair_edges,
     rest_angles,
 )
@@ -233,29 +234,20 @@ def _events(h5: h5py.File) -> tuple[RunEvent, ...]:
 
 def _overflows(h5: h5py.File, n_tags: int) -> tuple[npt.NDArray[np.int64], dict[int, int]]:
     """Overflow intervals and missed tags per input, from ``/tagger/event_*``."""
-    empty = np.zeros((0, 2), np.int64)
     if "tagger" not in h5 or "event_type" not in h5["tagger"]:
-        return empty, {}
+        return np.zeros((0, 2), np.int64), {}
     tg = h5["tagger"]
     names = ("event_type", "event_timestamp_ps", "event_channel", "event_missed")
     n = min(tg[name].shape[0] for name in names)
     types, times, channels, missed = (np.asarray(tg[name][:n]) for name in names)
-    out: list[tuple[int, int]] = []
-    start: int | None = None
-    for kind, t in zip(types.tolist(), times.tolist(), strict=True):
-        if kind == TagEventType.OVERFLOW_BEGIN and start is None:
-            start = int(t)
-        elif kind == TagEventType.OVERFLOW_END and start is not None:
-            out.append((start, int(t)))
-            start = None
-    if start is not None:
-        last = int(h5["tags/timestamp_ps"][n_tags - 1]) if n_tags else start
-        out.append((start, max(start, last)))
+    # an open overflow ends at the last tag (without tags: where it began)
+    last = int(h5["tags/timestamp_ps"][n_tags - 1]) if n_tags else 0
+    out = overflow_intervals(types, times, last)
     lost = types == TagEventType.MISSED_EVENTS
     per_input: dict[int, int] = {}
     for ch, count in zip(channels[lost].tolist(), missed[lost].tolist(), strict=True):
         per_input[int(ch)] = per_input.get(int(ch), 0) + int(count)
-    return (np.array(out, np.int64).reshape(-1, 2) if out else empty), per_input
+    return out, per_input
 
 
 def open_measurement(path: str | Path) -> Measurement:

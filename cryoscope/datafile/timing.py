@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from drivers.interfaces import TagEventType
+
 __all__ = [
     "OPEN_PS",
     "EdgePairs",
@@ -27,6 +29,7 @@ __all__ = [
     "frame_timing",
     "in_intervals",
     "merge_intervals",
+    "overflow_intervals",
     "pair_edges",
     "rest_angles",
     "stage_angle_at",
@@ -193,4 +196,23 @@ def merge_intervals(intervals_ps: npt.ArrayLike) -> I64:
             out[-1][1] = max(out[-1][1], stop)
         else:
             out.append(np.array([start, stop], np.int64))
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
+def overflow_intervals(event_type: npt.ArrayLike, event_timestamp_ps: npt.ArrayLike,
+                       last_tag_ps: int | None) -> I64:
+    """``[n, 2]`` time-tagger overflows from the stream's events (``/tagger/event_*``): from
+    each overflow-begin to its overflow-end event; one still open ends at ``last_tag_ps`` (the
+    stream's last ordinary tag; None: the stream goes on, it stays open, :data:`OPEN_PS`)."""
+    out: list[tuple[int, int]] = []
+    start: int | None = None
+    for kind, t in zip(np.asarray(event_type).tolist(),
+                       np.asarray(event_timestamp_ps).tolist(), strict=True):
+        if kind == TagEventType.OVERFLOW_BEGIN and start is None:
+            start = int(t)
+        elif kind == TagEventType.OVERFLOW_END and start is not None:
+            out.append((start, int(t)))
+            start = None
+    if start is not None:
+        out.append((start, OPEN_PS if last_tag_ps is None else max(start, last_tag_ps)))
     return np.array(out, np.int64).reshape(-1, 2)

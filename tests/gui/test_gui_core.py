@@ -23,7 +23,7 @@ from gui_helpers import (
 from cryoscope.acquisition import RunState
 from cryoscope.analysis.flid import Flid, FlidBins
 from cryoscope.analysis.photons import collect_photons
-from cryoscope.datafile import iter_tag_chunks, open_measurement
+from cryoscope.datafile import iter_tag_chunks, open_measurement, read_frames, read_timing
 from cryoscope.live import LiveAccumulator, LiveFlid, flat_background_per_bin, replay_measurement
 from cryoscope.session import (
     CommandFailed,
@@ -89,24 +89,35 @@ def test_live_spectrum_peaks_at_the_simulated_zpl(measured: tuple[Path, LiveAccu
     np.testing.assert_allclose(np.diff(spectra.frame_start_s), 0.502, atol=1e-6)
 
 
+def _in_exposures(path: Path) -> tuple[np.ndarray, int, int]:
+    """Which of the file's photons (:func:`collect_photons` order) arrived from the first
+    frame's exposure start to the last frame's exposure end, and those two times (ps)."""
+    table = collect_photons(path)
+    start, stop = int(table.frames.start_ps[0]), int(table.frames.stop_ps[-1])
+    return (table.time_ps >= start) & (table.time_ps < stop), start, stop
+
+
 def test_live_decay_and_intensity_match_the_file(measured: tuple[Path, LiveAccumulator]
                                                  ) -> None:
     path, live = measured
     table = collect_photons(path)
+    inside, start, stop = _in_exposures(path)
+    # photons before the first and after the last exposure are in the file, but not counted
+    assert np.count_nonzero(~inside) > 1000 and apd_photons(path) == table.n
     decay = live.decay()
     assert decay is not None
-    # Only the last photons, still waiting for their sync tag when the run ended, may be missing.
-    known = int(np.count_nonzero(table.delay_ps >= 0))
-    assert known - 5 <= decay.counts.sum() <= known
     period_bins = decay.counts.shape[0]
-    expected = np.bincount(table.delay_ps[table.delay_ps >= 0] * period_bins
-                           // table.laser_period_ps, minlength=period_bins)
-    assert np.abs(decay.counts - expected).sum() <= 5
+    delay = table.delay_ps[inside & (table.delay_ps >= 0)]
+    np.testing.assert_array_equal(
+        decay.counts, np.bincount(delay * period_bins // table.laser_period_ps,
+                                  minlength=period_bins))
     assert decay.centers_ns[np.argmax(decay.counts)] == pytest.approx(5.0, abs=0.5)  # APD delay
     trace = live.intensity_trace()
     assert trace is not None
-    photons = apd_photons(path)
-    assert photons - 5 <= trace.counts.sum() <= photons
+    bin_ps = round(trace.bin_s * 1e12)
+    expected = np.bincount((table.time_ps[inside] - start) // bin_ps,
+                           minlength=-(-(stop - start) // bin_ps))
+    np.testing.assert_array_equal(trace.counts, expected)
     assert trace.counts.shape[0] * trace.bin_s == pytest.approx(40.0, rel=0.05)
     assert 10e3 < float(np.median(trace.rate_cps)) < 50e3
 
@@ -124,12 +135,13 @@ def test_live_polarization_finds_the_dipole(measured: tuple[Path, LiveAccumulato
 
 
 def _file_flid(path: Path, live: LiveFlid) -> Flid:
-    """The FLID of the file's photons as ``analyze_file`` bins it (time bins from the first
-    exposure's start), with the live FLID's gate and background."""
+    """The FLID of the file's photons as ``analyze_file`` bins it (the photons of the frames'
+    exposures, time bins from the first one's start), with the live FLID's gate and
+    background."""
     table = collect_photons(path)
-    bins = FlidBins(int(table.frames.start_ps[0]), live.gate_start_ns, live.gate_ns,
-                    live.flid.bin_s)
-    bins.add(table.time_ps, table.delay_ps)
+    inside, start, _ = _in_exposures(path)
+    bins = FlidBins(start, live.gate_start_ns, live.gate_ns, live.flid.bin_s)
+    bins.add(table.time_ps[inside], table.delay_ps[inside])
     return bins.flid(background_cps=live.background_cps, period_ps=table.laser_period_ps,
                      delay_bins=live.flid.histogram.shape[1])
 
@@ -179,19 +191,30 @@ def _array_bytes(obj: object, seen: set[int] | None = None) -> int:
 
 def test_live_tag_data_built_block_by_block_is_the_one_pass_result_and_bounded(
         measured: tuple[Path, LiveAccumulator]) -> None:
-    """Fed in small tag blocks and read now and then (as the display does), the accumulator bins
-    the same decay, trace and FLID as in one pass, and keeps histograms, not photons."""
+    """Fed in small tag blocks, each frame once its exposure has ended, and read now and then (as
+    the display does), the accumulator bins the same decay, trace and FLID as in one pass, and
+    keeps histograms, not photons."""
     path, _ = measured
     meas = open_measurement(path)
+    assert meas.exposure_index is not None
+    frames = read_frames(path)
+    exposure_end = read_timing(meas)[2].stop_ps
     channel_map = {"apd": meas.apd_channel, "laser_sync": meas.sync_channel,
                    "camera_fire": meas.camera_channel, "stage_motion": meas.stage_channel}
     stepwise = LiveAccumulator()
+    added = 0
     for k, (timestamps, channels) in enumerate(iter_tag_chunks(path, 20_000)):
         stepwise.add_tags(timestamps, channels, channel_map, meas.laser_period_ps,
                           meas.conditional_filter)
+        ended = int(np.searchsorted(exposure_end, timestamps[-1]))
+        if ended > added:
+            stepwise.add_frames(frames[added:ended], added, meas.wavelength_nm,
+                                meas.track_names, 0.0, False, meas.exposure_index[added:ended])
+            added = ended
         if k % 7 == 0:
             stepwise.flid()
             stepwise.intensity_trace()
+    assert added == frames.shape[0] == 80
     stepwise.finish_tags()
     one_pass = replay_measurement(path).live
     a, b = stepwise.decay(), one_pass.decay()
@@ -207,8 +230,13 @@ def test_live_tag_data_built_block_by_block_is_the_one_pass_result_and_bounded(
     assert live_flid is not None
     # its gate is placed from the decay's peak (the APD's 5 ns delay) + 1 ns
     assert live_flid.gate_start_ns == pytest.approx(6.0, abs=0.5)
-    # bounded: kept are histograms (trace, decay, FLID sums: ~0.3 MB), not 16 bytes a photon
-    assert _array_bytes(stepwise) < 1_000_000 < 16 * stepwise.photons
+    # bounded: kept for the tags are histograms (trace, decay, FLID sums: ~0.3 MB), not 16
+    # bytes a photon
+    frames_only = LiveAccumulator()
+    frames_only.add_frames(frames, 0, meas.wavelength_nm, meas.track_names, 0.0, False,
+                           meas.exposure_index)
+    tag_bytes = _array_bytes(stepwise) - _array_bytes(frames_only)
+    assert tag_bytes < 1_000_000 < 16 * stepwise.photons
 
 
 def test_flat_background_is_read_where_the_decay_has_died_out() -> None:

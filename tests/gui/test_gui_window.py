@@ -23,6 +23,7 @@ from cryoscope.analysis.photons import collect_photons
 from cryoscope.session import MoveWaveplate, SessionState
 from drivers.interfaces import InstrumentError
 from gui.main_window import MainWindow
+from gui.views import DecayView
 from sim_hardware.camera import SimCamera
 from sim_hardware.stage import SimRotationStage
 
@@ -106,15 +107,21 @@ def test_a_run_fills_every_view_consistently_with_the_file(
     assert pol.fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
     assert "φ = " in window.polarization_view.info.text()
 
+    # decay and intensity count the photons of the frames' exposures, as the analysis does
     table = collect_photons(path)
-    known = int(np.count_nonzero(table.delay_ps >= 0))
+    assert table.n == apd_photons(path)
+    inside = ((table.time_ps >= table.frames.start_ps[0])
+              & (table.time_ps < table.frames.stop_ps[-1]))
     _, decay = window.decay_view.curve.getOriginalDataset()
-    assert known - 5 <= np.nansum(decay) <= known
+    # (the view sums whole display bins: the period's last 64 ps are not drawn)
+    shown_ps = decay.shape[0] * DecayView.display_bin_ps
+    assert shown_ps == table.laser_period_ps - 64
+    assert np.nansum(decay) == np.count_nonzero(inside & (table.delay_ps >= 0)
+                                                & (table.delay_ps < shown_ps))
     assert window.decay_view.plot.getPlotItem().ctrl.logYCheck.isChecked()
 
     times, rate = window.intensity_view.curve.getData()
-    photons = apd_photons(path)
-    assert photons - 5 <= rate.sum() * 0.01 <= photons
+    assert round(rate.sum() * 0.01) == np.count_nonzero(inside) < table.n
     assert times[-1] == pytest.approx(40.0, rel=0.05)
 
     # the views that are computed on helper threads draw their last state shortly after
