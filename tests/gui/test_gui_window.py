@@ -23,7 +23,6 @@ from cryoscope.analysis.photons import collect_photons
 from cryoscope.session import MoveWaveplate, SessionState
 from drivers.interfaces import InstrumentError
 from gui.main_window import MainWindow
-from gui.views import DecayView
 from sim_hardware.camera import SimCamera
 from sim_hardware.stage import SimRotationStage
 
@@ -112,12 +111,11 @@ def test_a_run_fills_every_view_consistently_with_the_file(
     assert table.n == apd_photons(path)
     inside = ((table.time_ps >= table.frames.start_ps[0])
               & (table.time_ps < table.frames.stop_ps[-1]))
-    _, decay = window.decay_view.curve.getOriginalDataset()
-    # (the view sums whole display bins: the period's last 64 ps are not drawn)
-    shown_ps = decay.shape[0] * DecayView.display_bin_ps
-    assert shown_ps == table.laser_period_ps - 64
-    assert np.nansum(decay) == np.count_nonzero(inside & (table.delay_ps >= 0)
-                                                & (table.delay_ps < shown_ps))
+    delays, decay = window.decay_view.curve.getOriginalDataset()
+    # the whole period is drawn (the last display bin may be narrower)
+    assert delays.shape[0] == np.ceil(table.laser_period_ps / 64 / 4)  # 64 ps bins by fours
+    assert delays[-1] * 1000 < table.laser_period_ps
+    assert np.nansum(decay) == np.count_nonzero(inside & (table.delay_ps >= 0))
     assert window.decay_view.plot.getPlotItem().ctrl.logYCheck.isChecked()
 
     times, rate = window.intensity_view.curve.getData()
