@@ -118,9 +118,10 @@ FLID_GATE_NS = 300.0
 #: that its peak is not a noise bin; until then the photons wait for it.
 FLID_GATE_MIN_PHOTONS = 1000
 #: Photons waiting to be binned are binned by the acquisition thread itself beyond this many (if
-#: no view reads for long); waiting for the FLID's gate, they are binned with the gate the decay
-#: then gives.
-FOLD_PHOTONS = 500_000
+#: no view reads for long: a window shows only some views); waiting for the FLID's gate, they
+#: are binned with the gate the decay then gives. Binning holds the lock the views read under:
+#: 100 000 photons take ~15 ms (500 000 kept a window's spectrum waiting 70 ms).
+FOLD_PHOTONS = 100_000
 #: The stage is not needed to find the run window's frames (their exposures only).
 _NO_STAGE = StageTiming(pair_edges([], []), np.zeros(1))
 #: Overflow begin and end among a stream's events.
