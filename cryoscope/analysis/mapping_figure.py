@@ -200,7 +200,9 @@ def mapping_figure(result: AnalysisResult) -> Figure:
             rows.append(f"center {ctr.id}: ZPL {ctr.zpl_ev:.4f} eV "
                         f"(spread {ctr.zpl_spread_mev:.2f} meV)")
             rows.append(f"   φ = {pol.phi_deg:.1f} ± {pol.phi_err_deg:.1f}°, p = {pol.p:.2f}"
-                        if pol else "   no polarization fit")
+                        if pol is not None and pol.determined
+                        else f"   p, φ not determined ({pol.problem})" if pol is not None
+                        else "   no polarization fit")
             rows.append(f"   trion {ctr.charged_zpl_ev:.4f} eV ({ctr.trion_shift_mev:+.1f} meV)")
             rows.append(f"   LO replicas {ctr.replica_shifts_mev[0]:.1f}, "
                         f"{ctr.replica_shifts_mev[1]:.1f} meV")

@@ -196,8 +196,10 @@ def _run_one(path: Path, args: argparse.Namespace) -> int:
           f"{'phi (deg)':>14}")
     for ln in result.lines:
         pol = ln.polarization
-        p = f"{pol.p:6.2f}" if pol else "     -"
-        phi = f"{pol.phi_deg:6.1f} ± {pol.phi_err_deg:4.1f}" if pol else "             -"
+        # p and φ that are not determined are not printed: the reason is among the doubts
+        shown = pol if pol is not None and pol.determined else None
+        p = f"{shown.p:6.2f}" if shown else "     -"
+        phi = f"{shown.phi_deg:6.1f} ± {shown.phi_err_deg:4.1f}" if shown else "             -"
         doubt = f"  uncertain: {'; '.join(ln.uncertain)}" if ln.uncertain else ""
         print(f"{ln.zpl_ev:10.4f} {ln.center:>6} {ln.charge:>6} {ln.fwhm_mev:10.2f} {p} "
               f"{phi:>14}{doubt}")
