@@ -567,13 +567,22 @@ class MeasurementWriter:
         self.flush(force=self._frame_bytes >= FRAME_BUFFER_BYTES)
 
     def _write_frames(self) -> None:
+        """The queued frames, one at a time: h5py keeps the GIL while it writes, and a flush
+        of 16 MiB of full frames in one write kept every other thread of the process (a
+        window's event loop) waiting for tens of ms."""
         if not self._frame_buffer:
             return
-        frames = np.concatenate([f for f, _ in self._frame_buffer])
-        _append(self._ds("camera/frames"), frames)
-        _append(self._ds("camera/exposure_index"), np.concatenate([i for _, i in
-                                                                   self._frame_buffer]))
-        self._frames += frames.shape[0]
+        frames_ds, index_ds = self._ds("camera/frames"), self._ds("camera/exposure_index")
+        for frames, index in self._frame_buffer:
+            for k in range(frames.shape[0]):
+                n = frames_ds.shape[0]
+                _append(frames_ds, frames[k: k + 1])
+                try:
+                    _append(index_ds, index[k: k + 1])
+                except BaseException:
+                    frames_ds.resize(n, axis=0)  # a frame and its exposure, or neither
+                    raise
+                self._frames += 1
         self._frame_buffer.clear()
         self._frame_bytes = 0
 
