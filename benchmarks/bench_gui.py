@@ -43,6 +43,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    # Python keeps its bytecode, as on a lab machine: without it (a sandbox's
+    # PYTHONDONTWRITEBYTECODE=1) every module first imported during the run is compiled from
+    # source, holding the GIL for tens of ms, and the event loop stalls for it
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
