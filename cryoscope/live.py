@@ -258,9 +258,16 @@ class PolarizationView:
 
     @property
     def ratio(self) -> npt.NDArray[np.float64]:
-        """V / (V + H) per angle; NaN where V + H ≤ 0 (no signal)."""
-        v, h = np.clip(self.v, 0, None), np.clip(self.h, 0, None)  # as the fit takes them
-        return np.divide(v, v + h, out=np.full(v.shape, np.nan), where=v + h > 0)
+        """V / (V + H) per angle, in [0, 1]; NaN where the region holds no signal: V + H
+        (background-subtracted, so noise may make either negative) at most a twentieth of its
+        median over the angles. (Clipping V and H at zero first made an angle of noise a point
+        at exactly 0 or 1.)"""
+        v, h = np.asarray(self.v, np.float64), np.asarray(self.h, np.float64)
+        total = v + h
+        positive = total[total > 0]
+        floor = 0.05 * float(np.median(positive)) if positive.size else np.inf
+        ratio = np.divide(v, total, out=np.full(v.shape, np.nan), where=total > floor)
+        return np.clip(ratio, 0.0, 1.0)
 
 
 class LiveAccumulator:

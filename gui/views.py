@@ -581,9 +581,9 @@ class SpectrumView(View):
             fill = pg.mkColor(colour)
             fill.setAlpha(40)
             item = pg.LinearRegionItem(brush=pg.mkBrush(fill),
-                                       pen=pg.mkPen(colour, width=3),
-                                       hoverPen=pg.mkPen(colour, width=5))
-            item.setZValue(10)
+                                       pen=pg.mkPen(colour, width=2),
+                                       hoverPen=pg.mkPen(colour, width=4))
+            item.setZValue(-10)  # under the spectra: a narrow region's edges hid its peak
             item.sigRegionChangeFinished.connect(
                 lambda it=item: self._region_moved(self.region_items.index(it)))
             self.plot.addItem(item, ignoreBounds=True)  # a drag must not move the axis

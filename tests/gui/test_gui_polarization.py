@@ -11,7 +11,7 @@ import pytest
 
 from cryoscope.acquisition import RunState, StateChanged
 from cryoscope.analysis.polarization import polarization_model
-from cryoscope.live import LiveAccumulator
+from cryoscope.live import LiveAccumulator, PolarizationView
 from gui.views import PolarizationPlot
 from gui.widgets import Region
 
@@ -192,3 +192,17 @@ def test_the_view_says_what_it_waits_for(view: PolarizationPlot, qtbot: Any) -> 
     assert "choose a spectral region" in fresh.info.text()
     fresh.set_regions([])
     assert "choose a spectral region" in fresh.info.text()
+
+
+def test_an_angle_without_signal_in_the_region_is_no_point() -> None:
+    """Background-subtracted sums of an angle where the region holds only noise give no ratio
+    (clipped at zero first, they made a point at exactly 0 or 1)."""
+    from cryoscope.live import PolarizationView
+
+    v = np.array([700.0, 800.0, -3.0, 4.0, 900.0])
+    h = np.array([300.0, 200.0, 5.0, -6.0, 100.0])
+    view = PolarizationView((2.148, 2.152), np.array([0.0, 5.0, 10.0, 15.0, 20.0]), v, h,
+                            np.zeros(5, bool), 50, None)
+    ratio = view.ratio
+    np.testing.assert_allclose(ratio[[0, 1, 4]], [0.7, 0.8, 0.9])
+    assert np.isnan(ratio[2]) and np.isnan(ratio[3])
