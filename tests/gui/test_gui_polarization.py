@@ -197,8 +197,6 @@ def test_the_view_says_what_it_waits_for(view: PolarizationPlot, qtbot: Any) -> 
 def test_an_angle_without_signal_in_the_region_is_no_point() -> None:
     """Background-subtracted sums of an angle where the region holds only noise give no ratio
     (clipped at zero first, they made a point at exactly 0 or 1)."""
-    from cryoscope.live import PolarizationView
-
     v = np.array([700.0, 800.0, -3.0, 4.0, 900.0])
     h = np.array([300.0, 200.0, 5.0, -6.0, 100.0])
     view = PolarizationView((2.148, 2.152), np.array([0.0, 5.0, 10.0, 15.0, 20.0]), v, h,
