@@ -125,6 +125,10 @@ class MainWindow(QMainWindow):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="replay")
         self._executor.submit(warm_up)
         self._analysis: ProcessPoolExecutor | None = None
+        #: the analyses of this session's files (by path), and the file the results are of
+        self._summaries: dict[str, dict[str, Any]] = {}
+        self._shown_path: str | None = None
+        self._live_path: str | None = None  # the file of the last run started
         self.setWindowTitle(self._title())
         self.setDockNestingEnabled(True)
 
@@ -520,7 +524,7 @@ class MainWindow(QMainWindow):
         self._update_controls()
         if path.exists() and result is not None and result.frames:
             try:
-                self.analyze(path)
+                self._show_results_of(path)
             except Exception as exc:  # the window goes on without its results
                 log.exception("the analysis of %s did not start", path)
                 self.show_error(f"The analysis of {path.name} did not start: {exc}")
@@ -601,6 +605,8 @@ class MainWindow(QMainWindow):
         self.run_panel.progress.reset()  # not the last run's "400 / 400"
         self.strip.mode.setText("")  # alignment ends with the run's start
         self.strip.run_started(out)
+        self._live_path = self._shown_path = str(Path(out))
+        self.results.show_waiting(self._live_path)
         self._set_source(live, None)
         self._update_controls()
         return future
@@ -646,14 +652,28 @@ class MainWindow(QMainWindow):
 
     @pyqtSlot(str, object)
     def _on_analysis(self, path: str, summary: dict[str, Any]) -> None:
-        self.results.show_summary(summary)
+        self._summaries[path] = summary
         self.runs.set_summary(path, summary)
-        self.regions.set_analysis_regions(analysis_regions(summary))
+        if path == self._shown_path:  # the results follow the file on screen
+            self.results.show_summary(summary)
+            self.regions.set_analysis_regions(analysis_regions(summary))
 
     @pyqtSlot(str, str)
     def _on_analysis_failed(self, path: str, message: str) -> None:
-        self.results.show_failed(path, message)
+        if path == self._shown_path:
+            self.results.show_failed(path, message)
         log.warning("the analysis of %s failed: %s", path, message)
+
+    def _show_results_of(self, path: Path) -> None:
+        """The results dock shows the analysis of ``path`` (the file now on screen): the one
+        made this session, else a new one in the background."""
+        self._shown_path = str(path)
+        summary = self._summaries.get(str(path))
+        if summary is not None:
+            self.results.show_summary(summary)
+            self.regions.set_analysis_regions(analysis_regions(summary))
+        else:
+            self.analyze(path)
 
     # -- regions ------------------------------------------------------------------------------
 
@@ -706,6 +726,11 @@ class MainWindow(QMainWindow):
         for view in self.views:
             view.reset()
         self._set_source(replay.live, replay)
+        try:
+            self._show_results_of(meas.path)
+        except Exception as exc:  # the replay goes on without its results
+            log.exception("the analysis of %s did not start", meas.path)
+            self.show_error(f"The analysis of {meas.path.name} did not start: {exc}")
         text = f"replay: {meas.path.name} ({replay.status}, {meas.n_frames} frames)"
         if replay.error:
             text += f" — {replay.error}"
@@ -717,6 +742,13 @@ class MainWindow(QMainWindow):
         for view in self.views:
             view.reset()
         self._set_source(self.live, None)
+        if self._live_path is not None:  # and the results of the live run
+            self._shown_path = self._live_path
+            summary = self._summaries.get(self._live_path)
+            if summary is not None:
+                self.results.show_summary(summary)
+            else:
+                self.results.show_waiting(self._live_path)
 
     def _set_source(self, source: LiveAccumulator | None, replay: Replay | None) -> None:
         self.source = source

@@ -513,6 +513,12 @@ class ResultsView(QWidget):
     def show_pending(self, path: str) -> None:
         self.header.setText(f"analysing {Path(path).name} …")
 
+    def show_waiting(self, path: str) -> None:
+        """A run is going into ``path``: its analysis comes when it ends."""
+        self.summary = None
+        self.tree.clear()
+        self.header.setText(f"{Path(path).name}: analysed when the run ends")
+
     def show_failed(self, path: str, message: str) -> None:
         self.header.setText(f"the analysis of {Path(path).name} failed: {message}")
 

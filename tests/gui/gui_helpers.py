@@ -17,6 +17,9 @@ HC_EV_NM = 1239.84193
 ZPL_EV = 2.15
 DIPOLE_DEG = 30.0
 #: A short series: ten waveplate angles 0–90° with still frames at each.
+#: Time for the analysis of a short run in its own process (spawned, imports included).
+ANALYSIS_TIMEOUT_MS = 120_000
+
 FAST = {"frames": 80, "exposure_s": 0.5, "waveplate_dwell_s": 4.0, "waveplate_step_deg": 10.0}
 
 

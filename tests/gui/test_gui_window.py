@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from gui_helpers import (
+    ANALYSIS_TIMEOUT_MS,
     DIPOLE_DEG,
     FAST,
     ZPL_EV,
@@ -259,6 +260,11 @@ def test_replay_shows_a_file_with_its_analysis(qtbot: Any, tmp_path: Path) -> No
     assert fit is not None and fit.phi_deg == pytest.approx(DIPOLE_DEG, abs=2.0)
     _, y = window.spectrum_view.sum.getData()
     np.testing.assert_allclose(y, summed_spectrum(path)[1], rtol=1e-9, atol=1e-6)
+    # the results dock shows the file's analysis, made in the background
+    qtbot.waitUntil(lambda: window.results.summary is not None, timeout=ANALYSIS_TIMEOUT_MS)
+    assert window.results.summary is not None
+    assert window.results.summary["file"] == str(path)
+    assert window.results.summary["frames"] == FAST["frames"]
 
     window.open_measurement(tmp_path / "missing.h5")
     qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
