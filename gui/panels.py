@@ -311,6 +311,7 @@ class SpectrographPanel(InstrumentPanel):
         self.readout("grating", "grating")
         self.readout("center", "center wavelength")
         self.grating = QComboBox()
+        self._installed: int | None = None  # the grating the spectrograph has in
         self.center = limited(KYMERA_328I.center_wavelength_nm,
                               session.config.spectrograph.center_wavelength_nm, 2, 1.0)
         self.control("select grating", self.grating,
@@ -325,10 +326,21 @@ class SpectrographPanel(InstrumentPanel):
         self.grating.clear()
         for g in gratings:
             self.grating.addItem(f"{g.index}: {g.lines_per_mm:g} l/mm ({g.blaze})", g.index)
+        self._select_installed()
 
     def display(self, status: SpectrographStatus, statuses: InstrumentStatuses) -> None:
         self.readouts["grating"].setText(f"{status.grating} ({status.lines_per_mm:g} l/mm)")
         self.readouts["center"].setText(f"{status.center_wavelength_nm:.2f} nm")
+        if status.grating != self._installed:  # a choice not yet Set stays until it changes
+            self._installed = status.grating
+            self._select_installed()
+
+    def _select_installed(self) -> None:
+        """The selector shows the installed grating (Set without a new choice changes
+        nothing)."""
+        k = self.grating.findData(self._installed)
+        if k >= 0:
+            self.grating.setCurrentIndex(k)
 
 
 class TaggerPanel(InstrumentPanel):

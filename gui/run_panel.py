@@ -123,6 +123,7 @@ class RunPanel(QWidget):
         self.notes.setPlaceholderText("written into the file")
         self.output = QLineEdit(str(folder / f"{self.particle.text()}.h5"))
         self.particle.textEdited.connect(self._particle_edited)
+        self.output.textEdited.connect(lambda text: self.particle.setText(Path(text).stem))
         browse = QPushButton("…")
         browse.setMaximumWidth(30)
         browse.clicked.connect(self._browse)

@@ -852,7 +852,7 @@ class DecayView(View):
             model = model_counts(edges, amps, np.asarray(f.taus_ns),
                                  f.background_per_bin / (fine_ps / 1000.0), f.t0_ns, f.sigma_ns)
             self.fit_curve.setData(centers, np.where(model > 0, model, np.nan))
-            taus = ", ".join(f"{t:.2f} ± {e:.2f} ns ({w:.0%})" for t, e, w in
+            taus = ", ".join(f"{t:.3g} ± {e:.2g} ns ({w:.0%})" for t, e, w in
                              zip(f.taus_ns, f.taus_err_ns, f.weights, strict=True))
             text += f"  ·  fit τ = {taus}"
         else:

@@ -19,6 +19,7 @@ from gui_helpers import (
     file_status,
 )
 from PyQt6.QtCore import QSettings
+from PyQt6.QtTest import QTest
 
 from cryoscope.acquisition import RunState
 from cryoscope.live import LiveAccumulator, PolarizationView
@@ -52,6 +53,15 @@ def live_phi(qtbot: Any, window: MainWindow) -> float:
                     and view.result.theta_deg.shape[0] == angles, timeout=10_000)
     assert view.result is not None and view.result.fit is not None
     return view.result.fit.phi_deg
+
+
+def test_the_particle_follows_the_output_file_typed(window: MainWindow, tmp_path: Path) -> None:
+    panel = window.run_panel
+    panel.output.clear()
+    panel.output.setFocus()
+    QTest.keyClicks(panel.output, str(tmp_path / "qd-A1.h5"))
+    assert panel.particle.text() == "qd-A1"
+    assert panel.measurement()["particle"] == "qd-A1"
 
 
 def test_names_are_numbered_on() -> None:

@@ -55,6 +55,11 @@ def test_panels_show_live_values_and_controls_follow_the_connection(
     assert panels["laser"].readouts["rate"].text() == "1.000 MHz"
     assert panels["camera"].readouts["gain"].text() == "100"
     qtbot.waitUntil(lambda: panels["spectrograph"].grating.count() == 3, timeout=5000)
+    # the selector shows the grating the spectrograph has in (Set alone changes nothing)
+    spectrograph = panels["spectrograph"]
+    installed = int(spectrograph.readouts["grating"].text().split()[0])
+    assert installed != 1  # the simulated rig's grating is not the list's first
+    assert spectrograph.grating.currentData() == installed  # type: ignore[attr-defined]
     qtbot.waitUntil(lambda: panels["tagger"].readouts["rate_1"].text().endswith("kcps"),
                     timeout=10_000)
     assert all(w.isEnabled() for p in panels.values() for w in p.controls)
