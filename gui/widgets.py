@@ -252,6 +252,12 @@ class CursorReadout(LineLabel):
         self._plot = plot
         self.describe = describe
         plot.scene().sigMouseMoved.connect(self._moved)
+        plot.installEventFilter(self)  # the mouse leaving the plot clears the read-out
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        if event is not None and event.type() == QEvent.Type.Leave:
+            self.setText("")
+        return False
 
     def _moved(self, pos: QPointF) -> None:
         box = self._plot.getPlotItem().vb

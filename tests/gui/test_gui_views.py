@@ -7,13 +7,17 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 import pytest
+from PyQt6.QtCore import QEvent
+from PyQt6.QtWidgets import QApplication
 
+from cryoscope.analysis.spectra import HC_EV_NM
 from cryoscope.live import LiveAccumulator
 from drivers.interfaces import Track
 from gui.views import (
     CameraView,
     HeldRange,
     SpectralTraceView,
+    SpectrumView,
     _block_mean,
     _robust_levels,
     _row_mean,
@@ -142,3 +146,22 @@ def test_auto_levels_hold_still_over_frames_of_one_scene() -> None:
         p1, p999 = np.percentile(frame, (1.0, 99.9))
         assert lo <= p1 and p999 <= hi
         assert hi - lo <= 1.25 * (p999 - p1)
+
+
+def test_the_cursor_read_out_gives_ev_and_nm_and_clears_when_the_mouse_leaves(
+        qtbot: Any) -> None:
+    view = SpectrumView()
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    box = view.plot.getViewBox()
+    box.setRange(xRange=(2.10, 2.20), yRange=(0.0, 1000.0), padding=0.0)
+    QApplication.processEvents()
+    scene_pos = box.mapViewToScene(pg.Point(2.15, 500.0))
+    view.plot.scene().sigMouseMoved.emit(scene_pos)
+    text = view.cursor_readout.text()
+    ev, nm = 2.15, HC_EV_NM / 2.15
+    assert f"{ev:.4f} eV" in text and f"{nm:.2f} nm" in text and "ADU 500" in text
+    QApplication.sendEvent(view.plot, QEvent(QEvent.Type.Leave))
+    assert view.cursor_readout.text() == ""
