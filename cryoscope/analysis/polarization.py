@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: A fit with p above this ends on the physical boundary p = 1.
 BOUNDARY_P = 0.995
+#: The V fraction is modulated as cos 4θ (a 90° period of the waveplate): p, φ and g_V/g_H are
+#: told apart only when the angles cover at least half of the cycle (45° of the waveplate).
+MIN_COVERAGE_DEG = 180.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,13 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
     p_err = _sigma(float(jp @ cov @ jp))
     phi_err = math.degrees(_sigma(float(jphi @ cov @ jphi)))
     problem = ""
-    if p > BOUNDARY_P:
+    coverage = _modulation_coverage_deg(th)
+    if coverage < MIN_COVERAGE_DEG:
+        # a slice of the cos 4θ modulation fits any p with a matching g_V/g_H (a fit of the
+        # first few angles of a run gave p = 0.96 and g_V/g_H = 0.32 for p = 0.7, g = 1.1)
+        problem = (f"the angles cover {coverage / 4:.0f}° of the waveplate's 90° period "
+                   f"({MIN_COVERAGE_DEG / 4:.0f}° needed to tell p and φ from g_V/g_H)")
+    elif p > BOUNDARY_P:
         # On the physical boundary p = 1 the curvature says nothing: no uncertainties.
         problem = f"p = {p:.3f} at the boundary p = 1"
     elif not (math.isfinite(p_err) and math.isfinite(phi_err)):
@@ -153,6 +162,14 @@ def fit_polarization(v: np.ndarray, h: np.ndarray, theta_deg: np.ndarray, *,
     return PolarizationFit(p=p, p_err=p_err, phi_deg=phi, phi_err_deg=phi_err, gain_ratio=g,
                            gain_ratio_err=g * _sigma(float(cov[0, 0])), dispersion=dispersion,
                            n_points=int(v.shape[0]), problem=problem)
+
+
+def _modulation_coverage_deg(theta_rad: np.ndarray) -> float:
+    """How much of the modulation's cycle (4θ, degrees of 360) the angles cover: the cycle
+    minus its largest gap without an angle."""
+    phase = np.sort(np.mod(4 * theta_rad, 2 * math.pi))
+    gaps = np.diff(np.append(phase, phase[0] + 2 * math.pi))
+    return math.degrees(2 * math.pi - float(gaps.max()))
 
 
 def _sigma(variance: float) -> float:

@@ -109,3 +109,22 @@ def test_a_channel_without_signal_is_an_error() -> None:
     theta = np.arange(0.0, 180.0, 10.0)
     with pytest.raises(ValueError, match="no signal in the H channel"):
         fit_polarization(np.full(18, 100.0), np.zeros(18), theta)
+
+
+def test_angles_covering_less_than_half_the_modulation_determine_nothing() -> None:
+    """V/(V+H) is modulated as cos 4θ: over a slice of its 90° period any p fits with a matching
+    g_V/g_H. The first 15° of a run are not determined (the window drew p = 0.96, g = 0.32 for
+    p = 0.7); the first 45° are, and right."""
+    rng = np.random.default_rng(3)
+    v, h, theta = _counts(rng, 0.7, 30.0, 1.0, 0.9, photons=4000.0)
+    early = theta < 20.0
+    fit = fit_polarization(v[early], h[early], theta[early], counts_in_photons=True)
+    assert not fit.determined
+    assert "cover 15° of the waveplate's 90° period" in fit.problem
+    assert np.isnan(fit.p_err) and np.isnan(fit.phi_err_deg)
+    half = theta <= 45.0
+    fit = fit_polarization(v[half], h[half], theta[half], counts_in_photons=True)
+    assert fit.determined
+    assert abs(fit.p - 0.7) < 0.05 and abs((fit.phi_deg - 30.0 + 90.0) % 180.0 - 90.0) < 3.0
+    # a full turn wraps around: 0–175° covers the whole cycle
+    assert fit_polarization(v, h, theta, counts_in_photons=True).determined

@@ -257,8 +257,9 @@ def test_the_angle_in_progress_is_not_drawn_as_a_finished_point(
     run_to_end(qtbot, window, frames=160)
     live = window.live
     assert live is not None
-    qtbot.waitUntil(lambda: painted and painted[-1].frames_used == live.polarization(
-        painted[-1].region_ev[0], painted[-1].region_ev[1]).frames_used, timeout=10_000)
+    at_end = len(painted)  # the paints computed since come from the finished run
+    qtbot.waitUntil(lambda: len(painted) > at_end and painted[-1].frames_used
+                    == live.polarization(*painted[-1].region_ev).frames_used, timeout=10_000)
     final = live.polarization(*painted[-1].region_ev)
     assert not final.in_progress.any()  # the run is over
     angles = round(160 * FAST["exposure_s"] / FAST["waveplate_dwell_s"])
