@@ -557,17 +557,25 @@ class ResultsView(QWidget):
             self._row(item, "center", center_name(ln["center"]), "its emission center")
             self._row(item, "FWHM", _num(ln["fwhm_mev"], ".2f", " meV"),
                       "Lorentzian width of the ZPL, spectral diffusion removed")
+            # p and φ without uncertainties were not determined: no numbers (why: 'doubtful')
+            determined = all(isinstance(e, float | int) and math.isfinite(e) and e > 0
+                             for e in (ln["polarization_degree_err"],
+                                       ln["dipole_angle_err_deg"]))
             self._row(item, "p", fmt_pm(ln["polarization_degree"],
-                                        ln["polarization_degree_err"]),
+                                        ln["polarization_degree_err"])
+                      if determined else "not determined",
                       "degree of linear polarization ± 1σ")
             self._row(item, "φ", fmt_pm(ln["dipole_angle_deg"], ln["dipole_angle_err_deg"],
-                                        "°", 1), "dipole angle ± 1σ, in [0°, 180°)")
-            self._row(item, "g_V/g_H", _num(ln["gain_ratio_vh"], ".3f"),
-                      "fitted transmission ratio of the V and H channels")
+                                        "°", 1) if determined else "not determined",
+                      "dipole angle ± 1σ, in [0°, 180°)")
+            if determined:
+                self._row(item, "g_V/g_H", _num(ln["gain_ratio_vh"], ".3f"),
+                          "fitted transmission ratio of the V and H channels")
             self._row(item, "states", ", ".join(map(str, ln["states"])) or "—",
                       "the states in which it is its center's line")
-            for why in ln["uncertain"]:
-                self._row(item, "doubtful", why, "why its p and φ are not to be trusted")
+            for k, why in enumerate(ln["uncertain"]):  # one label, a reason a row
+                self._row(item, "" if k else "doubtful", why,
+                          "why its p and φ are not to be trusted")
 
     def _states(self, states: list[dict[str, Any]]) -> None:
         group = self._group(f"states ({len(states)})", "spectral states (configurations), "
