@@ -81,6 +81,10 @@ from gui.widgets import (
 log = logging.getLogger(__name__)
 
 SPEEDS = ("1", "2", "5", "20", "max")
+#: The panels' docks on the left, and their widest (px): without a limit, a window shrunk and
+#: grown again gave 680 of 1366 px to the panels and squeezed the plots.
+LEFT_DOCKS = ("run", "instruments", "runs", "results", "regions")
+LEFT_DOCK_MAX_WIDTH = 520
 #: The smallest screen the window is laid out for (px).
 SMALL_SCREEN = (1366, 768)
 #: The window's size on a large screen (px).
@@ -271,7 +275,7 @@ class MainWindow(QMainWindow):
         Each dock is shown once in place: stacked, they would grow the window."""
         d = self.docks
         d["run"].show()
-        for key in ("instruments", "runs", "results", "regions"):
+        for key in LEFT_DOCKS[1:]:
             self.tabifyDockWidget(d["run"], d[key])
             d[key].show()
         d["run"].raise_()
@@ -290,6 +294,8 @@ class MainWindow(QMainWindow):
             d[key].show()
         d["trace"].raise_()
         self.resizeDocks([d["run"]], [400], Qt.Orientation.Horizontal)
+        for key in LEFT_DOCKS:  # a window made smaller and larger again gives the width back
+            d[key].setMaximumWidth(LEFT_DOCK_MAX_WIDTH)  # to the plots, not to the panels
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")

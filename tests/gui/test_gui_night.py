@@ -232,6 +232,23 @@ def test_the_window_fits_a_1366_by_768_screen(qtbot: Any, config: Any, tmp_path:
     window.close()
 
 
+def test_a_window_made_smaller_and_larger_again_gives_the_room_back_to_the_plots(
+        qtbot: Any, config: Any, tmp_path: Path) -> None:
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(config, settings=settings)
+    qtbot.addWidget(window)
+    window.resize(1366, 768)
+    window.show()
+    qtbot.waitExposed(window)
+    for size in ((1000, 600), (1280, 720), (1366, 768)):
+        window.resize(*size)
+        qtbot.wait(50)
+    assert window.docks["run"].width() <= 520  # it had grown to 680 px
+    assert window.spectrum_view.plot.width() >= 300
+    assert window.polarization_view.plot.width() >= 400
+    window.close()
+
+
 def test_the_angle_in_progress_is_not_drawn_as_a_finished_point(
         qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
     """Every paint of a run: a point drawn as finished holds its final V and H (no frame comes to
