@@ -748,6 +748,7 @@ class MainWindow(QMainWindow):
         for view in self.views:
             view.reset()
         self._set_source(self.live, None)
+        self._status("showing the live run" if self.live is not None else "")
         if self._live_path is not None:  # and the results of the live run
             self._shown_path = self._live_path
             summary = self._summaries.get(self._live_path)

@@ -152,6 +152,7 @@ def test_two_runs_in_one_session_named_numbered_analysed_and_replayed(
     assert window.results.summary is not None and window.results.summary["file"] == str(first)
     window.live_action.trigger()
     assert window.results.summary is not None and window.results.summary["file"] == str(second)
+    assert window.statusBar().currentMessage() == "showing the live run"  # not the replay's
     assert not window.errors
 
 
