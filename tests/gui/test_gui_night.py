@@ -188,13 +188,19 @@ def test_pause_and_resume_from_the_window(qtbot: Any, window: MainWindow,
     assert kinds.count("pause") == 1 and kinds.count("resume") == 1
 
 
-def test_the_window_fits_a_1366_by_768_screen(qtbot: Any, config: Any, tmp_path: Path) -> None:
+def screen_window(qtbot: Any, config: Any, tmp_path: Path) -> MainWindow:
+    """A window (not connected, its own settings) shown at 1366 × 768."""
     settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
     window = MainWindow(config, settings=settings)
     qtbot.addWidget(window)
     window.resize(1366, 768)
     window.show()
     qtbot.waitExposed(window)
+    return window
+
+
+def test_the_window_fits_a_1366_by_768_screen(qtbot: Any, config: Any, tmp_path: Path) -> None:
+    window = screen_window(qtbot, config, tmp_path)
     assert window.width() <= 1366 and window.height() <= 768
     hint = window.minimumSizeHint()
     assert hint.width() <= 1366 and hint.height() <= 768
@@ -235,12 +241,7 @@ def test_the_window_fits_a_1366_by_768_screen(qtbot: Any, config: Any, tmp_path:
 
 def test_a_window_made_smaller_and_larger_again_gives_the_room_back_to_the_plots(
         qtbot: Any, config: Any, tmp_path: Path) -> None:
-    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(config, settings=settings)
-    qtbot.addWidget(window)
-    window.resize(1366, 768)
-    window.show()
-    qtbot.waitExposed(window)
+    window = screen_window(qtbot, config, tmp_path)
     for size in ((1000, 600), (1280, 720), (1366, 768)):
         window.resize(*size)
         qtbot.wait(50)
