@@ -7,7 +7,11 @@ seconds per wall second and per CPU second (the machine is shared: CPU time is t
 figure), tags written per wall second, peak RSS and the resident memory at each tenth of the run
 (flat = memory does not grow with the length of the measurement).
 
-    python benchmarks/bench_simulation.py [--frames 400] [--repeat 1]
+    python benchmarks/bench_simulation.py [--frames 400] [--repeat 1] [--readout image]
+                                          [--exposure 0.04]
+
+``--readout image`` reads full 1024 × 1024 frames instead of the V and H tracks (the simulated
+EMCCD's heaviest case; with ``--exposure 0.04`` the frame rate of the GUI benchmark).
 
 The requirement is at least 50x real time (<= 4 s wall for 200 s). This is a benchmark, not a
 test: it prints figures and asserts nothing.
@@ -39,12 +43,18 @@ CONFIGS = {"monomer": ROOT / "config" / "simulated.toml", "dimer": ROOT / "confi
 log = logging.getLogger("bench_simulation")
 
 
-def run_one(config: Path, frames: int) -> dict[str, float]:
+def run_one(config: Path, frames: int, readout: str, exposure_s: float | None
+            ) -> dict[str, float]:
     """One measurement in this process; its figures."""
     import h5py
 
     from cryoscope import api
     from cryoscope.acquisition import Progress, RunEvent
+    from cryoscope.config import load_config
+
+    cfg = load_config(config).with_overrides("camera", readout=readout)
+    plan = {"frames": frames} if exposure_s is None else {"frames": frames,
+                                                           "exposure_s": exposure_s}
 
     rss_mb: dict[int, float] = {}
 
@@ -57,7 +67,7 @@ def run_one(config: Path, frames: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.h5"
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        result = api.measure(out, config, frames=frames, listeners=[sample_memory])
+        result = api.measure(out, cfg, listeners=[sample_memory], **plan)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         with h5py.File(out, "r") as f:
             tags = int(f["tags/timestamp_ps"].shape[0])
@@ -77,10 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--readout", choices=["tracks", "image"], default="tracks")
+    parser.add_argument("--exposure", type=float, help="exposure per frame (s)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(Path(args.child), args.frames)))
+        print(json.dumps(run_one(Path(args.child), args.frames, args.readout, args.exposure)))
         return
     logging.basicConfig(level=logging.WARNING)
     cpus = os.cpu_count() or 1
@@ -92,7 +104,9 @@ def main() -> None:
         real, cpu = [], []
         for _ in range(args.repeat):
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(path), "--frames", str(args.frames)],
+                [sys.executable, __file__, "--child", str(path), "--frames", str(args.frames),
+                 "--readout", args.readout,
+                 *(["--exposure", str(args.exposure)] if args.exposure else [])],
                 capture_output=True, text=True, check=True, cwd=ROOT)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             real.append(r["speed"])
