@@ -274,6 +274,12 @@ class CameraPanel(InstrumentPanel):
         self.gain.setValue(cfg.camera.em_gain)
         self.advanced = QCheckBox(f"advanced (> {IXON_ULTRA_888.em_gain_plain_max})")
         self.advanced.setChecked(cfg.camera.advanced_em_gain)
+        # a gain above the plain range is typed only with "advanced" ticked (the camera would
+        # refuse it, naming the configuration key)
+        self.advanced.toggled.connect(lambda on: self.gain.setMaximum(
+            int(IXON_ULTRA_888.em_gain.high) if on else IXON_ULTRA_888.em_gain_plain_max))
+        if not self.advanced.isChecked():
+            self.gain.setMaximum(IXON_ULTRA_888.em_gain_plain_max)
         self.cooling_setpoint = limited(IXON_ULTRA_888.cooling_setpoint_c, cfg.camera.temperature_c,
                                         0, 5.0)
         self.readout_mode = QComboBox()

@@ -32,7 +32,11 @@ def test_spin_boxes_span_the_declared_ranges(window: Any) -> None:
     for box, limit, scale in boxes:
         assert (box.minimum() * scale, box.maximum() * scale) == pytest.approx(
             (limit.low, limit.high)), limit.name
-    gain = panels["camera"].gain
+    gain, advanced = panels["camera"].gain, panels["camera"].advanced
+    advanced.setChecked(False)  # above the plain range only with "advanced" ticked
+    assert (gain.minimum(), gain.maximum()) == (IXON_ULTRA_888.em_gain.low,
+                                                IXON_ULTRA_888.em_gain_plain_max)
+    advanced.setChecked(True)
     assert (gain.minimum(), gain.maximum()) == (IXON_ULTRA_888.em_gain.low,
                                                 IXON_ULTRA_888.em_gain.high)
 
