@@ -661,8 +661,7 @@ class MainWindow(QMainWindow):
         self._summaries[path] = summary
         self.runs.set_summary(path, summary)
         if path == self._shown_path:  # the results follow the file on screen
-            self.results.show_summary(summary)
-            self.regions.set_analysis_regions(analysis_regions(summary))
+            self._show_summary(summary)
 
     @pyqtSlot(str, str)
     def _on_analysis_failed(self, path: str, message: str) -> None:
@@ -676,10 +675,15 @@ class MainWindow(QMainWindow):
         self._shown_path = str(path)
         summary = self._summaries.get(str(path))
         if summary is not None:
-            self.results.show_summary(summary)
-            self.regions.set_analysis_regions(analysis_regions(summary))
+            self._show_summary(summary)
         else:
             self.analyze(path)
+
+    def _show_summary(self, summary: dict[str, Any]) -> None:
+        """The results dock and the analysis' regions from the analysis of the file on
+        screen."""
+        self.results.show_summary(summary)
+        self.regions.set_analysis_regions(analysis_regions(summary))
 
     # -- regions ------------------------------------------------------------------------------
 
@@ -753,7 +757,7 @@ class MainWindow(QMainWindow):
             self._shown_path = self._live_path
             summary = self._summaries.get(self._live_path)
             if summary is not None:
-                self.results.show_summary(summary)
+                self._show_summary(summary)
             else:
                 self.results.show_waiting(self._live_path)
 
