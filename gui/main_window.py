@@ -457,6 +457,8 @@ class MainWindow(QMainWindow):
     def _on_statuses(self, statuses: InstrumentStatuses) -> None:
         self.statuses = statuses
         self.instruments.show_statuses(statuses)
+        if statuses.camera_readout is not None:
+            self.camera_view.expect(statuses.camera_readout)
         self.strip.show_rates(dict(statuses.count_rates_cps))
         rate = self.strip.rate_cps
         if rate is not None:
@@ -779,24 +781,35 @@ class MainWindow(QMainWindow):
 
         The camera (no minimum interval) repaints on every tick; of the other views with
         something new to show, only the one that painted longest ago does. Qt repaints every
-        changed widget in one pass of the event loop, so this keeps each pass short.
-        ``force`` redraws every view now (the background ones: their computation starts now and
-        their pictures follow on the next ticks).
+        changed widget in one pass of the event loop, so this keeps each pass short; for the
+        same reason a view's first picture with data (its plot laid out anew, see
+        :attr:`View.empty`) is the tick's last.
+        ``force``: every view redraws, changed or not — the background views' computations start
+        now, the others on screen paint on the next ticks like any view with something new, and
+        those behind a tab now (Qt paints them only when their tab is raised).
         """
         self._show_progress()
         source = self.source
         if source is None:
             return 0
         if force:
-            return sum(self._guarded(view, lambda v: v.refresh(source, force=True))
-                       for view in self.views)
+            for view in self.views:
+                if view.background or not view.shown():
+                    self._guarded(view, lambda v: v.refresh(source, force=True))
+                else:
+                    view.request()
+            return 0
         visible = [v for v in self.views if v.shown()]
-        painted = sum(self._guarded(view, lambda v: v.paint_waiting(source))
-                      for view in visible if view.min_interval_s == 0)
+        due = [v for v in visible if v.min_interval_s == 0]
         waiting = [v for v in visible if v.min_interval_s > 0 and v.waiting(source)]
         if waiting:
-            painted += self._guarded(min(waiting, key=lambda v: v.last_paint),
-                                     lambda v: v.paint_waiting(source))
+            due.append(min(waiting, key=lambda v: v.last_paint))
+        painted = 0
+        for view in due:
+            was_empty = view.empty
+            painted += self._guarded(view, lambda v: v.paint_waiting(source))
+            if was_empty and not view.empty:  # its first data: a costly paint, alone
+                break
         for view in visible:  # after painting: a picture just painted makes room for the next
             if view.background:
                 self._guarded(view, lambda v: v.refresh(source))

@@ -95,8 +95,13 @@ class View(QWidget):
         self._compute_s = 0.0
         self._sequence = 0
         self._pending = False  # a computation is under way
+        self._requested = False  # redraw at the next chance, changed or not
         self._ready: Future[Any] | None = None  # its result, not painted yet
         self.redraws = 0
+        #: Shows no data (cleared): its next picture with data lays its plot out anew (ranges,
+        #: axes, labels), which Qt paints several times over in one pass of the event loop.
+        #: Subclasses set it False when they draw data.
+        self.empty = True
         # PyQt6's stubs omit connect()'s connection-type argument, which PyQt6 takes
         self._computed.connect(self._on_computed,
                                Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
@@ -107,8 +112,11 @@ class View(QWidget):
 
     def due(self, source: LiveAccumulator | None) -> bool:
         """Whether ``source`` changed since the last draw and the interval has passed."""
-        if (source is None or self._pending or self._ready is not None
-                or not self.changed(source)):
+        if source is None or self._pending or self._ready is not None:
+            return False
+        if self._requested:
+            return True
+        if not self.changed(source):
             return False
         interval = max(self.min_interval_s, self._compute_s / self.max_duty)
         return time.monotonic() - self._last_draw >= interval
@@ -130,6 +138,7 @@ class View(QWidget):
         helper thread and its picture waits for :meth:`paint_waiting`."""
         if source is None or not (force or self.due(source)):
             return False
+        self._requested = False
         self._drawn_source, self._drawn_version = source, source.version
         self._last_draw = time.monotonic()
         self._sequence += 1
@@ -144,6 +153,11 @@ class View(QWidget):
             self._count_paint()
             self.draw(source)
         return True
+
+    def request(self) -> None:
+        """Redraw at the next display tick that has room, changed or not, whatever the
+        interval."""
+        self._requested = True
 
     def waiting(self, source: LiveAccumulator | None) -> bool:
         """Whether the view has something new to paint now: a picture computed on its helper
@@ -177,6 +191,7 @@ class View(QWidget):
         self._pending = False
         self._ready = None
         self._drawn_source, self._drawn_version = None, -1
+        self.empty = True
         self.clear()
 
     def _timed_compute(self, source: LiveAccumulator) -> Any:
@@ -448,6 +463,30 @@ class CameraView(View):
     def changed(self, source: LiveAccumulator) -> bool:
         return source is not self._drawn_source or source.latest_frame() is not self._frame
 
+    def expect(self, mode: ReadMode) -> None:
+        """The camera reads out in ``mode``: set the view up for it now if it shows no frame,
+        so that a run's first frame is drawn into a plot already laid out (setting the mode up
+        re-lays the plot out: axes, colour bar, labels, which the first frame then repaints
+        several times in one pass of the event loop)."""
+        if self.empty:
+            self._set_mode(mode)
+
+    def _set_mode(self, mode: ReadMode) -> None:
+        if mode is self.mode:
+            return
+        self.mode = mode
+        image_mode = mode is ReadMode.IMAGE
+        self.image.setVisible(image_mode)
+        self.colour_bar.setVisible(image_mode)
+        self._enable_levels()
+        self.cursor_readout.describe = xy_text("column", "row" if image_mode else "ADU")
+        for curve in self.curves.values():
+            self.plot.removeItem(curve)
+        self.curves.clear()
+        self.plot.invertY(image_mode)
+        self.plot.enableAutoRange()
+        self.plot.setLabel("left", "row" if image_mode else "counts (ADU)")
+
     def clear(self) -> None:
         self.image.clear()
         for curve in self.curves.values():
@@ -479,19 +518,8 @@ class CameraView(View):
             return
         frame = picture.frame
         self._frame = frame
-        if frame.mode is not self.mode:
-            self.mode = frame.mode
-            image_mode = frame.mode is ReadMode.IMAGE
-            self.image.setVisible(image_mode)
-            self.colour_bar.setVisible(image_mode)
-            self._enable_levels()
-            self.cursor_readout.describe = xy_text("column", "row" if image_mode else "ADU")
-            for curve in self.curves.values():
-                self.plot.removeItem(curve)
-            self.curves.clear()
-            self.plot.invertY(image_mode)
-            self.plot.enableAutoRange()
-            self.plot.setLabel("left", "row" if image_mode else "counts (ADU)")
+        self.empty = False
+        self._set_mode(frame.mode)
         if frame.mode is ReadMode.IMAGE:
             self.image.setImage(picture.image, autoLevels=False, levels=(0, 255))
             if picture.levels is not None:
@@ -636,6 +664,7 @@ class SpectrumView(View):
 
     def _draw_spectra(self, s: SpectraView) -> None:
         x = s.energy_ev if self.energy_axis else s.wavelength_nm
+        self.empty = False
         self.v.setData(x, s.v)
         self.h.setData(x, s.h)
         self.sum.setData(x, s.total)
@@ -756,6 +785,7 @@ class SpectralTraceView(View):
     def paint(self, picture: _TracePicture | None) -> None:
         if picture is None:
             return
+        self.empty = False
         self.image.setImage(picture.image, autoLevels=False, levels=(0, 255))
         self.colour_bar.setLevels(picture.levels)
         self._y_label = picture.y_label
@@ -793,6 +823,7 @@ class IntensityView(View):
         trace = source.intensity_trace()
         if trace is None:
             return
+        self.empty = False
         self.curve.setData(trace.start_s, trace.rate_cps)
         recent = trace.rate_cps[-max(1, int(1.0 / trace.bin_s)):]
         self.info.setText(f"{source.photons} photons  ·  last second "
@@ -844,6 +875,7 @@ class DecayView(View):
         edges = np.append(hist.edges_ns[starts], hist.edges_ns[-1])
         centers = 0.5 * (edges[1:] + edges[:-1])
         shown = np.where(counts > 0, counts, np.nan)
+        self.empty = False
         self.curve.setData(centers, shown)
         text = f"{int(hist.counts.sum())} photons with a delay"
         if self.fit is not None:
@@ -965,6 +997,7 @@ class PolarizationPlot(View):
             done.setData(pol.theta_deg[shown & ~pol.in_progress], ratio[shown & ~pol.in_progress])
             going.setData(pol.theta_deg[shown & pol.in_progress], ratio[shown & pol.in_progress])
             any_going |= bool(np.any(shown & pol.in_progress))
+            self.empty = self.empty and not shown.any()
             theta_all.extend(pol.theta_deg.tolist())
             text = f'<span style="color:{colour}">● {region.name}</span> ' \
                 f"{region.lo_ev:.4f}–{region.hi_ev:.4f} eV"
@@ -1030,6 +1063,7 @@ class FlidView(View):
     def paint(self, live: LiveFlid | None) -> None:
         if live is None or live.flid.histogram.sum() == 0:
             return
+        self.empty = False
         self.result = live
         flid = live.flid
         image = np.log1p(flid.histogram)

@@ -378,7 +378,8 @@ class RigSession:
         rates = run.rates.rates_cps if run is not None else self._probe.rates_cps
         self._emit(InstrumentStatuses(statuses, errors, dict(rates),
                                       rig.config.stage.waveplate_zero_deg, rig.clock.now(),
-                                      bool(rig.laser.remote_control)))
+                                      bool(rig.laser.remote_control),
+                                      rig.camera.readout().mode))
 
     def _close_rig(self) -> None:
         rig, self._rig = self._rig, None

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cryoscope.acquisition import RunEvent, RunResult
+from drivers.interfaces import ReadMode
 
 __all__ = [
     "AlignmentChanged",
@@ -51,6 +52,7 @@ class InstrumentStatuses:
     while idle, and from the run's own stream during a run). ``laser_remote_control``: whether
     the laser's emission, rate and power can be set remotely
     (:attr:`drivers.interfaces.PulsedLaser.remote_control`; False: front-panel only).
+    ``camera_readout``: the camera's readout mode, which the next run's frames will have.
     """
 
     statuses: Mapping[str, Any]
@@ -59,6 +61,7 @@ class InstrumentStatuses:
     waveplate_zero_deg: float
     clock_s: float
     laser_remote_control: bool = True
+    camera_readout: ReadMode | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from gui_helpers import (
     summed_spectrum,
 )
 from PyQt6.QtCore import QSettings
+from PyQt6.QtWidgets import QApplication
 
 from cryoscope.acquisition import Progress, RunState
 from cryoscope.analysis.photons import collect_photons
-from cryoscope.session import MoveWaveplate, SessionState
-from drivers.interfaces import InstrumentError
+from cryoscope.live import LiveAccumulator
+from cryoscope.session import MoveWaveplate, SessionState, SetReadout
+from drivers.interfaces import InstrumentError, ReadMode
 from gui.main_window import MainWindow
 from sim_hardware.camera import SimCamera
 from sim_hardware.stage import SimRotationStage
@@ -373,3 +376,63 @@ def test_progress_is_shown_once_per_display_tick_the_latest(window: MainWindow) 
     assert (bar.value(), bar.maximum()) == (5, 80)
     assert window.strip.frames.text() == "frame 5 / 80"
     assert "500 photons" in window.run_panel.status.text()
+
+
+def test_the_camera_view_is_laid_out_for_the_cameras_readout_before_a_frame_comes(
+        qtbot: Any, window: MainWindow) -> None:
+    """The camera's readout comes with the status polls: an empty camera view sets itself up
+    for it (axes, colour bar, labels) then, not at a run's first frame."""
+    view = window.camera_view
+    qtbot.waitUntil(lambda: view.mode is ReadMode.TRACKS, timeout=5000)  # the configured one
+    assert view.empty and not view.colour_bar.isVisible()
+    window.session.send(SetReadout(ReadMode.IMAGE))
+    qtbot.waitUntil(lambda: view.mode is ReadMode.IMAGE, timeout=5000)
+    assert view.empty and view.colour_bar.isVisible() and view.auto_levels.isEnabled()
+    assert view.plot.getAxis("left").labelText == "row"
+    window.session.send(SetReadout(ReadMode.TRACKS))
+    qtbot.waitUntil(lambda: view.mode is ReadMode.TRACKS, timeout=5000)
+    assert not view.colour_bar.isVisible()
+    assert view.plot.getAxis("left").labelText == "counts (ADU)"
+
+
+def test_a_views_first_data_is_the_last_paint_of_its_tick_and_a_forced_redraw_is_spread(
+        window: MainWindow) -> None:
+    """A view's first picture with data lays its plot out anew, which Qt paints several times
+    over: it ends its display tick. A forced redraw (a replay opened, a run's end) paints the
+    views on screen over the next ticks, the camera and one other view a tick."""
+    window.timer.stop()  # the test makes the ticks
+    live = LiveAccumulator()
+    spectra = np.full((3, 2, 1024), 300, np.uint16)
+    spectra[:, :, 500] = 3000
+    live.add_frames(spectra, 0, np.linspace(560.0, 600.0, 1024), ("V", "H"), 0.0, False)
+    window.live = live
+    window.show_live()  # every view cleared; the camera computes, the others are requested
+    camera, spectrum = window.camera_view, window.spectrum_view
+    assert camera.empty and spectrum.empty
+    assert spectrum.waiting(live) and spectrum.shown()
+    deadline = time.monotonic() + 10
+    while not camera.waiting(live) and time.monotonic() < deadline:
+        QApplication.processEvents()
+    assert camera.waiting(live)
+    before = {v.title: v.redraws for v in window.views}
+    assert window.refresh_views() == 1  # the camera's first frame, alone
+    assert not camera.empty and camera.redraws == before["Camera"] + 1
+    assert spectrum.empty and spectrum.redraws == before["Spectrum"]
+    assert window.refresh_views() >= 1
+    assert not spectrum.empty and spectrum.redraws == before["Spectrum"] + 1
+
+    live.add_frames(spectra, 3, np.linspace(560.0, 600.0, 1024), ("V", "H"), 0.0, False)
+    on_screen = [v for v in window.views if v.shown() and not v.background]
+    behind = [v for v in window.views if not v.shown() and not v.background]
+    assert on_screen and behind
+    before = {v.title: v.redraws for v in window.views}
+    assert window.refresh_views(force=True) == 0
+    assert all(v.redraws == before[v.title] for v in on_screen)  # not in this pass
+    assert all(v.redraws == before[v.title] + 1 for v in behind)  # Qt paints them when raised
+    for _ in range(len(on_screen)):
+        drawn = {v.title: v.redraws for v in window.views}
+        window.refresh_views()
+        others = [v for v in window.views
+                  if v is not camera and v.redraws > drawn[v.title]]
+        assert len(others) <= 1
+    assert all(v.redraws == before[v.title] + 1 for v in on_screen)
