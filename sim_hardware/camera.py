@@ -74,7 +74,8 @@ class _Series:
             start_ps, exposure_ps, cycle_ps, frames)
         self.stopped_ps: int | None = None
         self.next_to_read = 0
-        self.photons: dict[int, npt.NDArray[np.int64]] = {}
+        #: per frame: the flat pixel indices of its photons (one array per deposit)
+        self.photons: dict[int, list[npt.NDArray[np.int64]]] = {}
 
     def frame_end_ps(self, k: int) -> int:
         return self.start_ps + k * self.cycle_ps + self.exposure_ps
@@ -286,11 +287,14 @@ class SimCamera(SimInstrument, Camera):
         if kept > first:  # most polls find no new frame
             binned = np.array([t.row_stop - t.row_start for t in self._readout.tracks]
                               if self._readout.mode is ReadMode.TRACKS else [1])[:, None]
+            size = math.prod(shape)
             for i, k in enumerate(range(first, kept)):
-                photons = series.photons.pop(k, np.zeros(shape, np.int64))
-                frames[i] = emccd_readout(photons, binned, self._exposure_s, self._em_gain,
-                                          self._temp_c, self._optics, self._bench.rng_camera,
-                                          self._read_noise.take(photons.size))
+                pixels = series.photons.pop(k, [])
+                holding, photons = np.unique(np.concatenate(pixels) if pixels
+                                             else np.zeros(0, np.int64), return_counts=True)
+                frames[i] = emccd_readout(holding, photons, shape, binned, self._exposure_s,
+                                          self._em_gain, self._temp_c, self._optics,
+                                          self._bench.rng_camera, self._read_noise.take(size))
         series.next_to_read = max(kept, first)
         return FrameBlock(first, frames, tuple(lost))
 
@@ -335,19 +339,15 @@ class SimCamera(SimInstrument, Camera):
         on_chip = (col >= 0) & (col < columns) & (row >= 0) & (row < rows)
         k, col, row = k[on_chip], col[on_chip].astype(np.int64), row[on_chip].astype(np.int64)
         if self._readout.mode is ReadMode.IMAGE:
-            pixel, size = row * columns + col, rows * columns
+            pixel = row * columns + col
         else:
             track = self._row_track[row]
             read = track >= 0
             k, pixel = k[read], track[read] * columns + col[read]
-            size = len(self._readout.tracks) * columns
-        shape = self._readout.frame_shape(self._sensor)
         if k.shape[0] == 0:
             return
         for frame in range(int(k.min()), int(k.max()) + 1):
-            counts = np.bincount(pixel[k == frame], minlength=size).reshape(shape)
-            held = series.photons.get(frame)
-            series.photons[frame] = counts if held is None else held + counts
+            series.photons.setdefault(frame, []).append(pixel[k == frame])
 
     def close(self) -> None:
         if self.is_connected:

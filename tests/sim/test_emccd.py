@@ -15,6 +15,14 @@ from sim_hardware.params import OpticsParams
 OPTICS = OpticsParams()
 
 
+def _readout(photons: np.ndarray, binned: np.ndarray, exposure_s: float, gain: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """:func:`emccd_readout` of dense photon counts at the setpoint, −80 °C."""
+    holding = np.flatnonzero(photons)
+    return emccd_readout(holding, photons.reshape(-1)[holding], photons.shape, binned,
+                         exposure_s, gain, -80.0, OPTICS, rng)
+
+
 def _expected(mean_e: float, gain: float, optics: OpticsParams) -> tuple[float, float]:
     """Mean and variance (ADU) of a pixel with Poisson input of ``mean_e`` electrons: the EM
     register's Gamma output doubles the variance (excess noise factor √2); read noise adds;
@@ -30,7 +38,7 @@ def test_pixel_statistics_match_the_noise_chain(gain: int) -> None:
     rng = np.random.default_rng(5)
     photons = rng.poisson(20.0, size=(200, 2, 1024))
     binned = np.array([[20], [20]])
-    adu = emccd_readout(photons, binned, 0.5, gain, -80.0, OPTICS, rng).astype(np.float64)
+    adu = _readout(photons, binned, 0.5, gain, rng).astype(np.float64)
     mean_e = (20.0 * OPTICS.emccd_quantum_efficiency
               + 20 * (OPTICS.emccd_cic_per_pixel + OPTICS.emccd_dark_e_per_s * 0.5))
     mean, var = _expected(mean_e, gain, OPTICS)
@@ -41,7 +49,7 @@ def test_pixel_statistics_match_the_noise_chain(gain: int) -> None:
 def test_no_gain_reads_electrons_with_read_noise_only() -> None:
     rng = np.random.default_rng(6)
     photons = np.full((100, 1, 1024), 1000)
-    adu = emccd_readout(photons, np.array([[1]]), 0.1, 0, -80.0, OPTICS, rng).astype(float)
+    adu = _readout(photons, np.array([[1]]), 0.1, 0, rng).astype(float)
     e = OPTICS.emccd_electrons_per_adu
     assert adu.mean() == pytest.approx(OPTICS.emccd_bias_adu + 900 / e, rel=0.01)
     # binomial QE + read noise, no excess noise
@@ -50,8 +58,7 @@ def test_no_gain_reads_electrons_with_read_noise_only() -> None:
 
 def test_bright_pixels_clip_at_16_bits() -> None:
     rng = np.random.default_rng(7)
-    adu = emccd_readout(np.full((1, 1, 8), 50_000), np.array([[1]]), 0.1, 300, -80.0, OPTICS,
-                        rng)
+    adu = _readout(np.full((1, 1, 8), 50_000), np.array([[1]]), 0.1, 300, rng)
     assert adu.dtype == np.uint16
     assert np.all(adu == 65535)
 
