@@ -50,7 +50,7 @@ from cryoscope.session import (
     SessionState,
     SessionStateChanged,
 )
-from cryoscope.session.analysis import summarize_run
+from cryoscope.session.analysis import import_analysis, summarize_run
 from drivers.interfaces import GratingInfo, Track
 from gui.bridge import LogBridge, SessionBridge
 from gui.panels import InstrumentsWidget
@@ -617,6 +617,7 @@ class MainWindow(QMainWindow):
         self.results.show_waiting(self._live_path)
         self._set_source(live, None)
         self._update_controls()
+        self._analysis_process()
         return future
 
     def stop_run(self) -> None:
@@ -639,13 +640,19 @@ class MainWindow(QMainWindow):
 
     # -- analysis -----------------------------------------------------------------------------
 
-    def analyze(self, path: Path) -> Future[dict[str, Any]]:
-        """The full analysis of ``path`` in a separate process; fills the results dock."""
+    def _analysis_process(self) -> ProcessPoolExecutor:
+        """The process the analyses run in, started at the first run: its start (~20 ms of the
+        GUI thread) and imports are over when the run ends."""
         if self._analysis is None:
             self._analysis = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
                 "spawn"))
+            self._analysis.submit(import_analysis)
+        return self._analysis
+
+    def analyze(self, path: Path) -> Future[dict[str, Any]]:
+        """The full analysis of ``path`` in a separate process; fills the results dock."""
         self.results.show_pending(str(path))
-        future = self._analysis.submit(summarize_run, str(path))
+        future = self._analysis_process().submit(summarize_run, str(path))
 
         def done(f: Future[dict[str, Any]]) -> None:
             if self._closing or f.cancelled():

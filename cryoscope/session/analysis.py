@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["summarize_run"]
+__all__ = ["import_analysis", "summarize_run"]
+
+
+def import_analysis() -> None:
+    """Import the analysis (a worker process' first job, started before it is needed: the
+    imports take about two seconds of a core)."""
+    import cryoscope.analysis
+    import cryoscope.analysis.summary  # noqa: F401
 
 
 def summarize_run(path: str | Path) -> dict[str, Any]:
