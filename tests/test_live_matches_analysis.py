@@ -101,3 +101,21 @@ def test_live_and_replay_show_the_analysis_trace_decay_and_flid(run: Run) -> Non
     # replay fits the decay as the analysis does
     assert replay.decay_fit is not None and analysis.decay_all_fit is not None
     assert replay.decay_fit.taus_ns == pytest.approx(analysis.decay_all_fit.taus_ns)
+
+
+def test_per_state_photons_and_decays_leave_the_overflows_out(run: Run) -> None:
+    """A state's photons and decay are the clicks of its frames' exposures outside the tagger's
+    overflows, as for the trace, decay and FLID."""
+    clicks, _, overflow = _counted(run.path)
+    frames = read_timing(open_measurement(run.path))[2]
+    k = np.searchsorted(frames.start_ps, clicks, side="right") - 1
+    exposed = (k >= 0) & (clicks < frames.stop_ps[np.clip(k, 0, None)])
+    labels = run.analysis.states.labels
+    state_of_click = np.where(exposed, labels[np.clip(k, 0, None)], -1)
+    counted = (state_of_click >= 0) & ~overflow
+    assert np.count_nonzero((state_of_click >= 0) & overflow) > 1000  # there is something to leave
+    photons = [s.photons for s in run.analysis.state_results]
+    assert photons == [np.count_nonzero(counted & (state_of_click == sid))
+                       for sid in range(len(photons))]
+    for state in run.analysis.state_results:  # the decays: those of them with a delay
+        assert 0.99 * state.photons <= state.histogram.counts.sum() <= state.photons

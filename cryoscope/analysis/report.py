@@ -392,8 +392,9 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         n_apd2 += int(np.count_nonzero(chunk.from_apd2))
         if correlator is not None:
             correlator.feed(chunk.time_ps, chunk.detector)
-        frame_delays.add(chunk.frame, delay)
-        t_run = chunk.time_ps[window.contains(chunk.time_ps)]
+        run = window.contains(chunk.time_ps)
+        frame_delays.add(np.where(run, chunk.frame, -1), delay)
+        t_run = chunk.time_ps[run]
         in_run_photons += t_run.size
         trace_counts += intensity_trace(t_run, bin_s, start_ps, stop_ps).counts
         if stream is not None:
@@ -425,13 +426,13 @@ def analyze_file(path: str | Path, *, bin_s: float = 0.01, chunk_tags: int = DEF
         flid_bins = FlidBins(start_ps, t0 + 0.5, 0.5 * hist_all.period_ns, bin_s)
         for chunk in photon_chunks():
             delay = _aligned(chunk, apd2_offset)
-            ph_state = label_of_frame[chunk.frame]
+            run = window.contains(chunk.time_ps)
+            ph_state = label_of_frame[np.where(run, chunk.frame, -1)]
             known = ph_state >= 0
             state_photons += np.bincount(ph_state[known], minlength=states.n_states)
             for sid in np.unique(ph_state[known]).tolist():
                 state_counts[sid] += decay_histogram(delay[ph_state == sid], period,
                                                      DECAY_BIN_PS).counts
-            run = window.contains(chunk.time_ps)
             flid_bins.add(chunk.time_ps[run], delay[run])
         fl = flid_bins.flid(background_cps=bg_cps, period_ps=period)
         hists = [replace(empty, counts=state_counts[sid]) for sid in range(states.n_states)]

@@ -1,7 +1,8 @@
-"""Which photons the intensity trace, the decay of the whole run and the FLID count, and how the
-two APDs' delays are merged: the one implementation of these rules, used by the file analysis
-(:func:`cryoscope.analysis.analyze_file`) and by the live views (:mod:`cryoscope.live`, during a
-run and in a replay), so that both show the same numbers from the same tags.
+"""Which photons the intensity trace, the decay of the whole run, the FLID, the states' photons
+and decays and the frames' lifetimes count, and how the two APDs' delays are merged: the one
+implementation of these rules, used by the file analysis (:func:`cryoscope.analysis.analyze_file`)
+and by the live views (:mod:`cryoscope.live`, during a run and in a replay), so that both show
+the same numbers from the same tags.
 
 - **The run window** (:class:`RunWindow`): from the exposure start of the first stored frame to
   the exposure end of the last stored frame with a complete exposure
