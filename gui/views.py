@@ -722,7 +722,9 @@ class SpectralTraceView(View):
     Prepared on a helper thread. Rows sit at their frames' exposure starts on a uniform time
     axis, so a pause is a blank gap; beyond :attr:`max_rows` frame cycles, consecutive frames
     are averaged so that the image drawn stays that tall however long the run. Until the
-    exposure edges of all frames are in, rows are frame numbers."""
+    exposure edges of all frames are in, rows are frame numbers. Where the plot shows n or more
+    columns per screen pixel, blocks of n columns are averaged (as the camera's frame): Qt
+    scales an image down by dropping columns, and a narrow line fell between the ones kept."""
 
     title = "Spectral time trace"
     min_interval_s = 0.25
@@ -743,6 +745,7 @@ class SpectralTraceView(View):
         self.image.setLookupTable(lut)
         self.y_range = HeldRange(self.plot)  # time grows with the run
         self.energy_axis = True
+        self._x_view = (0.0, 0.0, 0.0)  #: x range shown and x per screen pixel
         self.cursor_readout = CursorReadout(self.plot, self._describe)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -762,6 +765,13 @@ class SpectralTraceView(View):
         self.plot.setLabel("bottom", "photon energy (eV)" if energy else "wavelength (nm)")
         self._drawn_version = -1
 
+    def prepare(self) -> None:
+        """The plot's x range and x units per screen pixel (columns are averaged down to about
+        that)."""
+        box = self.plot.getViewBox()
+        (lo, hi), _ = box.viewRange()
+        self._x_view = (float(lo), float(hi), float(box.viewPixelSize()[0]))
+
     def compute(self, source: LiveAccumulator) -> _TracePicture | None:
         s = source.spectral_trace()
         if s is None or s.image.shape[0] == 0:
@@ -777,6 +787,14 @@ class SpectralTraceView(View):
             filled = np.ones(rows.shape[0], bool)
             y0, height, label = 0.0, float(frames), "frame"
         image, x0, x1 = _uniform_columns(rows, x)
+        step = (x1 - x0) / image.shape[1]
+        lo, hi, per_pixel = self._x_view
+        # a range off the data is the empty plot's, or the other axis' units: no averaging
+        factor = int(per_pixel / step) if lo < x1 and hi > x0 else 1
+        if factor > 1:
+            kept = image.shape[1] // factor
+            image = image[:, :kept * factor].reshape(image.shape[0], kept, factor).mean(axis=2)
+            x1 = x0 + kept * factor * step
         levels = _robust_levels(image[filled])
         scaled = _to_8bit(image, levels).astype(np.uint16) * 254 // 255 + 1
         scaled[~filled] = 0

@@ -165,3 +165,33 @@ def test_the_cursor_read_out_gives_ev_and_nm_and_clears_when_the_mouse_leaves(
     assert f"{ev:.4f} eV" in text and f"{nm:.2f} nm" in text and "ADU 500" in text
     QApplication.sendEvent(view.plot, QEvent(QEvent.Type.Leave))
     assert view.cursor_readout.text() == ""
+
+
+def test_a_narrow_spectral_time_trace_averages_columns_down_to_the_screen(qtbot: Any) -> None:
+    """A trace 150 px wide shows a one-column line: Qt scales an image down by dropping
+    columns, so the view averages blocks of columns to the screen's width itself."""
+    view = SpectralTraceView()
+    qtbot.addWidget(view)
+    view.resize(150, 300)
+    view.show()
+    live = LiveAccumulator()
+    spectra = np.full((30, 2, 1024), 300, np.uint16)
+    spectra[:, :, 613] = 3000  # one column
+    spectra[::3, :, 200:203] = 1000  # and a dimmer, wider one in some frames
+    live.add_frames(spectra, 0, WAVELENGTH, ("V", "H"), 0.0, False)
+    for _ in range(2):  # the first picture sets the plot's range, the second is drawn to it
+        assert view.refresh(live, force=True)
+        qtbot.waitUntil(lambda: view.paint_waiting(live), timeout=5000)
+        QApplication.processEvents()
+    image = view.image.image
+    assert image is not None
+    pixels = view.plot.getViewBox().width()
+    assert image.shape[1] <= 2 * pixels < 1024
+    factor = 1024 // image.shape[1]
+    assert factor >= 4
+    # the line's block is the brightest, in every frame's row
+    bright = np.argmax(image, axis=1)
+    energy_order = np.argsort(HC_EV_NM / WAVELENGTH)  # columns by energy, as drawn
+    line_column = int(np.flatnonzero(energy_order == 613)[0])
+    assert np.all(np.abs(bright - line_column // factor) <= 1)
+    assert image.max() >= 200 and np.median(image) <= 10  # near the top of the colour map
