@@ -792,8 +792,8 @@ class MainWindow(QMainWindow):
         same reason a view's first picture with data (its plot laid out anew, see
         :attr:`View.empty`) is the tick's last.
         ``force``: every view redraws, changed or not — the background views' computations start
-        now, the others on screen paint on the next ticks like any view with something new, and
-        those behind a tab now (Qt paints them only when their tab is raised).
+        now, the others paint on the next ticks like any view with something new (those behind
+        a tab once it is raised).
         """
         self._show_progress()
         source = self.source
@@ -801,7 +801,7 @@ class MainWindow(QMainWindow):
             return 0
         if force:
             for view in self.views:
-                if view.background or not view.shown():
+                if view.background:
                     self._guarded(view, lambda v: v.refresh(source, force=True))
                 else:
                     view.request()

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, Qt, pyqtSignal, pyqtSlot
+from PyQt6.QtGui import QFontMetrics
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -253,6 +254,12 @@ def _plot(x_label: str, y_label: str, grid: bool = True) -> pg.PlotWidget:
     plot.setLabel("left", y_label)
     for side in ("bottom", "left"):  # no "(x0.001)" scaling of a small range: the label's units
         plot.getAxis(side).enableAutoSIPrefix(False)
+    # the left axis keeps room for 6-character tick labels and never narrows: a range change
+    # that changed the labels' width re-laid the plot out and Qt painted it again
+    left = plot.getAxis("left")
+    left.setStyle(autoReduceTextSpace=False)
+    left.textWidth = QFontMetrics(left.font()).horizontalAdvance("000000")
+    left.setWidth()
     plot.setMinimumHeight(MIN_PLOT_HEIGHT)
     if grid:
         lines = pg.GridItem(pen=GRID_PEN, textPen=None)
