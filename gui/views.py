@@ -560,6 +560,9 @@ class SpectrumView(View):
 
     title = "Spectrum"
     min_interval_s = 0.1
+    #: the sums are read on a helper thread: the GUI thread never waits for the accumulator's
+    #: lock (held while a run's frames and photons come in)
+    background = True
     #: A region was dragged: its index and new edges (eV).
     regionDragged = pyqtSignal(int, float, float)
     #: A spectrum of :attr:`PROPOSE_AFTER_FRAMES` frames came and there is no region: one
@@ -657,8 +660,10 @@ class SpectrumView(View):
         self._spectra = None
         self.info.setText("")
 
-    def draw(self, source: LiveAccumulator) -> None:
-        spectra = source.spectra()
+    def compute(self, source: LiveAccumulator) -> SpectraView | None:
+        return source.spectra()
+
+    def paint(self, spectra: SpectraView | None) -> None:
         if spectra is None or spectra.frames == 0:
             return
         self._spectra = spectra
