@@ -21,9 +21,10 @@ Runs the main window offscreen on the simulated rig (default: full-frame 1024×1
     python benchmarks/bench_gui.py [--readout image|tracks] [--speed 1] [--exposure 0.04]
                                    [--frames 250] [--synthetic FPS] [--diagnose FILE]
 
-It also prints each background view's longest computation. ``--diagnose FILE`` writes every
-thread's stack to FILE whenever the heartbeat is 50 ms late (``faulthandler``, which needs no
-GIL: it shows the thread that keeps it) and prints garbage collections longer than 20 ms.
+It also prints each view's longest computation (on its helper thread). ``--diagnose FILE``
+writes every thread's stack to FILE whenever the heartbeat is 50 ms late (``faulthandler``,
+which needs no GIL: it shows the thread that keeps it) and prints garbage collections longer
+than 20 ms.
 
 ``--synthetic 30`` skips the rig and feeds the views full frames at 30 frames/s from a thread: the
 GUI's own capacity (the simulated camera makes only ~15 full frames/s on a 2-core machine).
@@ -163,7 +164,7 @@ def main() -> int:
                 refresh_ms.append((time.perf_counter() - t0) * 1e3)
             return drawn
 
-        slowest: dict[str, float] = {}  # longest computation of each background view (s)
+        slowest: dict[str, float] = {}  # longest computation of each view (s)
 
         def timed_compute(view: View) -> None:
             compute = view.compute
@@ -179,8 +180,7 @@ def main() -> int:
             view.compute = timed  # type: ignore[method-assign]
 
         for view in window.views:
-            if view.background:
-                timed_compute(view)
+            timed_compute(view)
 
         window.timer.timeout.disconnect()
         window.timer.timeout.connect(timed_refresh)

@@ -782,18 +782,16 @@ class MainWindow(QMainWindow):
     # -- display ------------------------------------------------------------------------------
 
     def refresh_views(self, force: bool = False) -> int:
-        """One display tick: show the run's progress, repaint at most two views, and start the
-        due computations of the background views on screen; returns how many views it
-        repainted.
+        """One display tick: show the run's progress, paint at most two views' computed
+        pictures, and start the due computations of the views on screen; returns how many views
+        it painted.
 
-        The camera (no minimum interval) repaints on every tick; of the other views with
-        something new to show, only the one that painted longest ago does. Qt repaints every
-        changed widget in one pass of the event loop, so this keeps each pass short; for the
-        same reason a view's first picture with data (its plot laid out anew, see
-        :attr:`View.empty`) is the tick's last.
-        ``force``: every view redraws, changed or not — the background views' computations start
-        now, the others paint on the next ticks like any view with something new (those behind
-        a tab once it is raised).
+        The camera (no minimum interval) paints on every tick; of the other views with a picture
+        waiting, only the one that painted longest ago does. Qt repaints every changed widget in
+        one pass of the event loop, so this keeps each pass short; for the same reason a view's
+        first picture with data (its plot laid out anew, see :attr:`View.empty`) is the tick's
+        last. ``force``: every view computes a picture now, changed or not (those behind a tab
+        are painted once it is raised).
         """
         self._show_progress()
         source = self.source
@@ -801,25 +799,21 @@ class MainWindow(QMainWindow):
             return 0
         if force:
             for view in self.views:
-                if view.background:
-                    self._guarded(view, lambda v: v.refresh(source, force=True))
-                else:
-                    view.request()
+                self._guarded(view, lambda v: v.refresh(source, force=True))
             return 0
         visible = [v for v in self.views if v.shown()]
         due = [v for v in visible if v.min_interval_s == 0]
-        waiting = [v for v in visible if v.min_interval_s > 0 and v.waiting(source)]
+        waiting = [v for v in visible if v.min_interval_s > 0 and v.waiting()]
         if waiting:
             due.append(min(waiting, key=lambda v: v.last_paint))
         painted = 0
         for view in due:
             was_empty = view.empty
-            painted += self._guarded(view, lambda v: v.paint_waiting(source))
+            painted += self._guarded(view, lambda v: v.paint_waiting())
             if was_empty and not view.empty:  # its first data: a costly paint, alone
                 break
         for view in visible:  # after painting: a picture just painted makes room for the next
-            if view.background:
-                self._guarded(view, lambda v: v.refresh(source))
+            self._guarded(view, lambda v: v.refresh(source))
         if painted:
             self.display_updates += 1
         return painted

@@ -5,11 +5,12 @@ consistent copy and draw it. The window's display timer calls :meth:`View.refres
 :meth:`View.paint_waiting`; a view redraws only when the accumulator changed, and at most every
 :attr:`View.min_interval_s` (zero: on every timer tick, for the camera).
 
-What is drawn on the GUI thread is kept small: the views whose data is large (the camera's full
-frame, the spectral time trace, the FLID, the polarization fit) prepare it on helper threads —
-downsampled to the screen, resampled, scaled to 8 bits with their display levels — and the GUI
-thread only hands the ready array to pyqtgraph. Images have no grid, and the curves' grid is
-drawn so that a redraw does not repaint the axes (see :func:`_plot`).
+What is drawn on the GUI thread is kept small: every view reads the accumulator and prepares its
+picture on a helper thread (the camera's full frame, the spectral time trace and the FLID
+downsampled to the screen, resampled, scaled to 8 bits with their display levels; the
+polarization fit; the spectra's, decay's and trace's copies) — the GUI thread never waits for
+the accumulator's lock and only hands the ready arrays to pyqtgraph. Images have no grid, and
+the curves' grid is drawn so that a redraw does not repaint the axes (see :func:`_plot`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from cryoscope.analysis.lifetime import DecayFit, model_counts
+from cryoscope.analysis.lifetime import DecayFit, DecayHistogram, model_counts
 from cryoscope.analysis.polarization import (
     polarization_model,
 )
 from cryoscope.analysis.spectra import HC_EV_NM
+from cryoscope.analysis.trace import IntensityTrace
 from cryoscope.live import FrameView, LiveAccumulator, LiveFlid, PolarizationView, SpectraView
 from drivers.interfaces import ReadMode
 from gui.widgets import (
@@ -69,21 +71,19 @@ FIT_PEN = pg.mkPen("#2ca02c", width=2)
 
 
 class View(QWidget):
-    """A live view. Subclasses implement :meth:`draw`, or, when computing what to show takes
-    long (fits, 2-D histograms, full frames), :meth:`compute` (any thread) and :meth:`paint`
-    (GUI thread) with ``background = True``: the computation then runs on a helper thread and the
-    event loop stays free. A background view waits at least :attr:`max_duty` ⁻¹ times the CPU time
-    of its last computation between two, so a computation that grows with the run never takes
-    more than that share of a core."""
+    """A live view. Subclasses implement :meth:`compute` (a helper thread: reads the accumulator
+    and prepares what to show) and :meth:`paint` (the GUI thread: hands it to pyqtgraph). The GUI
+    thread never reads the accumulator, whose lock is held while a run's data come in, and the
+    event loop stays free. A view waits at least :attr:`max_duty` ⁻¹ times the CPU time of its
+    last computation between two, so a computation that grows with the run never takes more than
+    that share of a core."""
 
     title: ClassVar[str] = ""
     #: Shortest time between two redraws (s).
     min_interval_s: ClassVar[float] = 0.0
-    #: Compute off the GUI thread (see the class docstring).
-    background: ClassVar[bool] = False
-    #: Largest share of the time a background view's computations may take.
+    #: Largest share of the time a view's computations may take.
     max_duty: ClassVar[float] = 0.25
-    #: The helper thread a background view computes on (views naming the same one share it).
+    #: The helper thread the view computes on (views naming the same one share it).
     helper: ClassVar[str] = "views"
     _computed = pyqtSignal(int, object)  # sequence number, Future
 
@@ -96,7 +96,6 @@ class View(QWidget):
         self._compute_s = 0.0
         self._sequence = 0
         self._pending = False  # a computation is under way
-        self._requested = False  # redraw at the next chance, changed or not
         self._ready: Future[Any] | None = None  # its result, not painted yet
         self.redraws = 0
         #: Shows no data (cleared): its next picture with data lays its plot out anew (ranges,
@@ -113,11 +112,8 @@ class View(QWidget):
 
     def due(self, source: LiveAccumulator | None) -> bool:
         """Whether ``source`` changed since the last draw and the interval has passed."""
-        if source is None or self._pending or self._ready is not None:
-            return False
-        if self._requested:
-            return True
-        if not self.changed(source):
+        if (source is None or self._pending or self._ready is not None
+                or not self.changed(source)):
             return False
         interval = max(self.min_interval_s, self._compute_s / self.max_duty)
         return time.monotonic() - self._last_draw >= interval
@@ -134,44 +130,30 @@ class View(QWidget):
         return self._last_paint
 
     def refresh(self, source: LiveAccumulator | None, force: bool = False) -> bool:
-        """Redraw if due (or ``force``: now, whatever the interval); returns whether it started
-        to. A view without :attr:`background` paints now; a background view computes on its
-        helper thread and its picture waits for :meth:`paint_waiting`."""
+        """Start computing a picture if due (or ``force``: now, whatever the interval, changed or
+        not); returns whether it started. The picture waits for :meth:`paint_waiting`."""
         if source is None or not (force or self.due(source)):
             return False
-        self._requested = False
         self._drawn_source, self._drawn_version = source, source.version
         self._last_draw = time.monotonic()
         self._sequence += 1
         self.prepare()
-        if self.background:
-            self._pending = True
-            self._ready = None
-            sequence = self._sequence
-            future = _helper(self.helper).submit(self._timed_compute, source)
-            future.add_done_callback(lambda f: self._deliver(sequence, f))
-        else:
-            self._count_paint()
-            self.draw(source)
+        self._pending = True
+        self._ready = None
+        sequence = self._sequence
+        future = _helper(self.helper).submit(self._timed_compute, source)
+        future.add_done_callback(lambda f: self._deliver(sequence, f))
         return True
 
-    def request(self) -> None:
-        """Redraw at the next display tick that has room, changed or not, whatever the
-        interval."""
-        self._requested = True
+    def waiting(self) -> bool:
+        """Whether a computed picture waits to be painted."""
+        return self._ready is not None
 
-    def waiting(self, source: LiveAccumulator | None) -> bool:
-        """Whether the view has something new to paint now: a picture computed on its helper
-        thread (background views), or changed data whose interval has passed (the others)."""
-        return self._ready is not None if self.background else self.due(source)
+    def paint_waiting(self) -> bool:
+        """Paint the computed picture, if one waits; returns whether the view painted.
 
-    def paint_waiting(self, source: LiveAccumulator | None) -> bool:
-        """Paint what :meth:`waiting` found, if anything; returns whether the view painted.
-
-        Background pictures wait for this call instead of being painted as they come, so that
-        the window decides how many views repaint in one pass of the event loop."""
-        if not self.background:
-            return self.refresh(source)
+        Pictures wait for this call instead of being painted as they come, so that the window
+        decides how many views repaint in one pass of the event loop."""
         future, self._ready = self._ready, None
         if future is None:
             return False
@@ -217,10 +199,6 @@ class View(QWidget):
         self.redraws += 1
         self._last_paint = time.monotonic()
 
-    def draw(self, source: LiveAccumulator) -> None:
-        """Compute and paint now (views without :attr:`background`)."""
-        self.paint(self.compute(source))
-
     def compute(self, source: LiveAccumulator) -> Any:
         raise NotImplementedError
 
@@ -232,7 +210,7 @@ _HELPERS: dict[str, ThreadPoolExecutor] = {}
 
 
 def _helper(name: str) -> ThreadPoolExecutor:
-    """The helper thread ``name`` that computes background views' data."""
+    """The helper thread ``name`` that computes views' pictures."""
     if name not in _HELPERS:
         _HELPERS[name] = ThreadPoolExecutor(1, thread_name_prefix=f"view-{name}")
     return _HELPERS[name]
@@ -405,7 +383,6 @@ class CameraView(View):
     """
 
     title = "Camera"
-    background = True
     helper = "camera"  # its own: a frame never waits for a fit or a FLID
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -560,9 +537,6 @@ class SpectrumView(View):
 
     title = "Spectrum"
     min_interval_s = 0.1
-    #: the sums are read on a helper thread: the GUI thread never waits for the accumulator's
-    #: lock (held while a run's frames and photons come in)
-    background = True
     #: A region was dragged: its index and new edges (eV).
     regionDragged = pyqtSignal(int, float, float)
     #: A spectrum of :attr:`PROPOSE_AFTER_FRAMES` frames came and there is no region: one
@@ -740,7 +714,6 @@ class SpectralTraceView(View):
 
     title = "Spectral time trace"
     min_interval_s = 0.25
-    background = True
     #: Most rows drawn (about the screen's height).
     max_rows: ClassVar[int] = 1000
 
@@ -849,14 +822,18 @@ class IntensityView(View):
         self.curve.setData([], [])
         self.info.setText("")
 
-    def draw(self, source: LiveAccumulator) -> None:
+    def compute(self, source: LiveAccumulator) -> tuple[IntensityTrace, int] | None:
         trace = source.intensity_trace()
-        if trace is None:
+        return None if trace is None else (trace, source.photons)
+
+    def paint(self, data: tuple[IntensityTrace, int] | None) -> None:
+        if data is None:
             return
+        trace, photons = data
         self.empty = False
         self.curve.setData(trace.start_s, trace.rate_cps)
         recent = trace.rate_cps[-max(1, int(1.0 / trace.bin_s)):]
-        self.info.setText(f"{source.photons} photons  ·  last second "
+        self.info.setText(f"{photons} photons  ·  last second "
                           f"{float(np.mean(recent)) / 1e3:.1f} kcps  ·  bin "
                           f"{trace.bin_s * 1e3:g} ms")
 
@@ -894,8 +871,10 @@ class DecayView(View):
         self.fit = fit
         self._drawn_version = -1
 
-    def draw(self, source: LiveAccumulator) -> None:
-        hist = source.decay()
+    def compute(self, source: LiveAccumulator) -> DecayHistogram | None:
+        return source.decay()
+
+    def paint(self, hist: DecayHistogram | None) -> None:
         if hist is None:
             return
         fine_ps = hist.period_ns * 1000.0 / hist.counts.shape[0]
@@ -942,7 +921,6 @@ class PolarizationPlot(View):
 
     title = "Polarization"
     min_interval_s = 0.5
-    background = True
     NO_REGION = "choose a spectral region on the spectrum"
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -1064,7 +1042,6 @@ class FlidView(View):
 
     title = "FLID"
     min_interval_s = 0.5
-    background = True
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

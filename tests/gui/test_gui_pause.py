@@ -57,7 +57,7 @@ def test_the_spectral_trace_puts_rows_at_their_frame_times_and_leaves_the_pause_
     assert trace is not None
     np.testing.assert_allclose(trace.frame_start_s[9:11], [4.5, 25.0])
     assert view.refresh(live)
-    qtbot.waitUntil(lambda: view.paint_waiting(live), timeout=5000)
+    qtbot.waitUntil(lambda: view.paint_waiting(), timeout=5000)
     image = view.image.image
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert rect.top() == pytest.approx(0.0) and rect.height() == pytest.approx(30.0, abs=2.0)

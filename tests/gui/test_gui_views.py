@@ -54,17 +54,17 @@ def test_a_full_frame_is_drawn_binned_to_the_screen_and_in_8_bits(qtbot: Any) ->
     live.add_frames(frames_with_a_spot(1), 0, WAVELENGTH, (), 0.0, False)
     assert view.refresh(live)
     assert view.info.text() == "no frame yet"  # the picture waits for the window's tick
-    qtbot.waitUntil(lambda: view.paint_waiting(live), timeout=5000)
+    qtbot.waitUntil(lambda: view.paint_waiting(), timeout=5000)
     assert view.info.text().startswith("frame 0")
     # the plot's range follows the frame as it repaints: more than a sensor pixel per screen one
     qtbot.waitUntil(lambda: min(view.plot.getViewBox().viewPixelSize()) > 1.0, timeout=5000)
     live.add_frames(frames_with_a_spot(1), 1, WAVELENGTH, (), 0.0, False)
     # now the view spans the frame: binned to the screen (once the view's duty cycle allows)
     qtbot.waitUntil(lambda: view.refresh(live), timeout=5000)
-    qtbot.waitUntil(lambda: view.paint_waiting(live), timeout=5000)
+    qtbot.waitUntil(lambda: view.paint_waiting(), timeout=5000)
     assert view.info.text().startswith("frame 1")
     assert not view.refresh(live)  # no new frame, nothing to draw
-    assert not view.paint_waiting(live)
+    assert not view.paint_waiting()
     image = view.image.image
     assert image is not None and image.dtype == np.uint8
     factor = 1024 // image.shape[0]
@@ -82,7 +82,7 @@ def test_a_full_frame_is_drawn_binned_to_the_screen_and_in_8_bits(qtbot: Any) ->
     view.black.setValue(0.0)
     view.white.setValue(600.0)
     qtbot.waitUntil(lambda: view.refresh(live), timeout=5000)  # once the duty cycle allows
-    qtbot.waitUntil(lambda: view.paint_waiting(live), timeout=5000)
+    qtbot.waitUntil(lambda: view.paint_waiting(), timeout=5000)
     assert view.levels == (0.0, 600.0)
     assert view.colour_bar.levels() == pytest.approx((0.0, 600.0))
     assert 120 <= int(view.image.image[100 // factor, 100 // factor]) <= 135
@@ -99,7 +99,7 @@ def test_a_long_spectral_time_trace_is_drawn_at_most_max_rows_tall(
     spectra[:, :, 512] = np.arange(50, dtype=np.uint16)[:, None] * 10
     live.add_frames(spectra, 0, WAVELENGTH, ("V", "H"), 0.0, False)
     assert view.refresh(live)
-    qtbot.waitUntil(lambda: view.paint_waiting(live), timeout=5000)
+    qtbot.waitUntil(lambda: view.paint_waiting(), timeout=5000)
     image = view.image.image
     assert image.shape == (13, 1024)  # 50 frames in groups of 4
     rect = view.image.mapRectToParent(view.image.boundingRect())
@@ -181,7 +181,7 @@ def test_a_narrow_spectral_time_trace_averages_columns_down_to_the_screen(qtbot:
     live.add_frames(spectra, 0, WAVELENGTH, ("V", "H"), 0.0, False)
     for _ in range(2):  # the first picture sets the plot's range, the second is drawn to it
         assert view.refresh(live, force=True)
-        qtbot.waitUntil(lambda: view.paint_waiting(live), timeout=5000)
+        qtbot.waitUntil(lambda: view.paint_waiting(), timeout=5000)
         QApplication.processEvents()
     image = view.image.image
     assert image is not None

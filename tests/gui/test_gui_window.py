@@ -428,19 +428,19 @@ def test_a_views_first_data_is_the_last_paint_of_its_tick_and_a_forced_redraw_is
     spectra[:, :, 500] = 3000
     live.add_frames(spectra, 0, np.linspace(560.0, 600.0, 1024), ("V", "H"), 0.0, False)
     window.live = live
-    window.show_live()  # every view cleared; the background ones compute, the others wait
+    window.show_live()  # every view cleared and computing its picture
     on_screen = [v for v in window.views if v.shown()]
-    behind = [v for v in window.views if not v.shown() and not v.background]
+    behind = [v for v in window.views if not v.shown()]
     camera, spectrum = window.camera_view, window.spectrum_view
     assert camera in on_screen and spectrum in on_screen and window.decay_view in behind
     assert camera.empty and spectrum.empty
 
     def computed() -> None:  # every computation started is done, its picture waiting
         deadline = time.monotonic() + 10
-        while (not all(v.waiting(live) for v in (camera, spectrum))
+        while (not all(v.waiting() for v in (camera, spectrum))
                and time.monotonic() < deadline):
             QApplication.processEvents()
-        assert camera.waiting(live) and spectrum.waiting(live)
+        assert camera.waiting() and spectrum.waiting()
 
     computed()
     before = {v.title: v.redraws for v in window.views}
