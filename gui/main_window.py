@@ -349,21 +349,16 @@ class MainWindow(QMainWindow):
         self.source_label = QLabel("")
         bar.addSeparator()
         bar.addWidget(self.source_label)
-
-        self.addToolBarBreak()
-        self.banner_bar = QToolBar("Messages", self)
-        self.banner_bar.setObjectName("toolbar_messages")
-        # one line across the window (the whole message in its tooltip, the status bar and the
-        # log): a wrapped banner in a toolbar was four lines tall and pushed the plots down
+        # errors: one line in the toolbar's free room (the whole message in its tooltip, the
+        # status bar and the log), shown and hidden without moving anything else — a banner on
+        # a row of its own pushed every dock down and repainted every plot
         self.banner = LineLabel("")
-        self.banner.setStyleSheet("color: white; background: #b00020; padding: 4px;")
+        self.banner.setStyleSheet("color: white; background: #b00020; padding: 2px 4px;")
         self.banner.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         dismiss = QPushButton("Dismiss")
         dismiss.clicked.connect(self.clear_error)
-        self.banner_bar.addWidget(self.banner)
-        self.banner_bar.addWidget(dismiss)
-        self.addToolBar(self.banner_bar)
-        self.banner_bar.hide()
+        self._banner_actions = [bar.addWidget(self.banner), bar.addWidget(dismiss)]
+        self.clear_error()
         menu_bar = self.menuBar()
         assert menu_bar is not None  # a QMainWindow always makes one
         menu = menu_bar.addMenu("&View")
@@ -383,11 +378,16 @@ class MainWindow(QMainWindow):
         self.errors.append(message)
         log.error("%s", message)
         self.banner.setText(message)
-        self.banner_bar.show()
+        self._show_banner(True)
         self._status(message, 15000)
 
     def clear_error(self) -> None:
-        self.banner_bar.hide()
+        self._show_banner(False)
+
+    def _show_banner(self, shown: bool) -> None:
+        for action in self._banner_actions:
+            if action is not None:
+                action.setVisible(shown)
 
     def _status(self, text: str, timeout_ms: int = 0) -> None:
         bar = self.statusBar()

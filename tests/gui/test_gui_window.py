@@ -211,7 +211,7 @@ def test_an_instrument_error_in_a_run_is_a_message_and_the_rig_is_safe(
     path = tmp_path / "failed.h5"
     start(window, path)
     wait_for_end(qtbot, window)
-    assert window.banner_bar.isVisible()
+    assert window.banner.isVisible()
     assert "camera: acquisition timed out" in window.banner.text()
     assert file_status(path) == "failed"
     assert rig_state(window) == (False, False)
@@ -228,7 +228,7 @@ def test_a_refused_command_is_a_message(qtbot: Any, window: MainWindow,
     panel = window.instruments.panels["stage"]
     move = next(w for w in panel.controls if getattr(w, "text", lambda: "")() == "Move")
     move.click()  # type: ignore[attr-defined]
-    qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
+    qtbot.waitUntil(window.banner.isVisible, timeout=5000)
     assert "stage: motor stalled" in window.banner.text()
     assert window.session.state is SessionState.IDLE
     assert rig_state(window)[1] is False
@@ -296,7 +296,7 @@ def test_replay_shows_a_file_with_its_analysis(qtbot: Any, tmp_path: Path) -> No
     assert window.results.summary["frames"] == FAST["frames"]
 
     window.open_measurement(tmp_path / "missing.h5")
-    qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
+    qtbot.waitUntil(window.banner.isVisible, timeout=5000)
     assert "file not found" in window.banner.text()
     window.close()
 
@@ -307,7 +307,7 @@ def test_an_existing_output_file_is_a_message(qtbot: Any, window: MainWindow,
     path.write_bytes(b"")
     window.run_panel.overwrite.setChecked(False)
     start(window, path)
-    qtbot.waitUntil(window.banner_bar.isVisible, timeout=5000)
+    qtbot.waitUntil(window.banner.isVisible, timeout=5000)
     text = window.banner.text()
     assert "taken.h5 exists" in text
     assert "'overwrite'" in text and "Run panel" in text and "--overwrite" not in text
@@ -469,3 +469,20 @@ def test_a_views_first_data_is_the_last_paint_of_its_tick_and_a_forced_redraw_is
     QApplication.processEvents()
     window.refresh_views()
     assert decay.redraws == before[decay.title] + 1
+
+
+def test_an_error_shows_on_the_toolbar_without_moving_the_docks(
+        qtbot: Any, window: MainWindow) -> None:
+    """An error is one line in the toolbar's free room: shown and dismissed, the docks stay
+    where they were (a banner on a row of its own pushed them down and repainted every plot)."""
+    qtbot.wait(100)
+    docks = {key: dock.geometry() for key, dock in window.docks.items() if dock.isVisible()}
+    window.show_error("Could not move the waveplate: stage: motor stalled " * 5)
+    qtbot.waitUntil(window.banner.isVisible, timeout=5000)
+    qtbot.wait(100)
+    assert {key: window.docks[key].geometry() for key in docks} == docks
+    assert window.banner.toolTip().startswith("Could not move the waveplate")
+    window.clear_error()
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=5000)
+    qtbot.wait(100)
+    assert {key: window.docks[key].geometry() for key in docks} == docks
