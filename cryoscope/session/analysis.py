@@ -16,8 +16,7 @@ __all__ = ["import_analysis", "summarize_run"]
 def import_analysis() -> None:
     """Import the analysis (a worker process' first job, started before it is needed: the
     imports take about two seconds of a core)."""
-    import cryoscope.analysis
-    import cryoscope.analysis.summary  # noqa: F401
+    import cryoscope.analysis.summary  # noqa: F401  (imports cryoscope.analysis with it)
 
 
 def summarize_run(path: str | Path) -> dict[str, Any]:
