@@ -211,7 +211,8 @@ def test_an_instrument_error_in_a_run_is_a_message_and_the_rig_is_safe(
     path = tmp_path / "failed.h5"
     start(window, path)
     wait_for_end(qtbot, window)
-    assert window.banner.isVisible()
+    # the toolbar lays the line out on its next pass of the event loop
+    qtbot.waitUntil(window.banner.isVisible, timeout=5000)
     assert "camera: acquisition timed out" in window.banner.text()
     assert file_status(path) == "failed"
     assert rig_state(window) == (False, False)
